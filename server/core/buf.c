@@ -80,10 +80,9 @@ int
 buf_append(struct buf *b, const void *p, size_t n)
 {
 	int rc = grow(b, n);
-	if (rc)
+	if (rc || n == 0)
 		return rc;
-	if (n)
-		memcpy(b->data + b->len, p, n);	/* UNSAFE: grow() made room for n + NUL */
+	memcpy(b->data + b->len, p, n);	/* UNSAFE: grow() made room for n + NUL */
 	b->len += n;
 	b->data[b->len] = '\0';
 	return 0;

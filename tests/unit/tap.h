@@ -16,7 +16,11 @@ tap_check(int ok, const char *what, const char *file, int line)
 	tap_count++;
 	if (!ok)
 		tap_failures++;
-	printf("%sok %d - %s:%d %s\n", ok ? "" : "not ", tap_count, file, line, what);
+	printf("%sok %d - %s:%d ", ok ? "" : "not ", tap_count, file, line);
+	/* names may come from test data: keep each result on one TAP line */
+	for (; *what; what++)
+		putchar((unsigned char)*what < 0x20 || (unsigned char)*what >= 0x7f ? '?' : *what);
+	putchar('\n');
 	fflush(stdout);
 	return ok;
 }

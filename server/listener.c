@@ -1,0 +1,279 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "listener.h"
+#include "core/compat.h"
+
+/* Pending connections the kernel may queue per listener. */
+#define LISTEN_BACKLOG 1024
+/* Connections accepted per wake-up, so one busy listener cannot starve a worker. */
+#define ACCEPT_BATCH 64
+/* Per-address counters: an open-addressing table; full means refusing (fail closed). */
+#define IPTAB_SIZE 65536
+
+struct ip_slot {
+	unsigned char key[16];	/* IPv4 mapped into IPv6 form */
+	unsigned count;		/* connections open now; 0 with used set is a tombstone */
+	bool used;
+};
+
+static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct ip_slot *iptab;
+static unsigned open_total;
+
+static struct log_ratelimit busy_rl = LOG_RATELIMIT_INIT(10, 5);
+
+static void
+addr_key(const struct sockaddr_storage *a, unsigned char key[16])
+{
+	memset(key, 0, 16);
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)a;
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &in->sin_addr, 4);
+	} else if (a->ss_family == AF_INET6) {
+		memcpy(key, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+	}
+}
+
+static uint32_t
+key_hash(const unsigned char key[16])
+{
+	uint32_t h = 2166136261u;	/* FNV-1a: the table is sized and probed, not attacker-sensitive */
+	int i;
+
+	for (i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h;
+}
+
+/* Find the slot of key, or a free one for it; NULL when the table is full. Lock held. */
+static struct ip_slot *
+ip_find(const unsigned char key[16], bool create)
+{
+	uint32_t i, h = key_hash(key);
+	struct ip_slot *tomb = NULL;
+
+	if (!iptab)
+		iptab = xcalloc(IPTAB_SIZE, sizeof(*iptab));
+	for (i = 0; i < IPTAB_SIZE; i++) {
+		struct ip_slot *s = &iptab[(h + i) % IPTAB_SIZE];
+
+		if (!s->used) {
+			if (!create)
+				return NULL;
+			s = tomb ? tomb : s;
+			memcpy(s->key, key, 16);
+			s->used = true;
+			s->count = 0;
+			return s;
+		}
+		if (s->count && memcmp(s->key, key, 16) == 0)
+			return s;
+		if (!s->count && !tomb)
+			tomb = s;
+	}
+	if (create && tomb) {
+		memcpy(tomb->key, key, 16);
+		return tomb;
+	}
+	return NULL;
+}
+
+bool
+listener_admit(const struct sockaddr_storage *addr, const struct config *cfg)
+{
+	unsigned char key[16];
+	struct ip_slot *s;
+	bool ok = false;
+
+	addr_key(addr, key);
+	pthread_mutex_lock(&ip_lock);
+	if (open_total < cfg->limits.max_connections) {
+		s = ip_find(key, true);
+		if (s && s->count < cfg->limits.max_connections_per_ip) {
+			s->count++;
+			open_total++;
+			ok = true;
+		}
+	}
+	pthread_mutex_unlock(&ip_lock);
+	return ok;
+}
+
+void
+listener_release(const struct sockaddr_storage *addr)
+{
+	unsigned char key[16];
+	struct ip_slot *s;
+
+	addr_key(addr, key);
+	pthread_mutex_lock(&ip_lock);
+	s = ip_find(key, false);
+	ASSERT(s && s->count > 0 && open_total > 0);
+	s->count--;
+	open_total--;
+	if (!s->count) {
+		/* turn trailing tombstones back into free slots, so probes stay short */
+		size_t i = (size_t)(s - iptab);
+
+		while (!iptab[(i + 1) % IPTAB_SIZE].used && iptab[i].used && !iptab[i].count) {
+			iptab[i].used = false;
+			i = (i + IPTAB_SIZE - 1) % IPTAB_SIZE;
+		}
+	}
+	pthread_mutex_unlock(&ip_lock);
+}
+
+unsigned
+listener_open_count(void)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&ip_lock);
+	n = open_total;
+	pthread_mutex_unlock(&ip_lock);
+	return n;
+}
+
+/* Too busy: a plaintext protocol gets its reply; implicit TLS just a close. */
+static void
+refuse(int fd, const struct sockaddr_storage *peer, enum listen_proto proto,
+    const struct config *cfg)
+{
+	const struct proto_ops *ops = proto_for(proto);
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned suppressed;
+
+	if (ops->busy_reply && proto != LISTEN_SUBMISSIONS && proto != LISTEN_POP3S) {
+		const char *msg = ops->busy_reply(cfg);
+		/* a fresh socket's send buffer is empty: this cannot block or be partial */
+		if (send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			(void)0;	/* the client is gone already; nothing to do */
+	}
+	if (peer->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, ip, sizeof(ip));
+	else if (peer->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, ip, sizeof(ip));
+	if (log_ratelimit_ok(&busy_rl, &suppressed))
+		log_msg(LOG_LEVEL_WARN, "event=limit limit=connections proto=%s ip=%s suppressed=%u",
+		    config_proto_name(proto), ip, suppressed);
+	close(fd);
+}
+
+static void
+on_accept(struct ev_handler *h, uint32_t events)
+{
+	struct listener *l = (struct listener *)h;
+	struct worker *w = worker_self();
+	int i;
+
+	(void)events;
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof(peer);
+		struct config *cfg;
+		int one = 1;
+		int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			/* EMFILE/ENFILE: out of descriptors; log and let the next wake retry */
+			log_msg(LOG_LEVEL_ERR, "event=accept proto=%s error=\"%s\"",
+			    config_proto_name(l->proto), strerror(errno));
+			return;
+		}
+		cfg = config_get();
+		if (!listener_admit(&peer, cfg)) {
+			refuse(fd, &peer, l->proto, cfg);
+			config_unref(cfg);
+			continue;
+		}
+		/* replies go out as soon as a pipelined group is answered (no Nagle delay) */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		conn_accept(w, fd, &peer, l->proto, cfg);	/* takes the config reference */
+	}
+}
+
+int
+listener_open_all(const struct config *cfg, struct listener **out, size_t *n_out)
+{
+	struct listener *ls = xcalloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*ls));
+	size_t i;
+
+	for (i = 0; i < cfg->nlisteners; i++) {
+		const struct config_listener *cl = &cfg->listeners[i];
+		struct listener *l = &ls[i];
+		struct sockaddr_storage ss;
+		socklen_t slen;
+		int one = 1, fd, saved;
+
+		memset(&ss, 0, sizeof(ss));
+		if (inet_pton(AF_INET, cl->address, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+			((struct sockaddr_in *)&ss)->sin_family = AF_INET;
+			((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)cl->port);
+			slen = sizeof(struct sockaddr_in);
+		} else if (inet_pton(AF_INET6, cl->address, &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+			((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)cl->port);
+			slen = sizeof(struct sockaddr_in6);
+		} else {
+			log_msg(LOG_LEVEL_ERR, "event=listen address=\"%s\" error=\"not a numeric address\"",
+			    cl->address);
+			listener_close_all(ls, i);
+			return ERR_CONFIG;
+		}
+		fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd >= 0) {
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (ss.ss_family == AF_INET6)
+				setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		}
+		if (fd < 0 || bind(fd, (struct sockaddr *)&ss, slen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+			saved = errno;
+			log_msg(LOG_LEVEL_ERR, "event=listen proto=%s address=%s port=%u error=\"%s\"",
+			    config_proto_name(cl->proto), cl->address, cl->port, strerror(saved));
+			fprintf(stderr, "postied: cannot listen on %s port %u (%s): %s\n",
+			    cl->address, cl->port, config_proto_name(cl->proto), strerror(saved));
+			if (fd >= 0)
+				close(fd);
+			listener_close_all(ls, i);
+			return saved == EACCES ? ERR_PERM : ERR_IO;
+		}
+		l->ev.fn = on_accept;
+		l->fd = fd;
+		l->proto = cl->proto;
+		l->port = cl->port;
+		snprintf(l->address, sizeof(l->address), "%s", cl->address);
+	}
+	*out = ls;
+	*n_out = cfg->nlisteners;
+	return 0;
+}
+
+void
+listener_close_all(struct listener *ls, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (ls[i].fd >= 0)
+			close(ls[i].fd);
+	free(ls);
+}

@@ -1,0 +1,234 @@
+/*
+ * postied: options, configuration, listeners, privilege drop, worker
+ * threads, and the main thread's signal loop (SIGTERM/SIGINT stop,
+ * SIGHUP reload). The order of start-up is STYLE.md section 3.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "listener.h"
+#include "pop3/session.h"
+#include "privdrop.h"
+#include "smtp/session.h"
+#include "tls.h"
+#include "worker.h"
+#include "core/compat.h"
+
+/* How long a stopping server waits for sessions that are finishing work. */
+#define STOP_GRACE_MS 10000
+
+const struct proto_ops *
+proto_for(enum listen_proto proto)
+{
+	return proto == LISTEN_POP3 || proto == LISTEN_POP3S ? &pop3_proto_ops : &smtp_proto_ops;
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: postied [-c FILE] [-f] [--check-config] [--version] [--help]\n"
+	    "  -c FILE          configuration file (default %s)\n"
+	    "  -f               stay in the foreground and log to stderr\n"
+	    "  --check-config   validate the configuration, print every problem, exit\n"
+	    "  --version        print the version and exit\n",
+	    CONFIG_DEFAULT_PATH);
+}
+
+/* Load TLS credentials from cfg and make them current. 0 or ERR_TLS. */
+static int
+load_tls(const struct config *cfg)
+{
+	struct tls_creds *creds;
+	int rc = tls_creds_server_load(cfg->tls.certificate, cfg->tls.key, cfg->tls.priority, &creds);
+
+	if (rc) {
+		log_msg(LOG_LEVEL_ERR, "event=tls_load certificate=\"%s\" key=\"%s\" error=\"%s\"",
+		    cfg->tls.certificate, cfg->tls.key, err_str(rc));
+		return rc;
+	}
+	tls_creds_set_current(creds);
+	return 0;
+}
+
+/* As root: the store directory exists and belongs to the user postied becomes. */
+static int
+prepare_store_dir(const struct config *cfg, bool as_root)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (mkdir(cfg->storage.path, 0750) < 0 && errno != EEXIST) {
+		log_msg(LOG_LEVEL_ERR, "event=store_dir path=\"%s\" error=\"%s\"",
+		    cfg->storage.path, strerror(errno));
+		return ERR_IO;
+	}
+	if (!as_root)
+		return 0;
+	if (privdrop_lookup(cfg->user, &uid, &gid))
+		return ERR_CONFIG;
+	if (chown(cfg->storage.path, uid, gid) < 0) {
+		log_msg(LOG_LEVEL_ERR, "event=store_dir path=\"%s\" error=\"chown: %s\"",
+		    cfg->storage.path, strerror(errno));
+		return ERR_IO;
+	}
+	return 0;
+}
+
+static void
+write_pid_file(const char *path)
+{
+	FILE *f;
+
+	if (!path || !*path)
+		return;
+	f = fopen(path, "w");
+	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
+		log_msg(LOG_LEVEL_ERR, "event=pid_file path=\"%s\" error=\"%s\"", path, strerror(errno));
+}
+
+/* SIGHUP: a new configuration and new certificates, or the old ones kept. */
+static void
+reload(const char *path)
+{
+	struct config *next = NULL, *cur = config_get();
+	int rc = config_load(path, &next, config_report_stderr, NULL);
+
+	if (rc) {
+		log_msg(LOG_LEVEL_ERR, "event=reload result=fail error=\"%s\" keeping=old", err_str(rc));
+		config_unref(cur);
+		return;
+	}
+	if (load_tls(next)) {
+		log_msg(LOG_LEVEL_ERR, "event=reload result=fail error=\"TLS credentials\" keeping=old");
+		config_unref(next);
+		config_unref(cur);
+		return;
+	}
+	if (strcmp(next->user, cur->user) != 0 || config_threads(next) != config_threads(cur) ||
+	    next->nlisteners != cur->nlisteners)
+		log_msg(LOG_LEVEL_WARN, "event=reload note=\"listeners, user and threads change only on restart\"");
+	log_set_level((enum log_level)next->log_level);
+	config_set(next);
+	config_unref(cur);
+	log_msg(LOG_LEVEL_NOTICE, "event=reload result=ok");
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "check-config", no_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *path = CONFIG_DEFAULT_PATH;
+	bool foreground = false, check_only = false, as_root = geteuid() == 0;
+	struct listener *listeners = NULL;
+	struct config *cfg = NULL;
+	size_t nlisteners = 0;
+	sigset_t sigs;
+	int opt, sfd, rc, status = 1;
+
+	while ((opt = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'f': foreground = true; break;
+		case 'C': check_only = true; break;
+		case 'V': printf("postied %s\n", PACKAGE_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	rc = config_load(path, &cfg, config_report_stderr, NULL);
+	if (check_only) {
+		if (!rc)
+			printf("%s: configuration OK\n", path);
+		config_unref(cfg);
+		return rc ? 1 : 0;
+	}
+	if (rc)
+		return 1;
+	log_open("postied", foreground, (enum log_level)cfg->log_level);
+
+	/* signals go to the main thread's signalfd; worker threads block them all */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (sfd < 0) {
+		log_msg(LOG_LEVEL_CRIT, "event=signalfd error=\"%s\"", strerror(errno));
+		return 1;
+	}
+
+	if (listener_open_all(cfg, &listeners, &nlisteners))
+		goto out;
+	if (prepare_store_dir(cfg, as_root))
+		goto out;
+	if (as_root && privdrop_to(cfg->user))
+		goto out;
+	if (tls_global_init() || load_tls(cfg))
+		goto out;
+	config_set(config_ref(cfg));
+	if (worker_pool_start(config_threads(cfg), listeners, nlisteners))
+		goto out;
+	write_pid_file(cfg->pid_file);
+	log_msg(LOG_LEVEL_NOTICE, "event=ready version=%s threads=%u listeners=%zu uid=%u",
+	    PACKAGE_VERSION, config_threads(cfg), nlisteners, (unsigned)geteuid());
+
+	for (;;) {
+		struct signalfd_siginfo si;
+		ssize_t n = read(sfd, &si, sizeof(si));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != sizeof(si)) {
+			log_msg(LOG_LEVEL_CRIT, "event=signalfd error=\"%s\"", strerror(errno));
+			break;
+		}
+		if (si.ssi_signo == SIGHUP) {
+			reload(path);
+			continue;
+		}
+		log_msg(LOG_LEVEL_NOTICE, "event=stopping signal=%s",
+		    si.ssi_signo == SIGTERM ? "TERM" : "INT");
+		break;
+	}
+	worker_pool_stop(STOP_GRACE_MS);
+	status = 0;
+	log_msg(LOG_LEVEL_NOTICE, "event=stopped");
+out:
+	if (cfg->pid_file && *cfg->pid_file && status == 0)
+		unlink(cfg->pid_file);
+	if (listeners)
+		listener_close_all(listeners, nlisteners);
+	tls_creds_set_current(NULL);
+	config_set(NULL);
+	config_unref(cfg);
+	tls_global_deinit();
+	close(sfd);
+	return status;
+}

@@ -1,0 +1,328 @@
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "core/err.h"
+#include "core/linereader.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "smtp/session.h"
+#include "core/compat.h"
+
+enum smtp_state {
+	SMTP_STATE_INIT  = 1u << 0,	/* greeted, no EHLO/HELO yet */
+	SMTP_STATE_READY = 1u << 1,	/* after EHLO/HELO */
+};
+#define SMTP_STATE_ANY (SMTP_STATE_INIT | SMTP_STATE_READY)
+
+enum {
+	CMD_NOARG    = 1u << 0,	/* an argument is a syntax error */
+	CMD_ARG      = 1u << 1,	/* an argument is required */
+};
+
+struct smtp_session {
+	struct conn *conn;
+	enum smtp_state state;
+	struct linereader lr;
+	unsigned bad_commands;
+	char helo[256];		/* the client's EHLO/HELO name, validated printable */
+	char line[SMTP_CMDLINE_MAX];	/* the command being handled, NUL-terminated */
+};
+
+struct smtp_cmd {
+	const char *verb;
+	unsigned states;
+	unsigned flags;
+	void (*run)(struct smtp_session *s, struct span arg);
+};
+
+static void
+reply(struct smtp_session *s, const char *text)
+{
+	conn_write(s->conn, text, strlen(text));
+}
+
+static void
+set_state(struct smtp_session *s, enum smtp_state st)
+{
+	if (log_enabled(LOG_LEVEL_DEBUG))
+		log_msg(LOG_LEVEL_DEBUG, "sid=%s event=state from=%u to=%u", s->conn->sid, s->state, st);
+	s->state = st;
+}
+
+/* A client error: count it; past the limit say goodbye (RFC 5321 4.3.2: 421). */
+static void
+bad_command(struct smtp_session *s, const char *text)
+{
+	struct conn *c = s->conn;
+
+	reply(s, text);
+	if (++s->bad_commands >= c->cfg->limits.max_bad_commands) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=bad_commands ip=%s count=%u",
+		    c->sid, c->ip, s->bad_commands);
+		conn_printf(c, "421 4.7.0 %s Too many errors, closing connection\r\n", c->cfg->hostname);
+		conn_close_after_flush(c);
+	}
+}
+
+/* HELO/EHLO argument: a domain or address literal; printable ASCII only. */
+static bool
+valid_helo(struct span arg)
+{
+	size_t i;
+
+	if (arg.len == 0 || arg.len >= 256)
+		return false;
+	for (i = 0; i < arg.len; i++)
+		if (arg.p[i] <= ' ' || arg.p[i] >= 0x7f)
+			return false;
+	return true;
+}
+
+static bool
+offers_starttls(const struct smtp_session *s)
+{
+	const struct conn *c = s->conn;
+
+	return !conn_is_tls(c) && (c->proto == LISTEN_SMTP || c->proto == LISTEN_SUBMISSION);
+}
+
+static void
+cmd_ehlo(struct smtp_session *s, struct span arg)
+{
+	struct conn *c = s->conn;
+
+	if (!valid_helo(arg)) {
+		bad_command(s, "501 5.5.4 Syntax: EHLO hostname\r\n");
+		return;
+	}
+	memcpy(s->helo, arg.p, arg.len);
+	s->helo[arg.len] = '\0';
+	set_state(s, SMTP_STATE_READY);
+	conn_printf(c, "250-%s greets %s [%s]\r\n", c->cfg->hostname, s->helo, c->ip);
+	if (offers_starttls(s))
+		reply(s, "250-STARTTLS\r\n");
+	reply(s, "250-PIPELINING\r\n");
+	reply(s, "250 ENHANCEDSTATUSCODES\r\n");
+}
+
+static void
+cmd_helo(struct smtp_session *s, struct span arg)
+{
+	struct conn *c = s->conn;
+
+	if (!valid_helo(arg)) {
+		bad_command(s, "501 5.5.4 Syntax: HELO hostname\r\n");
+		return;
+	}
+	memcpy(s->helo, arg.p, arg.len);
+	s->helo[arg.len] = '\0';
+	set_state(s, SMTP_STATE_READY);
+	conn_printf(c, "250 %s\r\n", c->cfg->hostname);
+}
+
+static void
+cmd_noop(struct smtp_session *s, struct span arg)
+{
+	(void)arg;	/* RFC 5321 4.1.1.9: a parameter is allowed and ignored */
+	reply(s, "250 2.0.0 OK\r\n");
+}
+
+static void
+cmd_rset(struct smtp_session *s, struct span arg)
+{
+	(void)arg;
+	reply(s, "250 2.0.0 OK\r\n");
+}
+
+static void
+cmd_help(struct smtp_session *s, struct span arg)
+{
+	(void)arg;
+	reply(s, "214 2.0.0 See RFC 5321\r\n");
+}
+
+static void
+cmd_quit(struct smtp_session *s, struct span arg)
+{
+	struct conn *c = s->conn;
+
+	(void)arg;
+	conn_printf(c, "221 2.0.0 %s Bye\r\n", c->cfg->hostname);
+	conn_close_after_flush(c);
+}
+
+static void
+cmd_starttls(struct smtp_session *s, struct span arg)
+{
+	(void)arg;
+	if (!offers_starttls(s)) {
+		bad_command(s, conn_is_tls(s->conn) ? "503 5.5.1 Already using TLS\r\n"
+		    : "502 5.5.1 STARTTLS not offered here\r\n");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS\r\n");
+	if (conn_starttls(s->conn)) {
+		log_msg(LOG_LEVEL_ERR, "sid=%s event=starttls error=\"no TLS credentials\"", s->conn->sid);
+		conn_close_after_flush(s->conn);
+	}
+}
+
+/* Every command the session knows, with the states it is allowed in (STYLE 8). */
+static const struct smtp_cmd smtp_cmds[] = {
+	{ "EHLO",     SMTP_STATE_ANY,   CMD_ARG,   cmd_ehlo },
+	{ "HELO",     SMTP_STATE_ANY,   CMD_ARG,   cmd_helo },
+	{ "STARTTLS", SMTP_STATE_READY, CMD_NOARG, cmd_starttls },
+	{ "NOOP",     SMTP_STATE_ANY,   0,         cmd_noop },
+	{ "RSET",     SMTP_STATE_ANY,   CMD_NOARG, cmd_rset },
+	{ "HELP",     SMTP_STATE_ANY,   0,         cmd_help },
+	{ "QUIT",     SMTP_STATE_ANY,   CMD_NOARG, cmd_quit },
+};
+
+static void
+dispatch(struct smtp_session *s, struct span line)
+{
+	const struct smtp_cmd *cmd = NULL;
+	struct span verb, arg;
+	long sp = span_find(line, ' ');
+	size_t i;
+
+	verb = sp < 0 ? line : span_head(line, (size_t)sp);
+	arg = sp < 0 ? span_make(line.p + line.len, 0) : span_tail(line, (size_t)sp + 1);
+	for (i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++) {
+		if (span_ieq(verb, smtp_cmds[i].verb)) {
+			cmd = &smtp_cmds[i];
+			break;
+		}
+	}
+	if (!cmd) {
+		bad_command(s, "500 5.5.2 Command unrecognized\r\n");
+		return;
+	}
+	if (!(cmd->states & s->state)) {
+		bad_command(s, "503 5.5.1 Bad sequence of commands\r\n");
+		return;
+	}
+	if ((cmd->flags & CMD_NOARG) && arg.len) {
+		bad_command(s, "501 5.5.4 Syntax error: no parameters allowed\r\n");
+		return;
+	}
+	if ((cmd->flags & CMD_ARG) && !arg.len) {
+		bad_command(s, "501 5.5.4 Syntax error: parameter required\r\n");
+		return;
+	}
+	cmd->run(s, arg);
+}
+
+static void *
+smtp_create(struct conn *c)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+
+	s->conn = c;
+	s->state = SMTP_STATE_INIT;
+	linereader_init(&s->lr, SMTP_CMDLINE_MAX);
+	return s;
+}
+
+static void
+smtp_start(struct conn *c)
+{
+	conn_printf(c, "220 %s ESMTP postie\r\n", c->cfg->hostname);
+}
+
+static void
+smtp_input(struct conn *c)
+{
+	struct smtp_session *s = c->session;
+
+	/* one line at a time, replies in order; stop when the session waits or ends */
+	while (!conn_is_closed(c) && !c->paused && !c->close_after_flush &&
+	    c->tls_state != CONN_TLS_PENDING) {
+		struct span line;
+		size_t used;
+		enum lr_result r = linereader_next(&s->lr, conn_input(c), &line, &used);
+
+		if (r == LR_LINE) {
+			/* copy, then consume: handlers may reset the input (STARTTLS) */
+			memcpy(s->line, line.p, line.len);
+			s->line[line.len] = '\0';
+			conn_consume(c, used);
+			conn_touch(c);
+			dispatch(s, span_make(s->line, line.len));
+			continue;
+		}
+		conn_consume(c, used);
+		if (r == LR_MORE) {
+			if (!used)
+				break;
+			continue;
+		}
+		if (r == LR_TOO_LONG) {
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=line_length ip=%s", c->sid, c->ip);
+			bad_command(s, "500 5.5.2 Line too long\r\n");
+		} else {
+			char safe[LOG_SAFE_SIZE];
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=bad_line ip=%s line=\"%s\"", c->sid, c->ip,
+			    log_safe(safe, line));
+			bad_command(s, "500 5.5.2 Bare CR, bare LF or NUL in command line\r\n");
+		}
+	}
+}
+
+static void
+smtp_tls_ready(struct conn *c)
+{
+	struct smtp_session *s = c->session;
+
+	/* RFC 3207 section 4.2: forget everything learnt before TLS */
+	s->helo[0] = '\0';
+	linereader_init(&s->lr, SMTP_CMDLINE_MAX);
+	set_state(s, SMTP_STATE_INIT);
+}
+
+static void
+smtp_timeout(struct conn *c, enum conn_timeout why)
+{
+	(void)why;
+	conn_printf(c, "421 4.4.2 %s Timeout, closing connection\r\n", c->cfg->hostname);
+}
+
+static void
+smtp_shutdown(struct conn *c)
+{
+	conn_printf(c, "421 4.3.2 %s Service shutting down, try again later\r\n", c->cfg->hostname);
+}
+
+static void
+smtp_destroy(struct conn *c)
+{
+	free(c->session);
+	c->session = NULL;
+}
+
+static const char *
+smtp_busy_reply(const struct config *cfg)
+{
+	static __thread char text[320];
+
+	snprintf(text, sizeof(text), "421 4.7.0 %s Too many connections, try again later\r\n",
+	    cfg->hostname);
+	return text;
+}
+
+const struct proto_ops smtp_proto_ops = {
+	.name = "smtp",
+	.create = smtp_create,
+	.start = smtp_start,
+	.input = smtp_input,
+	.tls_ready = smtp_tls_ready,
+	.drained = NULL,
+	.timeout = smtp_timeout,
+	.shutdown = smtp_shutdown,
+	.destroy = smtp_destroy,
+	.busy_reply = smtp_busy_reply,
+};
