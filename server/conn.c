@@ -215,6 +215,34 @@ conn_consume(struct conn *c, size_t n)
 	buf_consume(&c->in, n);
 }
 
+enum lr_result
+conn_next_line(struct conn *c, struct linereader *lr, char *line_buf, struct span *line_out)
+{
+	for (;;) {
+		size_t used;
+		enum lr_result r = linereader_next(lr, &c->in, line_out, &used);
+
+		if (r == LR_LINE) {
+			/* copy, then consume: a handler may reset the input (STARTTLS) */
+			memcpy(line_buf, line_out->p, line_out->len);
+			line_buf[line_out->len] = '\0';
+			*line_out = span_make(line_buf, line_out->len);
+			buf_consume(&c->in, used);
+			conn_touch(c);
+			return r;
+		}
+		if (r == LR_MORE && used) {
+			buf_consume(&c->in, used);	/* the tail of an overlong line */
+			continue;
+		}
+		if (r != LR_MORE) {
+			*line_out = span_head(*line_out, 0);
+			buf_consume(&c->in, used);
+		}
+		return r;
+	}
+}
+
 size_t
 conn_out_pending(const struct conn *c)
 {
@@ -285,6 +313,7 @@ flush(struct conn *c)
 	if (c->closed)
 		return;
 	if (!c->out.len) {
+		buf_free(&c->out);	/* nor output memory */
 		if (c->close_after_flush) {
 			conn_close(c, "done");
 			return;
@@ -303,22 +332,24 @@ flush(struct conn *c)
 	update_interest(c);
 }
 
-/* Read what the socket has into c->in: >0 bytes, 0 nothing now, <0 closed or failed. */
+/*
+ * Read what the socket has into c->in: >0 bytes, 0 nothing now, <0 closed
+ * or failed. Reads go through a per-thread scratch area and only the bytes
+ * received are kept, so ten thousand idle connections hold no read buffers.
+ */
 static ssize_t
 read_some(struct conn *c)
 {
+	static __thread unsigned char scratch[CONN_READ_CHUNK];
 	size_t room = buf_room(&c->in);
-	unsigned char *p;
 	ssize_t n;
 
-	if (room > CONN_READ_CHUNK)
-		room = CONN_READ_CHUNK;
+	if (room > sizeof(scratch))
+		room = sizeof(scratch);
 	if (!room)
 		return 0;
-	p = buf_reserve(&c->in, room);
-	ASSERT(p != NULL);
 	if (c->tls) {
-		n = tls_read(c->tls, p, room);
+		n = tls_read(c->tls, scratch, room);
 		if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
 			c->tls_want_write = n == TLS_WANT_WRITE;
 			return 0;
@@ -326,13 +357,14 @@ read_some(struct conn *c)
 		if (n < 0)
 			return n == ERR_CLOSED ? ERR_CLOSED : ERR_TLS;
 	} else {
-		n = recv(c->fd, p, room, 0);
+		n = recv(c->fd, scratch, room, 0);
 		if (n < 0)
 			return errno == EAGAIN || errno == EINTR ? 0 : ERR_IO;
 		if (n == 0)
 			return ERR_CLOSED;
 	}
-	buf_commit(&c->in, (size_t)n);
+	/* cannot fail: n <= room */
+	buf_append(&c->in, scratch, (size_t)n);
 	return n;
 }
 
@@ -373,8 +405,11 @@ service(struct conn *c)
 	    buf_room(&c->in) > 0)
 		worker_post(c->worker, resume_post, conn_ref(c));
 	c->in_callback = false;
-	if (!c->closed)
+	if (!c->closed) {
+		if (!c->in.len)
+			buf_free(&c->in);	/* idle connections keep no input memory */
 		flush(c);
+	}
 	conn_unref(c);
 }
 

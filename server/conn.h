@@ -23,6 +23,7 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/linereader.h"
 #include "worker.h"
 
 struct conn;
@@ -134,6 +135,24 @@ const char *conn_tls_cipher(const struct conn *c);
 /* Stop / resume feeding input to the protocol while async work runs. */
 void conn_pause(struct conn *c);
 void conn_resume(struct conn *c);
+
+/*
+ * The next command line from the input, for line-based protocols. On
+ * LR_LINE the line is copied into line_buf (at least lr->max bytes), NUL
+ * terminated, consumed from the input, and the command deadline re-armed;
+ * *line_out points into line_buf, valid until the next call. LR_TOO_LONG
+ * and LR_BAD have consumed the offending bytes (*line_out: the start of
+ * them, for logging, valid until the next input change). LR_MORE: wait.
+ */
+enum lr_result conn_next_line(struct conn *c, struct linereader *lr, char *line_buf,
+    struct span *line_out);
+
+/* Whether the protocol may take another command now. */
+static inline bool
+conn_can_take_input(const struct conn *c)
+{
+	return !c->closed && !c->paused && !c->close_after_flush && c->tls_state != CONN_TLS_PENDING;
+}
 
 /* Re-arm the command deadline (call after each complete command). */
 void conn_touch(struct conn *c);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -87,6 +88,19 @@ prepare_store_dir(const struct config *cfg, bool as_root)
 		return ERR_IO;
 	}
 	return 0;
+}
+
+/* Every connection is a descriptor: take all the kernel allows this process. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_msg(LOG_LEVEL_WARN, "event=rlimit error=\"%s\"", strerror(errno));
+	}
 }
 
 static void
@@ -184,6 +198,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	raise_fd_limit();
 	if (listener_open_all(cfg, &listeners, &nlisteners))
 		goto out;
 	if (prepare_store_dir(cfg, as_root))

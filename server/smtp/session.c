@@ -240,34 +240,19 @@ smtp_input(struct conn *c)
 	struct smtp_session *s = c->session;
 
 	/* one line at a time, replies in order; stop when the session waits or ends */
-	while (!conn_is_closed(c) && !c->paused && !c->close_after_flush &&
-	    c->tls_state != CONN_TLS_PENDING) {
+	while (conn_can_take_input(c)) {
 		struct span line;
-		size_t used;
-		enum lr_result r = linereader_next(&s->lr, conn_input(c), &line, &used);
+		enum lr_result r = conn_next_line(c, &s->lr, s->line, &line);
 
+		if (r == LR_MORE)
+			break;
 		if (r == LR_LINE) {
-			/* copy, then consume: handlers may reset the input (STARTTLS) */
-			memcpy(s->line, line.p, line.len);
-			s->line[line.len] = '\0';
-			conn_consume(c, used);
-			conn_touch(c);
-			dispatch(s, span_make(s->line, line.len));
-			continue;
-		}
-		conn_consume(c, used);
-		if (r == LR_MORE) {
-			if (!used)
-				break;
-			continue;
-		}
-		if (r == LR_TOO_LONG) {
+			dispatch(s, line);
+		} else if (r == LR_TOO_LONG) {
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=line_length ip=%s", c->sid, c->ip);
 			bad_command(s, "500 5.5.2 Line too long\r\n");
 		} else {
-			char safe[LOG_SAFE_SIZE];
-			log_msg(LOG_LEVEL_INFO, "sid=%s event=bad_line ip=%s line=\"%s\"", c->sid, c->ip,
-			    log_safe(safe, line));
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=bad_line ip=%s", c->sid, c->ip);
 			bad_command(s, "500 5.5.2 Bare CR, bare LF or NUL in command line\r\n");
 		}
 	}
