@@ -1,1 +1,5 @@
-# (empty: filled by the module that owns it)
+# tools: benchmark programs. Built by `make`; run by hand or by tools/bench.
+# They print figures and assert nothing: performance is never a timed test.
+noinst_PROGRAMS += tools/bench/bench-idle
+tools_bench_bench_idle_SOURCES = tools/bench/idle.c
+tools_bench_bench_idle_LDADD = server/libtls.a server/core/libcore.a $(GNUTLS_LIBS)

@@ -2,7 +2,7 @@
 # this fragment turns them into tests (replay build) or plain programs (libFuzzer).
 EXTRA_DIST += tests/fuzz/replay.c tests/fuzz/README
 if FUZZERS
-noinst_PROGRAMS = $(FUZZ_TARGETS)
+noinst_PROGRAMS += $(FUZZ_TARGETS)
 else
 check_PROGRAMS += $(FUZZ_TARGETS)
 TESTS += $(FUZZ_TARGETS)

@@ -1,0 +1,266 @@
+/*
+ * bench-idle: hold N idle connections on postied (SMTP and POP3 mixed, a
+ * share of them over implicit TLS), then report the server's resident
+ * memory and how fast a new connection is greeted meanwhile. Prints JSON
+ * lines; asserts nothing (benchmarks measure, tests check behaviour).
+ *
+ *   bench-idle --pid PID --smtp PORT --pop3 PORT --smtps PORT --pop3s PORT
+ *              [-n 10000] [--tls-percent 50] [--host 127.0.0.1]
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "tls.h"
+#include "core/compat.h"
+
+#define BENCH_SETUP_SECONDS 120	/* the whole set-up phase is bounded */
+#define PROBES 50		/* fresh connections timed while the others idle */
+
+enum cstate { C_CONNECTING, C_HANDSHAKE, C_GREETING, C_IDLE, C_FAILED };
+
+struct client {
+	int fd;
+	enum cstate state;
+	struct tls_conn *tls;
+	char got[256];
+	size_t ngot;
+};
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int
+connect_to(const char *host, unsigned port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -1;
+	inet_pton(AF_INET, host, &sa.sin_addr);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Advance one client; returns its new state. */
+static enum cstate
+step(struct client *cl)
+{
+	ssize_t n;
+
+	if (cl->state == C_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		getsockopt(cl->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err)
+			return C_FAILED;
+		cl->state = cl->tls ? C_HANDSHAKE : C_GREETING;
+	}
+	if (cl->state == C_HANDSHAKE) {
+		int rc = tls_handshake(cl->tls);
+		if (rc == TLS_WANT_READ || rc == TLS_WANT_WRITE)
+			return C_HANDSHAKE;
+		if (rc)
+			return C_FAILED;
+		cl->state = C_GREETING;
+	}
+	if (cl->state == C_GREETING) {
+		for (;;) {
+			if (cl->ngot >= sizeof(cl->got))
+				return C_FAILED;
+			n = cl->tls ? tls_read(cl->tls, cl->got + cl->ngot, sizeof(cl->got) - cl->ngot)
+			    : recv(cl->fd, cl->got + cl->ngot, sizeof(cl->got) - cl->ngot, 0);
+			if (n == TLS_WANT_READ || n == TLS_WANT_WRITE || (n < 0 && !cl->tls && errno == EAGAIN))
+				return C_GREETING;
+			if (n <= 0)
+				return C_FAILED;
+			cl->ngot += (size_t)n;
+			if (memchr(cl->got, '\n', cl->ngot))
+				return C_IDLE;
+		}
+	}
+	return cl->state;
+}
+
+static long
+rss_kb(const char *pids)
+{
+	char list[1024], *save = NULL, *tok;
+	long total = 0;
+
+	snprintf(list, sizeof(list), "%s", pids);
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char path[64], line[256];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%s/status", tok);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (strncmp(line, "VmRSS:", 6) == 0)
+				total += strtol(line + 6, NULL, 10);
+		fclose(f);
+	}
+	return total;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' }, { "smtp", required_argument, NULL, 's' },
+		{ "pop3", required_argument, NULL, 'o' }, { "smtps", required_argument, NULL, 'S' },
+		{ "pop3s", required_argument, NULL, 'O' }, { "tls-percent", required_argument, NULL, 't' },
+		{ "host", required_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+	};
+	const char *pids = NULL, *host = "127.0.0.1";
+	unsigned ports[4] = { 0, 0, 0, 0 }, n = 1000, tls_percent = 50, i, idle = 0, failed = 0;
+	struct tls_creds *creds = NULL;
+	struct client *cls;
+	struct rlimit rl;
+	double t0, lat[PROBES];
+	int ep, opt;
+
+	while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n': n = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'p': pids = optarg; break;
+		case 's': ports[0] = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'o': ports[1] = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'S': ports[2] = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'O': ports[3] = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 't': tls_percent = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'h': host = optarg; break;
+		default:
+			fprintf(stderr, "usage: bench-idle --pid PID[,PID] --smtp P --pop3 P --smtps P --pop3s P [-n N] [--tls-percent P]\n");
+			return 2;
+		}
+	}
+	if (!pids || !ports[0] || !ports[1] || (tls_percent && (!ports[2] || !ports[3])) || n == 0 ||
+	    n > 100000 || tls_percent > 100) {
+		fprintf(stderr, "bench-idle: missing or bad arguments (see the comment at the top of idle.c)\n");
+		return 2;
+	}
+	log_open("bench-idle", true, LOG_LEVEL_WARN);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	if (tls_percent && (tls_global_init() || tls_creds_client_new(NULL, &creds))) {
+		fprintf(stderr, "bench-idle: TLS set-up failed\n");
+		return 1;
+	}
+	printf("{\"bench\":\"idle\",\"phase\":\"start\",\"rss_kb\":%ld}\n", rss_kb(pids));
+
+	cls = calloc(n, sizeof(*cls));
+	ep = epoll_create1(0);
+	t0 = now_s();
+	for (i = 0; i < n; i++) {
+		bool tls = (i % 100) < tls_percent;
+		unsigned port = ports[(tls ? 2 : 0) + (i % 2)];	/* SMTP and POP3 alternate */
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u32 = i };
+
+		cls[i].fd = connect_to(host, port);
+		if (cls[i].fd < 0 || (tls && tls_conn_new_client(creds, cls[i].fd, "localhost", &cls[i].tls))) {
+			cls[i].state = C_FAILED;
+			failed++;
+			continue;
+		}
+		epoll_ctl(ep, EPOLL_CTL_ADD, cls[i].fd, &ev);
+	}
+	while (idle + failed < n && now_s() - t0 < BENCH_SETUP_SECONDS) {
+		struct epoll_event evs[512];
+		int k, m = epoll_wait(ep, evs, 512, 1000);
+
+		for (k = 0; k < m; k++) {
+			struct client *cl = &cls[evs[k].data.u32];
+			enum cstate st;
+
+			if (cl->state == C_IDLE || cl->state == C_FAILED)
+				continue;
+			st = step(cl);
+			cl->state = st;
+			if (st == C_IDLE || st == C_FAILED) {
+				epoll_ctl(ep, EPOLL_CTL_DEL, cl->fd, NULL);
+				if (st == C_IDLE)
+					idle++;
+				else
+					failed++;
+			}
+		}
+	}
+	printf("{\"bench\":\"idle\",\"connections\":%u,\"tls_percent\":%u,\"idle\":%u,\"failed\":%u,"
+	    "\"setup_s\":%.2f,\"rss_kb\":%ld}\n", n, tls_percent, idle, failed, now_s() - t0, rss_kb(pids));
+
+	/* while they idle: how long until a new client is greeted? */
+	for (i = 0; i < PROBES; i++) {
+		struct client probe = { .state = C_CONNECTING };
+		double start = now_s();
+
+		probe.fd = connect_to(host, ports[i % 2]);
+		while (probe.fd >= 0 && probe.state != C_IDLE && probe.state != C_FAILED &&
+		    now_s() - start < 10) {
+			struct pollfd pfd = { .fd = probe.fd, .events = POLLIN };
+
+			if (probe.state == C_CONNECTING)
+				pfd.events |= POLLOUT;
+			if (poll(&pfd, 1, 100) > 0)
+				probe.state = step(&probe);
+		}
+		lat[i] = probe.state == C_IDLE ? (now_s() - start) * 1000 : 1e9;
+		if (probe.fd >= 0)
+			close(probe.fd);
+	}
+	qsort(lat, PROBES, sizeof(lat[0]), cmp_double);
+	printf("{\"bench\":\"idle_greeting_latency\",\"held\":%u,\"probes\":%d,\"p50_ms\":%.3f,"
+	    "\"p99_ms\":%.3f,\"max_ms\":%.3f}\n", idle, PROBES, lat[PROBES / 2],
+	    lat[PROBES * 99 / 100], lat[PROBES - 1]);
+
+	for (i = 0; i < n; i++) {
+		tls_conn_free(cls[i].tls);
+		if (cls[i].fd >= 0)
+			close(cls[i].fd);
+	}
+	free(cls);
+	close(ep);
+	if (creds)
+		tls_creds_unref(creds);
+	if (tls_percent)
+		tls_global_deinit();
+	return 0;
+}
