@@ -2,7 +2,7 @@
 noinst_LIBRARIES += server/libserver.a
 server_libserver_a_SOURCES = \
 	server/worker.c server/worker.h \
-	server/conn.c server/conn.h \
+	server/conn.c server/conn.h server/conn_lines.c \
 	server/listener.c server/listener.h \
 	server/privdrop.c server/privdrop.h \
 	server/smtp/session.c server/smtp/session.h \
@@ -14,3 +14,14 @@ server_postied_SOURCES = server/main.c
 server_postied_LDADD = server/libserver.a server/libtls.a server/core/libconf.a \
 	server/core/libcore.a $(GNUTLS_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 server_postied_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+
+# protocol engines under test: fed scripted bytes through tests/unit/fake_conn.c
+ENGINE_TEST_SOURCES = tests/unit/fake_conn.c tests/unit/fake_conn.h server/conn_lines.c
+check_PROGRAMS += tests/unit/test_smtp_session tests/unit/test_pop3_session
+TESTS += tests/unit/test_smtp_session tests/unit/test_pop3_session
+tests_unit_test_smtp_session_SOURCES = tests/unit/test_smtp_session.c server/smtp/session.c \
+	$(ENGINE_TEST_SOURCES)
+tests_unit_test_smtp_session_LDADD = server/core/libcore.a
+tests_unit_test_pop3_session_SOURCES = tests/unit/test_pop3_session.c server/pop3/session.c \
+	$(ENGINE_TEST_SOURCES)
+tests_unit_test_pop3_session_LDADD = server/core/libcore.a

@@ -1,0 +1,115 @@
+/*
+ * fake_conn.c: conn.c's API without sockets, for feeding protocol engines
+ * scripted bytes in unit tests and fuzz targets. Output accumulates in
+ * c->out; STARTTLS only records the request (and drops buffered input,
+ * exactly as conn.c does, since that is part of the contract under test).
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conn.h"
+#include "fake_conn.h"
+#include "core/compat.h"
+
+void
+conn_write(struct conn *c, const void *p, size_t n)
+{
+	if (c->closed)
+		return;
+	if (buf_append(&c->out, p, n))
+		c->closed = true;	/* conn.c closes a client that does not read */
+}
+
+void
+conn_printf(struct conn *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->closed)
+		return;
+	va_start(ap, fmt);
+	buf_vprintf(&c->out, fmt, ap);
+	va_end(ap);
+}
+
+void
+conn_close_after_flush(struct conn *c)
+{
+	c->close_after_flush = true;
+}
+
+void
+conn_close(struct conn *c, const char *reason)
+{
+	(void)reason;
+	c->closed = true;
+}
+
+int
+conn_starttls(struct conn *c)
+{
+	buf_reset(&c->in);
+	c->tls_state = CONN_TLS_PENDING;
+	return 0;
+}
+
+void
+conn_touch(struct conn *c)
+{
+	(void)c;
+}
+
+void
+fake_conn_init(struct conn *c, struct config *cfg, enum listen_proto proto,
+    const struct proto_ops *ops)
+{
+	memset(c, 0, sizeof(*c));
+	c->proto = proto;
+	c->ops = ops;
+	c->cfg = cfg;
+	c->refs = 1;
+	snprintf(c->sid, sizeof(c->sid), "00000000");
+	snprintf(c->ip, sizeof(c->ip), "192.0.2.7");
+	buf_init(&c->in, CONN_INPUT_MAX);
+	buf_init(&c->out, 1 << 20);
+	c->session = ops->create(c);
+}
+
+void
+fake_conn_feed(struct conn *c, const void *p, size_t n)
+{
+	buf_append(&c->in, p, n);
+	if (!c->closed && !c->close_after_flush)
+		c->ops->input(c);
+}
+
+void
+fake_conn_tls_done(struct conn *c)
+{
+	c->tls_state = CONN_TLS_ON;
+	c->ops->tls_ready(c);
+}
+
+void
+fake_conn_free(struct conn *c)
+{
+	c->ops->destroy(c);
+	buf_free(&c->in);
+	buf_free(&c->out);
+}
+
+void
+fake_config_init(struct config *cfg)
+{
+	static char host[] = "mx.example.test";
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->hostname = host;
+	cfg->limits.max_bad_commands = 10;
+	cfg->limits.command_timeout = 300;
+	cfg->smtp.max_message_size = 1 << 20;
+	cfg->smtp.max_recipients = 100;
+}

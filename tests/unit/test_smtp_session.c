@@ -1,0 +1,147 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "fake_conn.h"
+#include "smtp/session.h"
+#include "tap.h"
+
+static struct config cfg;
+
+/* Run a script of input on a fresh session; return the replies (static). */
+static const char *
+run(enum listen_proto proto, const char *input, struct conn *c)
+{
+	fake_conn_init(c, &cfg, proto, &smtp_proto_ops);
+	c->ops->start(c);
+	fake_conn_feed(c, input, strlen(input));
+	return (const char *)c->out.data;
+}
+
+static bool
+has(const char *out, const char *want)
+{
+	return out && strstr(out, want) != NULL;
+}
+
+static int
+count(const char *out, const char *what)
+{
+	int n = 0;
+
+	while (out && (out = strstr(out, what)) != NULL) {
+		n++;
+		out += strlen(what);
+	}
+	return n;
+}
+
+static void
+test_basics(void)
+{
+	struct conn c;
+	const char *out;
+
+	out = run(LISTEN_SMTP, "EHLO client.test\r\nNOOP\r\nHELP\r\nQUIT\r\n", &c);
+	CHECK(strncmp(out, "220 mx.example.test ESMTP", 25) == 0);
+	CHECK(has(out, "250-mx.example.test greets client.test [192.0.2.7]\r\n"));
+	CHECK(has(out, "250-STARTTLS\r\n") && has(out, "250-PIPELINING\r\n"));
+	CHECK(has(out, "250 ENHANCEDSTATUSCODES\r\n"));
+	CHECK(has(out, "\r\n250 2.0.0 OK\r\n214 2.0.0"));
+	CHECK(has(out, "221 2.0.0 mx.example.test Bye\r\n") && c.close_after_flush);
+	fake_conn_free(&c);
+
+	out = run(LISTEN_SMTP, "FOO\r\nSTARTTLS\r\nEHLO\r\nRSET x\r\nnoop\r\n", &c);
+	CHECK(has(out, "500 5.5.2 Command unrecognized\r\n"));
+	CHECK(has(out, "503 5.5.1 Bad sequence of commands\r\n"));	/* STARTTLS before EHLO */
+	CHECK(has(out, "501 5.5.4 Syntax error: parameter required\r\n"));
+	CHECK(has(out, "501 5.5.4 Syntax error: no parameters allowed\r\n"));
+	CHECK(has(out, "250 2.0.0 OK\r\n"));	/* verbs are case-insensitive */
+	fake_conn_free(&c);
+}
+
+static void
+test_strict_lines(void)
+{
+	struct conn c;
+	char longline[600];
+	const char *out;
+
+	out = run(LISTEN_SMTP, "NOOP\nNOOP\r\n", &c);	/* bare LF: one error, then a good line */
+	CHECK(has(out, "500 5.5.2 Bare CR, bare LF or NUL") && has(out, "250 2.0.0 OK"));
+	fake_conn_free(&c);
+
+	memset(longline, 'A', sizeof(longline));
+	memcpy(longline + sizeof(longline) - 8, "\r\nNOOP\r\n", 8);
+	fake_conn_init(&c, &cfg, LISTEN_SMTP, &smtp_proto_ops);
+	fake_conn_feed(&c, longline, sizeof(longline));
+	out = (const char *)c.out.data;
+	CHECK(has(out, "500 5.5.2 Line too long\r\n"));
+	/* exactly one error for the long line, and the next command still works */
+	CHECK(count(out, "500 ") == 1);
+	CHECK(has(out, "250 2.0.0 OK\r\n"));
+	fake_conn_free(&c);
+}
+
+static void
+test_starttls_discards_pipelined(void)
+{
+	struct conn c;
+	const char *out;
+
+	out = run(LISTEN_SUBMISSION, "EHLO a\r\nSTARTTLS\r\nMAIL FROM:<x@y>\r\n", &c);
+	CHECK(has(out, "220 2.0.0 Ready to start TLS\r\n"));
+	CHECK(c.tls_state == CONN_TLS_PENDING && c.in.len == 0);	/* injected line gone */
+	CHECK(!has(out, "Command unrecognized"));
+	buf_reset(&c.out);
+	fake_conn_tls_done(&c);
+	/* after TLS the session starts over: no EHLO known, no STARTTLS offered */
+	fake_conn_feed(&c, "STARTTLS\r\n", 10);
+	CHECK(has((const char *)c.out.data, "503 5.5.1"));
+	buf_reset(&c.out);
+	fake_conn_feed(&c, "EHLO a\r\n", 8);
+	CHECK(!has((const char *)c.out.data, "STARTTLS"));
+	fake_conn_free(&c);
+
+	out = run(LISTEN_SUBMISSIONS, "EHLO a\r\n", &c);	/* implicit TLS listener */
+	CHECK(!has(out, "STARTTLS"));
+	fake_conn_free(&c);
+}
+
+static void
+test_bad_command_limit(void)
+{
+	struct conn c;
+	const char *out;
+
+	out = run(LISTEN_SMTP, "X\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nX\r\nNOOP\r\n", &c);
+	CHECK(has(out, "421 4.7.0 mx.example.test Too many errors"));
+	CHECK(c.close_after_flush && !has(out, "250 2.0.0 OK"));
+	fake_conn_free(&c);
+}
+
+static void
+test_timeout_shutdown_busy(void)
+{
+	struct conn c;
+
+	fake_conn_init(&c, &cfg, LISTEN_SMTP, &smtp_proto_ops);
+	c.ops->timeout(&c, CONN_TIMEOUT_COMMAND);
+	c.ops->shutdown(&c);
+	CHECK(has((const char *)c.out.data, "421 4.4.2 mx.example.test Timeout"));
+	CHECK(has((const char *)c.out.data, "421 4.3.2 mx.example.test Service shutting down"));
+	CHECK(has(c.ops->busy_reply(&cfg), "421 4.7.0 mx.example.test Too many connections"));
+	fake_conn_free(&c);
+}
+
+int
+main(void)
+{
+	fake_config_init(&cfg);
+	test_basics();
+	test_strict_lines();
+	test_starttls_discards_pipelined();
+	test_bad_command_limit();
+	test_timeout_shutdown_busy();
+	return tap_done();
+}
