@@ -1,0 +1,14 @@
+# delivery: outbound SMTP client pieces (reply reader so far)
+noinst_LIBRARIES += server/delivery/libdelivery.a
+server_delivery_libdelivery_a_SOURCES = server/delivery/reply.c server/delivery/reply.h
+
+check_PROGRAMS += tests/unit/test_smtp_reply
+TESTS += tests/unit/test_smtp_reply
+tests_unit_test_smtp_reply_SOURCES = tests/unit/test_smtp_reply.c
+tests_unit_test_smtp_reply_LDADD = server/delivery/libdelivery.a server/core/libcore.a
+
+FUZZ_TARGETS += tests/fuzz/fuzz_smtp_reply
+tests_fuzz_fuzz_smtp_reply_SOURCES = tests/fuzz/fuzz_smtp_reply.c tests/fuzz/replay.c
+tests_fuzz_fuzz_smtp_reply_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_smtp_reply_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_smtp_reply_LDADD = server/delivery/libdelivery.a server/core/libcore.a
