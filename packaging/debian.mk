@@ -1,0 +1,1 @@
+# (empty: filled by the module that owns it)
