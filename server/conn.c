@@ -50,16 +50,19 @@ make_sid(struct conn *c)
 static void
 update_interest(struct conn *c)
 {
-	uint32_t want = EPOLLRDHUP;
+	uint32_t want = 0;
 
 	if (c->closed)
 		return;
 	if (c->tls_state == CONN_TLS_HANDSHAKE) {
-		want |= c->tls_want_write ? EPOLLOUT : EPOLLIN;
+		want |= c->tls_want_write ? EPOLLOUT : EPOLLIN | EPOLLRDHUP;
 	} else {
+		/* read only what the protocol can take: not while it waits, not while
+		 * a client that does not read has CONN_OUT_HIGH bytes of replies queued */
 		if (!c->paused && !c->close_after_flush && !c->read_eof &&
-		    c->tls_state != CONN_TLS_PENDING && buf_room(&c->in) > 0)
-			want |= EPOLLIN;
+		    c->tls_state != CONN_TLS_PENDING && buf_room(&c->in) > 0 &&
+		    c->out.len < CONN_OUT_HIGH)
+			want |= EPOLLIN | EPOLLRDHUP;
 		if (c->out.len || c->tls_want_write)
 			want |= EPOLLOUT;
 	}
@@ -357,7 +360,7 @@ service(struct conn *c)
 		if (c->in.len && !c->paused && c->tls_state != CONN_TLS_PENDING &&
 		    c->tls_state != CONN_TLS_HANDSHAKE && !c->close_after_flush)
 			c->ops->input(c);
-		if (c->closed || c->paused || c->close_after_flush ||
+		if (c->closed || c->paused || c->close_after_flush || c->out.len >= CONN_OUT_HIGH ||
 		    c->tls_state == CONN_TLS_PENDING || c->tls_state == CONN_TLS_HANDSHAKE)
 			break;
 		n = read_some(c);
@@ -392,6 +395,11 @@ conn_event(struct ev_handler *h, uint32_t events)
 
 	if (c->closed)
 		return;
+	/* a reset or error is reported whatever we asked for: do not spin on it */
+	if ((events & (EPOLLERR | EPOLLHUP)) && !(c->events & EPOLLIN)) {
+		conn_close(c, "client_reset");
+		return;
+	}
 	conn_ref(c);
 	if (c->tls_state == CONN_TLS_HANDSHAKE) {
 		step_handshake(c);

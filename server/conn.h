@@ -54,6 +54,8 @@ struct proto_ops {
 #define CONN_INPUT_MAX (16 * 1024)
 /* One read() at most; keeps a single client from monopolising a worker. */
 #define CONN_READ_CHUNK (16 * 1024)
+/* Replies queued past this stop reading input: a pipelining client must read too. */
+#define CONN_OUT_HIGH (64 * 1024)
 /* The session id is 8 hex digits, unique per process. */
 #define CONN_SID_LEN 8
 
