@@ -69,6 +69,7 @@ struct config {
 
 	struct {
 		char *pam_service;
+		char *helper;			/* path of postie-auth */
 		bool allow_plaintext_loopback;	/* logins without TLS from 127/8 and ::1 */
 		unsigned failure_delay_ms;	/* answer to a failed login is delayed */
 		unsigned max_failures;		/* per address within failure_window */

@@ -1,1 +1,10 @@
-# (empty: filled by the module that owns it)
+# configuration: libconfig is included only in config.c
+noinst_LIBRARIES += server/core/libconf.a
+server_core_libconf_a_SOURCES = server/core/config.c server/core/config.h
+server_core_libconf_a_CFLAGS = $(AM_CFLAGS) $(LIBCONFIG_CFLAGS)
+
+check_PROGRAMS += tests/unit/test_config
+TESTS += tests/unit/test_config
+tests_unit_test_config_SOURCES = tests/unit/test_config.c
+tests_unit_test_config_LDADD = server/core/libconf.a server/core/libcore.a $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+tests_unit_test_config_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
