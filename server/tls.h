@@ -40,8 +40,9 @@ int tls_creds_server_load(const char *cert_file, const char *key_file,
     const char *priority, struct tls_creds **out);
 
 /*
- * Credentials for the outbound client: system trust store, no client
- * certificate. verify selects whether tls_conn_verified() can be true.
+ * Credentials for the outbound client and tools: the system trust store
+ * is loaded, no client certificate. Opportunistic: the handshake does not
+ * fail on an unverifiable server certificate.
  */
 int tls_creds_client_new(const char *priority, struct tls_creds **out);
 
@@ -73,7 +74,11 @@ int tls_handshake(struct tls_conn *t);
 ssize_t tls_read(struct tls_conn *t, void *p, size_t n);
 size_t tls_pending(struct tls_conn *t);
 
-/* Write up to n bytes: >0 bytes taken, TLS_WANT_READ/WRITE, or ERR_TLS. */
+/*
+ * Write up to n bytes: >0 bytes taken, TLS_WANT_READ/WRITE, or ERR_TLS.
+ * After TLS_WANT_*, call again with the same bytes (at least as many as
+ * before): GnuTLS has taken a record it will finish sending first.
+ */
 ssize_t tls_write(struct tls_conn *t, const void *p, size_t n);
 
 /* Send close_notify if possible, without blocking. */

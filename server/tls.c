@@ -1,0 +1,353 @@
+/*
+ * tls.c: the only file that includes GnuTLS. Non-blocking sessions over
+ * caller-owned sockets, reference-counted credentials swapped on reload.
+ *
+ * A session that failed or saw close_notify is dead: every later call
+ * returns the same error without touching GnuTLS again, so nothing is read
+ * from it as plaintext and no buffer GnuTLS owned is used after an error
+ * (the class of Exim's GnuTLS use-after-free, CVE-2026-45185).
+ */
+#include "config.h"
+
+#include <gnutls/gnutls.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "tls.h"
+#include "core/compat.h"
+
+struct tls_creds {
+	int refs;
+	bool server;
+	gnutls_certificate_credentials_t cert;
+	gnutls_priority_t priority;
+	gnutls_datum_t ticket_key;	/* session tickets (server only) */
+};
+
+struct tls_conn {
+	gnutls_session_t session;
+	struct tls_creds *creds;
+	int dead;		/* 0, or the error every later call returns */
+};
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_creds *current;
+
+int
+tls_global_init(void)
+{
+	int rc = gnutls_global_init();
+
+	if (rc < 0) {
+		log_msg(LOG_LEVEL_ERR, "event=tls_error where=init error=\"%s\"", gnutls_strerror(rc));
+		return ERR_TLS;
+	}
+	return 0;
+}
+
+void
+tls_global_deinit(void)
+{
+	gnutls_global_deinit();
+}
+
+static void
+creds_free(struct tls_creds *c)
+{
+	if (c->cert)
+		gnutls_certificate_free_credentials(c->cert);
+	if (c->priority)
+		gnutls_priority_deinit(c->priority);
+	if (c->ticket_key.data) {
+		gnutls_memset(c->ticket_key.data, 0, c->ticket_key.size);
+		gnutls_free(c->ticket_key.data);
+	}
+	free(c);
+}
+
+static int
+set_priority(struct tls_creds *c, const char *priority)
+{
+	const char *where = NULL;
+	int rc = gnutls_priority_init(&c->priority, priority ? priority : TLS_DEFAULT_PRIORITY, &where);
+
+	if (rc < 0) {
+		c->priority = NULL;
+		log_msg(LOG_LEVEL_ERR, "event=tls_error where=priority error=\"%s\" at=\"%.40s\"",
+		    gnutls_strerror(rc), where ? where : "");
+		return ERR_TLS;
+	}
+	return 0;
+}
+
+int
+tls_creds_server_load(const char *cert_file, const char *key_file, const char *priority,
+    struct tls_creds **out)
+{
+	struct tls_creds *c = xcalloc(1, sizeof(*c));
+	int rc;
+
+	*out = NULL;
+	c->refs = 1;
+	c->server = true;
+	if (set_priority(c, priority))
+		goto fail;
+	if ((rc = gnutls_certificate_allocate_credentials(&c->cert)) < 0) {
+		c->cert = NULL;
+		log_msg(LOG_LEVEL_ERR, "event=tls_error where=credentials error=\"%s\"", gnutls_strerror(rc));
+		goto fail;
+	}
+	rc = gnutls_certificate_set_x509_key_file2(c->cert, cert_file, key_file,
+	    GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (rc < 0) {
+		log_msg(LOG_LEVEL_ERR, "event=tls_error where=load certificate=\"%s\" key=\"%s\" error=\"%s\"",
+		    cert_file, key_file, gnutls_strerror(rc));
+		goto fail;
+	}
+	/* one ticket key per load: a reload also rotates it */
+	if ((rc = gnutls_session_ticket_key_generate(&c->ticket_key)) < 0) {
+		c->ticket_key.data = NULL;
+		log_msg(LOG_LEVEL_ERR, "event=tls_error where=ticket_key error=\"%s\"", gnutls_strerror(rc));
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	creds_free(c);
+	return ERR_TLS;
+}
+
+int
+tls_creds_client_new(const char *priority, struct tls_creds **out)
+{
+	struct tls_creds *c = xcalloc(1, sizeof(*c));
+	int rc;
+
+	*out = NULL;
+	c->refs = 1;
+	if (set_priority(c, priority))
+		goto fail;
+	if ((rc = gnutls_certificate_allocate_credentials(&c->cert)) < 0) {
+		c->cert = NULL;
+		log_msg(LOG_LEVEL_ERR, "event=tls_error where=credentials error=\"%s\"", gnutls_strerror(rc));
+		goto fail;
+	}
+	/* no trust store is not fatal for opportunistic TLS: log and go on */
+	if ((rc = gnutls_certificate_set_x509_system_trust(c->cert)) < 0)
+		log_msg(LOG_LEVEL_WARN, "event=tls_error where=system_trust error=\"%s\"", gnutls_strerror(rc));
+	*out = c;
+	return 0;
+fail:
+	creds_free(c);
+	return ERR_TLS;
+}
+
+struct tls_creds *
+tls_creds_ref(struct tls_creds *c)
+{
+	if (c)
+		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+void
+tls_creds_unref(struct tls_creds *c)
+{
+	if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		creds_free(c);
+}
+
+struct tls_creds *
+tls_creds_current(void)
+{
+	struct tls_creds *c;
+
+	pthread_mutex_lock(&current_lock);
+	c = tls_creds_ref(current);
+	pthread_mutex_unlock(&current_lock);
+	return c;
+}
+
+void
+tls_creds_set_current(struct tls_creds *c)
+{
+	struct tls_creds *old;
+
+	pthread_mutex_lock(&current_lock);
+	old = current;
+	current = c;
+	pthread_mutex_unlock(&current_lock);
+	tls_creds_unref(old);
+}
+
+static int
+conn_new(struct tls_creds *creds, int fd, bool server, const char *server_name,
+    struct tls_conn **out)
+{
+	struct tls_conn *t = xcalloc(1, sizeof(*t));
+	int rc;
+
+	*out = NULL;
+	rc = gnutls_init(&t->session, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK |
+	    GNUTLS_NO_SIGNAL);
+	if (rc < 0) {
+		log_msg(LOG_LEVEL_ERR, "event=tls_error where=session error=\"%s\"", gnutls_strerror(rc));
+		free(t);
+		return ERR_TLS;
+	}
+	if ((rc = gnutls_priority_set(t->session, creds->priority)) < 0 ||
+	    (rc = gnutls_credentials_set(t->session, GNUTLS_CRD_CERTIFICATE, creds->cert)) < 0 ||
+	    (server && (rc = gnutls_session_ticket_enable_server(t->session, &creds->ticket_key)) < 0) ||
+	    (server_name && (rc = gnutls_server_name_set(t->session, GNUTLS_NAME_DNS, server_name,
+	    strlen(server_name))) < 0)) {
+		log_msg(LOG_LEVEL_ERR, "event=tls_error where=session error=\"%s\"", gnutls_strerror(rc));
+		gnutls_deinit(t->session);
+		free(t);
+		return ERR_TLS;
+	}
+	if (server)
+		gnutls_certificate_server_set_request(t->session, GNUTLS_CERT_IGNORE);
+	gnutls_transport_set_int(t->session, fd);
+	/* a stalled peer is handled by the caller's deadlines, never by blocking here */
+	gnutls_handshake_set_timeout(t->session, 0);
+	t->creds = tls_creds_ref(creds);
+	*out = t;
+	return 0;
+}
+
+int
+tls_conn_new_server(struct tls_creds *creds, int fd, struct tls_conn **out)
+{
+	return conn_new(creds, fd, true, NULL, out);
+}
+
+int
+tls_conn_new_client(struct tls_creds *creds, int fd, const char *server_name, struct tls_conn **out)
+{
+	return conn_new(creds, fd, false, server_name, out);
+}
+
+/* Map a GnuTLS result to ours; fatal ones kill the session. */
+static int
+outcome(struct tls_conn *t, int rc, const char *where)
+{
+	if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
+		return gnutls_record_get_direction(t->session) ? TLS_WANT_WRITE : TLS_WANT_READ;
+	if (rc == GNUTLS_E_PREMATURE_TERMINATION || rc == GNUTLS_E_PUSH_ERROR ||
+	    rc == GNUTLS_E_PULL_ERROR) {
+		t->dead = ERR_CLOSED;
+		return ERR_CLOSED;
+	}
+	if (!gnutls_error_is_fatal(rc))
+		return TLS_WANT_READ;	/* a warning alert or refused rehandshake: go on */
+	log_msg(LOG_LEVEL_INFO, "event=tls_error where=%s error=\"%s\"", where, gnutls_strerror(rc));
+	t->dead = ERR_TLS;
+	return ERR_TLS;
+}
+
+int
+tls_handshake(struct tls_conn *t)
+{
+	int rc;
+
+	if (t->dead)
+		return t->dead == ERR_CLOSED ? ERR_TLS : t->dead;
+	for (int tries = 0; tries < 4; tries++) {
+		rc = gnutls_handshake(t->session);
+		if (rc == GNUTLS_E_SUCCESS)
+			return 0;
+		/* after a warning alert the handshake goes on at once (bounded) */
+		if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED || gnutls_error_is_fatal(rc))
+			break;
+	}
+	rc = outcome(t, rc, "handshake");
+	/* a non-fatal alert mid-handshake: the handshake must be called again */
+	return rc == ERR_CLOSED ? ERR_TLS : rc;
+}
+
+ssize_t
+tls_read(struct tls_conn *t, void *p, size_t n)
+{
+	ssize_t rc;
+
+	ASSERT(n > 0);	/* GnuTLS calls a zero-length read an invalid request */
+	if (t->dead)
+		return t->dead;
+	rc = gnutls_record_recv(t->session, p, n);
+	if (rc > 0)
+		return rc;
+	if (rc == 0) {
+		t->dead = ERR_CLOSED;	/* close_notify: nothing more, ever */
+		return ERR_CLOSED;
+	}
+	return outcome(t, (int)rc, "read");
+}
+
+size_t
+tls_pending(struct tls_conn *t)
+{
+	return t->dead ? 0 : gnutls_record_check_pending(t->session);
+}
+
+ssize_t
+tls_write(struct tls_conn *t, const void *p, size_t n)
+{
+	ssize_t rc;
+
+	ASSERT(n > 0);
+	if (t->dead)
+		return t->dead == ERR_CLOSED ? ERR_TLS : t->dead;
+	rc = gnutls_record_send(t->session, p, n);
+	if (rc >= 0)
+		return rc;
+	rc = outcome(t, (int)rc, "write");
+	return rc == ERR_CLOSED ? ERR_TLS : rc;
+}
+
+void
+tls_bye(struct tls_conn *t)
+{
+	if (!t->dead)
+		gnutls_bye(t->session, GNUTLS_SHUT_WR);	/* one try; the socket is non-blocking */
+	t->dead = t->dead ? t->dead : ERR_CLOSED;
+}
+
+void
+tls_conn_free(struct tls_conn *t)
+{
+	if (!t)
+		return;
+	gnutls_deinit(t->session);
+	tls_creds_unref(t->creds);
+	free(t);
+}
+
+const char *
+tls_conn_version(struct tls_conn *t)
+{
+	switch (gnutls_protocol_get_version(t->session)) {
+	case GNUTLS_TLS1_3: return "TLSv1.3";
+	case GNUTLS_TLS1_2: return "TLSv1.2";
+	case GNUTLS_TLS1_1: return "TLSv1.1";
+	case GNUTLS_TLS1_0: return "TLSv1.0";
+	default: return "unknown";
+	}
+}
+
+const char *
+tls_conn_cipher(struct tls_conn *t)
+{
+	const char *name = gnutls_cipher_get_name(gnutls_cipher_get(t->session));
+
+	return name ? name : "unknown";
+}
+
+bool
+tls_conn_resumed(struct tls_conn *t)
+{
+	return gnutls_session_is_resumed(t->session) != 0;
+}
