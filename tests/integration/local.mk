@@ -1,1 +1,4 @@
-# (empty: filled by the module that owns it)
+# integration tests: the real postied on loopback, real clients (TAP via harness.py)
+INTEGRATION_TESTS = tests/integration/test_core.py
+TESTS += $(INTEGRATION_TESTS)
+EXTRA_DIST += tests/integration/harness.py $(INTEGRATION_TESTS) tools/dev .ci/run

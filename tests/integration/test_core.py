@@ -10,8 +10,11 @@ import socket
 import ssl
 import subprocess
 import time
+import warnings
 
 import harness
+
+warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1 on purpose
 
 
 def tls_context():
