@@ -2,9 +2,11 @@
 noinst_LIBRARIES += server/libserver.a
 server_libserver_a_SOURCES = \
 	server/worker.c server/worker.h \
+	server/jobs.c server/jobs.h \
 	server/conn.c server/conn.h server/conn_lines.c \
 	server/listener.c server/listener.h \
 	server/privdrop.c server/privdrop.h \
+	server/proto.c \
 	server/smtp/session.c server/smtp/session.h \
 	server/pop3/session.c server/pop3/session.h
 server_libserver_a_CFLAGS = $(AM_CFLAGS)
@@ -40,3 +42,10 @@ tests_fuzz_fuzz_pop3_session_LDADD = server/core/libcore.a
 
 man_MANS += packaging/postied.8
 EXTRA_DIST += packaging/postied.8
+
+check_PROGRAMS += tests/unit/test_jobs
+TESTS += tests/unit/test_jobs
+tests_unit_test_jobs_SOURCES = tests/unit/test_jobs.c
+tests_unit_test_jobs_LDADD = server/libserver.a server/libtls.a server/core/libconf.a \
+	server/core/libcore.a $(GNUTLS_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+tests_unit_test_jobs_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)

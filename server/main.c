@@ -21,22 +21,17 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "jobs.h"
 #include "listener.h"
-#include "pop3/session.h"
 #include "privdrop.h"
-#include "smtp/session.h"
 #include "tls.h"
 #include "worker.h"
 #include "core/compat.h"
 
 /* How long a stopping server waits for sessions that are finishing work. */
 #define STOP_GRACE_MS 10000
-
-const struct proto_ops *
-proto_for(enum listen_proto proto)
-{
-	return proto == LISTEN_POP3 || proto == LISTEN_POP3S ? &pop3_proto_ops : &smtp_proto_ops;
-}
+/* Threads for blocking work handed off by sessions (jobs.h). */
+#define JOB_THREADS 4
 
 static void
 usage(FILE *f)
@@ -208,6 +203,8 @@ main(int argc, char **argv)
 	if (tls_global_init() || load_tls(cfg))
 		goto out;
 	config_set(config_ref(cfg));
+	if (jobs_start(JOB_THREADS))
+		goto out;
 	if (worker_pool_start(config_threads(cfg), listeners, nlisteners))
 		goto out;
 	write_pid_file(cfg->pid_file);
@@ -232,7 +229,9 @@ main(int argc, char **argv)
 		    si.ssi_signo == SIGTERM ? "TERM" : "INT");
 		break;
 	}
+	/* sessions first (they may wait for jobs), then the job threads */
 	worker_pool_stop(STOP_GRACE_MS);
+	jobs_stop();
 	status = 0;
 	log_msg(LOG_LEVEL_NOTICE, "event=stopped");
 out:

@@ -65,6 +65,13 @@ worker_now_ms(void)
 }
 
 struct worker *
+worker_by_index(unsigned i)
+{
+	ASSERT(i < nworkers);
+	return &workers[i];
+}
+
+struct worker *
 worker_self(void)
 {
 	return current_worker;

@@ -44,6 +44,9 @@ int worker_pool_start(unsigned n, struct listener *listeners, size_t nlisteners)
  */
 void worker_pool_stop(unsigned grace_ms);
 
+/* Worker i of the pool (i < the number started), for tests and start-up. Any thread. */
+struct worker *worker_by_index(unsigned i);
+
 /* The worker a new connection should go to is the one that accepted it. */
 struct worker *worker_self(void);	/* NULL outside worker threads */
 

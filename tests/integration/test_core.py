@@ -4,6 +4,8 @@ clients (Python's ssl, smtplib, poplib) against a real postied."""
 
 import os
 import poplib
+import pwd
+import re
 import signal
 import smtplib
 import socket
@@ -301,6 +303,25 @@ def test_check_config_reports_lines():
         assert r.returncode == 0, r.stderr
         r = subprocess.run([srv.postied, "-f", "-c", bad], capture_output=True, text=True, timeout=30)
         assert r.returncode != 0, "started with a bad configuration"
+
+
+def test_privileges_dropped_when_root():
+    """Started as root, postied serves as `user`, and its store belongs to that user."""
+    if os.geteuid() != 0:
+        return  # nothing to drop: the whole test suite runs as this user
+    with harness.Server() as srv:
+        with open("/proc/%d/status" % srv.proc.pid) as f:
+            status = f.read()
+        uid = int(re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).group(1))
+        ids = re.search(r"^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
+        gids = re.search(r"^Gid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", status, re.M).groups()
+        want = pwd.getpwnam(harness.server_user())
+        assert set(map(int, ids)) == {want.pw_uid}, ids
+        assert set(map(int, gids)) == {want.pw_gid}, gids
+        assert uid != 0
+        assert re.search(r"^NoNewPrivs:\s+1", status, re.M), "no_new_privs not set"
+        assert os.stat(os.path.join(srv.dir, "store")).st_uid == want.pw_uid
+        srv.wait_log(r"event=privdrop user=\"%s\"" % want.pw_name)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,13 @@
+/* proto.c: which protocol engine serves which listener. */
+#include "config.h"
+
+#include "conn.h"
+#include "pop3/session.h"
+#include "smtp/session.h"
+#include "core/compat.h"
+
+const struct proto_ops *
+proto_for(enum listen_proto proto)
+{
+	return proto == LISTEN_POP3 || proto == LISTEN_POP3S ? &pop3_proto_ops : &smtp_proto_ops;
+}
