@@ -305,6 +305,22 @@ def test_check_config_reports_lines():
         assert r.returncode != 0, "started with a bad configuration"
 
 
+def test_shipped_config_is_valid():
+    """packaging/postie.conf passes --check-config once its paths exist."""
+    with harness.Server(start=False) as srv:
+        with open(os.path.join(harness.TOP_SRCDIR, "packaging", "postie.conf")) as f:
+            text = f.read()
+        text = text.replace("/etc/postie/tls/cert.pem", srv.cert).replace(
+            "/etc/postie/tls/key.pem", srv.key).replace(
+            '"/var/lib/postie"', '"%s"' % os.path.join(srv.dir, "store"))
+        conf = os.path.join(srv.dir, "shipped.conf")
+        with open(conf, "w") as f:
+            f.write(text)
+        r = subprocess.run([srv.postied, "--check-config", "-c", conf],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+
+
 def test_privileges_dropped_when_root():
     """Started as root, postied serves as `user`, and its store belongs to that user."""
     if os.geteuid() != 0:
