@@ -1,0 +1,90 @@
+/*
+ * internal.h: shared by the storage/ files only. The key layout of every
+ * database is described in keys.c.
+ */
+#ifndef POSTIE_STORAGE_INTERNAL_H
+#define POSTIE_STORAGE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "storage/store.h"
+
+#define STORE_SCHEMA_VERSION 1
+/* Readers at once: I/O workers, job threads, the writer, tools. */
+#define STORE_MAX_READERS 1024
+
+struct store {
+	MDB_env *env;
+	char *path;
+	bool read_only;
+	uint64_t map_max;
+	MDB_dbi meta, accounts, addresses, aliases, mail, bodies, bodyref, queue, qtime;
+
+	/* read transactions take this shared; growing the map takes it exclusive,
+	   because mdb_env_set_mapsize() needs no transaction open in the process */
+	pthread_rwlock_t resize_lock;
+
+	/* the group-commit writer */
+	pthread_t writer;
+	bool writer_running, closing;
+	pthread_mutex_t wlock;
+	pthread_cond_t wcond;
+	struct store_req *pending, *pending_tail;
+	uint64_t commits, requests;
+
+	/* POP3 mailbox locks: a small list behind one mutex */
+	pthread_mutex_t lock_mutex;
+	char **locked;
+	size_t nlocked, caplocked;
+};
+
+/* An MDB_val over bytes LMDB will only read (its struct is not const-correct). */
+static inline MDB_val
+mval(const void *p, size_t n)
+{
+	MDB_val v = { n, (void *)(uintptr_t)p };
+	return v;
+}
+
+/* LMDB result -> project code, logging LMDB's own message once. */
+int store_err(int mdb_rc, const char *where);
+
+/* Read transactions: begin (taking the resize lock shared) and end. */
+int store_read_begin(struct store *st, MDB_txn **txn);
+void store_read_end(struct store *st, MDB_txn *txn);
+/* A synchronous write transaction for admin writes; commit or abort. */
+int store_write_begin(struct store *st, MDB_txn **txn);
+int store_write_commit(struct store *st, MDB_txn *txn, const char *where);
+
+/* keys.c: fixed-width big-endian integers and length-prefixed strings. */
+void key_put_u32(unsigned char *p, uint32_t v);
+void key_put_u64(unsigned char *p, uint64_t v);
+uint32_t key_get_u32(const unsigned char *p);
+uint64_t key_get_u64(const unsigned char *p);
+/* mail key: [len u8][login][uid u32]; returns its length */
+size_t key_mail(unsigned char *out, const char *login, uint32_t uid);
+/* body chunk key: [body u64][chunk u32] */
+void key_chunk(unsigned char out[12], uint64_t body, uint32_t chunk);
+/* queue time key: [when u64][id u64] */
+void key_qtime(unsigned char out[16], uint64_t when, uint64_t id);
+/* A fresh id (bodies, messages, queue entries share one counter). */
+int store_next_id(struct store *st, MDB_txn *txn, uint64_t *out);
+
+/* accounts.c */
+int accounts_load(struct store *st, MDB_txn *txn, const char *login, struct store_account *out);
+int accounts_save(struct store *st, MDB_txn *txn, const struct store_account *a);
+
+/* mailbox.c: the writer's operations, inside its transaction */
+int mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d);
+int mailbox_apply_expunge(struct store *st, MDB_txn *txn, const struct store_expunge *e);
+int body_unref(struct store *st, MDB_txn *txn, uint64_t body_id);
+int mailbox_purge(struct store *st, MDB_txn *txn, const char *login);
+
+/* queue.c */
+int queue_apply_insert(struct store *st, MDB_txn *txn, const struct store_qentry *q, uint64_t *id_out);
+int queue_decode(const MDB_val *v, uint64_t id, struct store_qentry *out);
+
+#endif

@@ -1,0 +1,384 @@
+/*
+ * mailbox.c: a login's maildrop: delivery (one body, many mailboxes, in
+ * the writer's transaction), expunge, the snapshot POP3 works on, chunked
+ * body reads, and the one-session-per-mailbox locks.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "storage/internal.h"
+#include "core/compat.h"
+
+/* A mailbox larger than this is refused by snapshot (memory per POP3 session). */
+#define SNAPSHOT_MAX 1000000
+#define MAIL_REC_LEN 32
+#define BODYREF_LEN 16
+
+/* Copy the message bytes [off, off + n) from prefix + content into dst. */
+static int
+copy_source(const struct store_delivery *d, uint64_t off, unsigned char *dst, size_t n)
+{
+	while (n) {
+		size_t k;
+
+		if (off < d->prefix_len) {
+			k = d->prefix_len - (size_t)off < n ? d->prefix_len - (size_t)off : n;
+			memcpy(dst, d->prefix + off, k);	/* UNSAFE: off < prefix_len, k bounded by both */
+		} else if (d->fd < 0) {
+			uint64_t c = off - d->prefix_len;
+			if (c + n > d->mem_len)
+				return ERR_STATE;
+			k = n;
+			memcpy(dst, d->mem + c, k);	/* UNSAFE: c + n <= mem_len checked above */
+		} else {
+			ssize_t r = pread(d->fd, dst, n, (off_t)(off - d->prefix_len));
+			if (r <= 0) {
+				log_msg(LOG_LEVEL_ERR, "event=store_error where=spool_read error=\"%s\"",
+				    r < 0 ? strerror(errno) : "short file");
+				return ERR_STORE;
+			}
+			k = (size_t)r;
+		}
+		dst += k;
+		off += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static int
+write_body(struct store *st, MDB_txn *txn, const struct store_delivery *d, uint64_t size,
+    uint32_t refs, uint64_t *id_out)
+{
+	unsigned char key[12], ref[BODYREF_LEN];
+	uint32_t chunk, nchunks = (uint32_t)((size + STORE_CHUNK_SIZE - 1) / STORE_CHUNK_SIZE);
+	uint64_t id;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = store_next_id(st, txn, &id)))
+		return rc;
+	for (chunk = 0; chunk < nchunks; chunk++) {
+		uint64_t off = (uint64_t)chunk * STORE_CHUNK_SIZE;
+
+		key_chunk(key, id, chunk);
+		k.mv_size = sizeof(key);
+		k.mv_data = key;
+		v.mv_size = size - off < STORE_CHUNK_SIZE ? (size_t)(size - off) : STORE_CHUNK_SIZE;
+		/* MDB_RESERVE: LMDB hands us the page space, we copy straight into it */
+		if ((rc = mdb_put(txn, st->bodies, &k, &v, MDB_RESERVE | MDB_APPEND)))
+			return store_err(rc, "body_put");
+		if ((rc = copy_source(d, off, v.mv_data, v.mv_size)))
+			return rc;
+	}
+	key_put_u64(key, id);
+	key_put_u32(ref, refs);
+	key_put_u64(ref + 4, size);
+	key_put_u32(ref + 12, nchunks);
+	k.mv_size = 8;
+	k.mv_data = key;
+	v.mv_size = sizeof(ref);
+	v.mv_data = ref;
+	if ((rc = mdb_put(txn, st->bodyref, &k, &v, 0)))
+		return store_err(rc, "bodyref_put");
+	*id_out = id;
+	return 0;
+}
+
+int
+mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
+{
+	uint64_t size = d->prefix_len + (d->fd < 0 ? d->mem_len : d->fd_len), body;
+	uint32_t refs = (uint32_t)d->nlogins + (d->queue ? 1 : 0);
+	struct store_account *accts;
+	size_t i;
+	int rc = 0;
+
+	d->failed_login_out = NULL;
+	if (!refs)
+		return ERR_STATE;
+	accts = xcalloc(d->nlogins ? d->nlogins : 1, sizeof(*accts));
+	/* every mailbox must exist and have room before anything is written */
+	for (i = 0; i < d->nlogins; i++) {
+		if ((rc = accounts_load(st, txn, d->logins[i], &accts[i])) ||
+		    (accts[i].quota && accts[i].bytes + size > accts[i].quota) ||
+		    accts[i].next_uid == UINT32_MAX) {
+			d->failed_login_out = d->logins[i];
+			rc = rc ? rc : ERR_QUOTA;
+			goto out;
+		}
+	}
+	if ((rc = write_body(st, txn, d, size, refs, &body)))
+		goto out;
+	d->body_id_out = body;
+	for (i = 0; i < d->nlogins; i++) {
+		unsigned char key[STORE_LOGIN_MAX + 5], rec[MAIL_REC_LEN];
+		MDB_val k, v;
+		uint64_t msgid;
+
+		if ((rc = store_next_id(st, txn, &msgid)))
+			goto out;
+		k.mv_size = key_mail(key, accts[i].login, accts[i].next_uid++);
+		k.mv_data = key;
+		key_put_u64(rec, body);
+		key_put_u64(rec + 8, size);
+		key_put_u64(rec + 16, d->now);
+		key_put_u64(rec + 24, msgid);
+		v.mv_size = sizeof(rec);
+		v.mv_data = rec;
+		if ((rc = mdb_put(txn, st->mail, &k, &v, MDB_NOOVERWRITE))) {
+			rc = store_err(rc, "mail_put");
+			goto out;
+		}
+		accts[i].count++;
+		accts[i].bytes += size;
+		if ((rc = accounts_save(st, txn, &accts[i])))
+			goto out;
+	}
+	if (d->queue) {
+		struct store_qentry q = *d->queue;
+
+		q.body_id = body;
+		q.size = size;
+		rc = queue_apply_insert(st, txn, &q, &d->queue_id_out);
+	}
+out:
+	free(accts);
+	return rc;
+}
+
+int
+body_unref(struct store *st, MDB_txn *txn, uint64_t body_id)
+{
+	unsigned char key[12], ref[BODYREF_LEN];
+	MDB_val k = { 8, key }, v;
+	uint32_t refs, nchunks, c;
+	int rc;
+
+	key_put_u64(key, body_id);
+	if ((rc = mdb_get(txn, st->bodyref, &k, &v)))
+		return rc == MDB_NOTFOUND ? ERR_CORRUPT : store_err(rc, "bodyref_get");
+	if (v.mv_size != BODYREF_LEN)
+		return ERR_CORRUPT;
+	memcpy(ref, v.mv_data, sizeof(ref));
+	refs = key_get_u32(ref);
+	nchunks = key_get_u32(ref + 12);
+	if (refs > 1) {
+		key_put_u32(ref, refs - 1);
+		v.mv_data = ref;
+		rc = mdb_put(txn, st->bodyref, &k, &v, 0);
+		return rc ? store_err(rc, "bodyref_put") : 0;
+	}
+	/* the last reference: the body goes */
+	if ((rc = mdb_del(txn, st->bodyref, &k, NULL)))
+		return store_err(rc, "bodyref_del");
+	for (c = 0; c < nchunks; c++) {
+		MDB_val ck = { 12, key };
+
+		key_chunk(key, body_id, c);
+		if ((rc = mdb_del(txn, st->bodies, &ck, NULL)) && rc != MDB_NOTFOUND)
+			return store_err(rc, "body_del");
+	}
+	return 0;
+}
+
+int
+mailbox_apply_expunge(struct store *st, MDB_txn *txn, const struct store_expunge *e)
+{
+	struct store_account a;
+	size_t i;
+	int rc;
+
+	if ((rc = accounts_load(st, txn, e->login, &a)))
+		return rc;
+	for (i = 0; i < e->nuids; i++) {
+		unsigned char key[STORE_LOGIN_MAX + 5];
+		MDB_val k = { key_mail(key, e->login, e->uids[i]), key }, v;
+		uint64_t body, size;
+
+		if ((rc = mdb_get(txn, st->mail, &k, &v))) {
+			if (rc == MDB_NOTFOUND)
+				continue;	/* already gone: deleting twice deletes once */
+			return store_err(rc, "mail_get");
+		}
+		if (v.mv_size != MAIL_REC_LEN)
+			return ERR_CORRUPT;
+		body = key_get_u64(v.mv_data);
+		size = key_get_u64((unsigned char *)v.mv_data + 8);
+		if ((rc = mdb_del(txn, st->mail, &k, NULL)))
+			return store_err(rc, "mail_del");
+		if ((rc = body_unref(st, txn, body)))
+			return rc;
+		a.count--;
+		a.bytes -= size;
+	}
+	return accounts_save(st, txn, &a);
+}
+
+int
+mailbox_purge(struct store *st, MDB_txn *txn, const char *login)
+{
+	unsigned char key[STORE_LOGIN_MAX + 5];
+	size_t plen = key_mail(key, login, 0) - 4;
+	MDB_cursor *cur;
+	MDB_val k = { plen + 4, key }, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, st->mail, &cur)))
+		return store_err(rc, "cursor");
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == plen + 4 && memcmp(k.mv_data, key, plen) == 0) {
+		uint64_t body = v.mv_size == MAIL_REC_LEN ? key_get_u64(v.mv_data) : 0;
+
+		if ((rc = mdb_cursor_del(cur, 0)) || (rc = body_unref(st, txn, body)))
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND || rc == EINVAL)
+		return 0;
+	return rc < 0 && rc > ERR_MAX_ ? rc : store_err(rc, "purge");
+}
+
+int
+store_mailbox_snapshot(struct store *st, const char *login, struct store_msg **msgs_out, size_t *n_out)
+{
+	unsigned char key[STORE_LOGIN_MAX + 5];
+	struct store_msg *msgs = NULL;
+	struct store_account a;
+	size_t n = 0, cap = 0, plen;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	*msgs_out = NULL;
+	*n_out = 0;
+	if (!store_valid_login(login))
+		return ERR_NOTFOUND;
+	plen = key_mail(key, login, 0) - 4;
+	if ((rc = store_read_begin(st, &txn)))
+		return rc;
+	if ((rc = accounts_load(st, txn, login, &a)) || (rc = mdb_cursor_open(txn, st->mail, &cur))) {
+		store_read_end(st, txn);
+		return rc > 0 ? store_err(rc, "cursor") : rc;
+	}
+	k.mv_size = plen + 4;
+	k.mv_data = key;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0 && k.mv_size == plen + 4 && memcmp(k.mv_data, key, plen) == 0) {
+		struct store_msg *m;
+
+		if (v.mv_size != MAIL_REC_LEN || n >= SNAPSHOT_MAX) {
+			rc = v.mv_size != MAIL_REC_LEN ? ERR_CORRUPT : ERR_LIMIT;
+			break;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			msgs = xrealloc(msgs, cap * sizeof(*msgs));
+		}
+		m = &msgs[n++];
+		m->uid = key_get_u32((unsigned char *)k.mv_data + plen);
+		m->body_id = key_get_u64(v.mv_data);
+		m->size = key_get_u64((unsigned char *)v.mv_data + 8);
+		m->arrival = key_get_u64((unsigned char *)v.mv_data + 16);
+		snprintf(m->uidl, sizeof(m->uidl), "%016" PRIx64, key_get_u64((unsigned char *)v.mv_data + 24));
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	store_read_end(st, txn);
+	if (rc != MDB_NOTFOUND && rc != 0) {
+		free(msgs);
+		return rc < 0 ? rc : store_err(rc, "snapshot");
+	}
+	*msgs_out = msgs;
+	*n_out = n;
+	return 0;
+}
+
+int
+store_body_read(struct store *st, uint64_t body_id, uint64_t offset, void *buf, size_t n,
+    size_t *got_out)
+{
+	unsigned char key[12], *out = buf;
+	MDB_val k = { 8, key }, v;
+	uint64_t size;
+	MDB_txn *txn;
+	size_t got = 0;
+	int rc;
+
+	*got_out = 0;
+	if ((rc = store_read_begin(st, &txn)))
+		return rc;
+	key_put_u64(key, body_id);
+	rc = mdb_get(txn, st->bodyref, &k, &v);
+	if (rc || v.mv_size != BODYREF_LEN) {
+		store_read_end(st, txn);
+		return rc == MDB_NOTFOUND ? ERR_NOTFOUND : rc ? store_err(rc, "bodyref_get") : ERR_CORRUPT;
+	}
+	size = key_get_u64((unsigned char *)v.mv_data + 4);
+	while (got < n && offset < size) {
+		uint32_t chunk = (uint32_t)(offset / STORE_CHUNK_SIZE);
+		size_t within = (size_t)(offset % STORE_CHUNK_SIZE), take;
+
+		key_chunk(key, body_id, chunk);
+		k.mv_size = 12;
+		if ((rc = mdb_get(txn, st->bodies, &k, &v)) || v.mv_size <= within) {
+			store_read_end(st, txn);
+			return rc ? store_err(rc, "body_get") : ERR_CORRUPT;
+		}
+		take = v.mv_size - within < n - got ? v.mv_size - within : n - got;
+		memcpy(out + got, (unsigned char *)v.mv_data + within, take);	/* UNSAFE: within < mv_size, take bounded by both */
+		got += take;
+		offset += take;
+	}
+	store_read_end(st, txn);
+	*got_out = got;
+	return 0;
+}
+
+int
+store_mailbox_lock(struct store *st, const char *login)
+{
+	size_t i;
+
+	pthread_mutex_lock(&st->lock_mutex);
+	for (i = 0; i < st->nlocked; i++) {
+		if (strcmp(st->locked[i], login) == 0) {
+			pthread_mutex_unlock(&st->lock_mutex);
+			return ERR_EXISTS;
+		}
+	}
+	if (st->nlocked == st->caplocked) {
+		st->caplocked = st->caplocked ? st->caplocked * 2 : 64;
+		st->locked = xrealloc(st->locked, st->caplocked * sizeof(char *));
+	}
+	st->locked[st->nlocked++] = xstrdup(login);
+	pthread_mutex_unlock(&st->lock_mutex);
+	return 0;
+}
+
+void
+store_mailbox_unlock(struct store *st, const char *login)
+{
+	size_t i;
+
+	pthread_mutex_lock(&st->lock_mutex);
+	for (i = 0; i < st->nlocked; i++) {
+		if (strcmp(st->locked[i], login) == 0) {
+			free(st->locked[i]);
+			st->locked[i] = st->locked[--st->nlocked];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&st->lock_mutex);
+}

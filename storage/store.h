@@ -1,0 +1,249 @@
+/*
+ * store.h: the only storage API the server and tools see. One LMDB
+ * environment under storage.path holds the accounts registry, the
+ * mailboxes, the message bodies and the outbound queue. Handles are
+ * opaque, errors are project codes (core/err.h).
+ *
+ * Threads: every function may be called from any thread. Reads run in
+ * short read transactions that end before the function returns. Writes
+ * from the server go through store_submit(): one writer thread gathers the
+ * requests of many sessions into one transaction, commits it with a sync,
+ * and only then calls each request's done(). The synchronous admin writes
+ * (accounts, aliases) run their own short write transaction; LMDB
+ * serialises them with the writer and with other processes (postiectl).
+ *
+ * Common errors: ERR_STORE_FULL (map or disk full: temporary for the
+ * client), ERR_STORE (other LMDB or I/O failure, logged once), ERR_NOMEM.
+ */
+#ifndef POSTIE_STORE_H
+#define POSTIE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* Limits, with their reasons. */
+#define STORE_LOGIN_MAX 255		/* as the auth helper (STYLE 3) */
+#define STORE_ADDRESS_MAX 256		/* RFC 5321 4.5.3.1.3: a path */
+#define STORE_CHUNK_SIZE (64 * 1024)	/* a body chunk: no large contiguous free run needed */
+#define STORE_ALIAS_TARGETS_MAX 100	/* targets of one alias */
+#define STORE_EXPAND_DEPTH 8		/* nested aliases */
+#define STORE_EXPAND_MAX 1000		/* addresses one recipient may expand to */
+#define STORE_BATCH_MAX 512		/* requests in one group commit */
+#define STORE_UIDL_LEN 16		/* hex digits of a UIDL */
+
+struct store_opts {
+	const char *path;	/* a directory (created if missing) */
+	uint64_t map_size;	/* initial map size; grown as the store fills */
+	uint64_t map_max;	/* never grow past it (0 = only the disk limits it) */
+	bool read_only;
+};
+
+/*
+ * Open (creating an empty store in an empty directory). Clears readers
+ * left by crashed processes. Refuses a foreign or damaged file, or a newer
+ * schema, with ERR_CORRUPT and a log line; never overwrites one.
+ * Returns 0, ERR_CORRUPT, ERR_PERM, ERR_IO, ERR_STORE.
+ */
+int store_open(const struct store_opts *opts, struct store **out);
+/* Stops the writer (finishing queued requests) and closes. NULL is fine. */
+void store_close(struct store *st);
+
+/* ------------------------------------------------------------------ accounts */
+
+struct store_account {
+	char login[STORE_LOGIN_MAX + 1];
+	uint64_t quota;		/* bytes, 0 = none */
+	uint64_t created;	/* unix time */
+	bool enabled;
+	uint32_t count;		/* messages in the mailbox */
+	uint64_t bytes;		/* their total size */
+	uint32_t next_uid;	/* never reused */
+};
+
+/* A login: 1..255 bytes of [a-z0-9._-], not starting with '.' or '-'. */
+bool store_valid_login(const char *login);
+
+/* ERR_SYNTAX (bad login), ERR_EXISTS. */
+int store_user_add(struct store *st, const char *login, uint64_t quota);
+/*
+ * Remove a login with its addresses and aliases pointing only at it.
+ * Without purge a mailbox that still holds messages is refused (ERR_STATE);
+ * with purge its messages go too. ERR_NOTFOUND.
+ */
+int store_user_del(struct store *st, const char *login, bool purge);
+int store_user_get(struct store *st, const char *login, struct store_account *out);	/* ERR_NOTFOUND */
+int store_user_set_quota(struct store *st, const char *login, uint64_t quota);
+/* Call fn for each account in login order; a non-zero return from fn stops and is returned. */
+int store_user_list(struct store *st, int (*fn)(void *arg, const struct store_account *a), void *arg);
+
+/* Extra addresses of a login (lower-cased domain). ERR_SYNTAX, ERR_NOTFOUND (login), ERR_EXISTS. */
+int store_address_add(struct store *st, const char *address, const char *login);
+int store_address_del(struct store *st, const char *address);	/* ERR_NOTFOUND */
+int store_address_list(struct store *st, const char *login,
+    int (*fn)(void *arg, const char *address), void *arg);
+
+/*
+ * An alias and its targets (logins, or addresses local or remote). A new
+ * alias that would make a loop or expand past the limits is refused with
+ * ERR_LIMIT, and the store is unchanged. ERR_SYNTAX, ERR_EXISTS.
+ */
+int store_alias_add(struct store *st, const char *alias, const char *const *targets, size_t n);
+int store_alias_del(struct store *st, const char *alias);	/* ERR_NOTFOUND */
+int store_alias_list(struct store *st, int (*fn)(void *arg, const char *alias, const char *target), void *arg);
+
+/*
+ * Where mail for address goes. is_local says whether a domain is one of
+ * ours. Each local mailbox (login) and each remote address is passed to
+ * fn once (duplicates removed). Returns 0, ERR_NOTFOUND (no mailbox or
+ * alias: 550 5.1.1 at RCPT), ERR_LIMIT (expansion too large), ERR_SYNTAX.
+ */
+struct store_target_fns {
+	bool (*is_local)(void *arg, const char *domain);
+	void (*local)(void *arg, const char *login);
+	void (*remote)(void *arg, const char *address);
+	void *arg;
+};
+int store_resolve(struct store *st, const char *address, const struct store_target_fns *fns);
+
+/* ------------------------------------------------------------------ mailboxes */
+
+struct store_msg {
+	uint32_t uid;		/* per mailbox, increasing, never reused */
+	uint64_t size;		/* octets exactly as POP3 sends them before dot-stuffing */
+	uint64_t arrival;	/* unix time */
+	uint64_t body_id;
+	char uidl[STORE_UIDL_LEN + 1];	/* unique forever in the store */
+};
+
+/*
+ * The message list of login at this instant, in uid order (malloc'd;
+ * free() it). ERR_NOTFOUND (no such login).
+ */
+int store_mailbox_snapshot(struct store *st, const char *login, struct store_msg **msgs_out,
+    size_t *n_out);
+
+/*
+ * Copy up to n bytes of a body from offset into buf, in one short read
+ * transaction; *got_out is 0 at the end. ERR_NOTFOUND (no such body: it
+ * was expunged by the only session that may, so it is a bug or damage).
+ */
+int store_body_read(struct store *st, uint64_t body_id, uint64_t offset, void *buf, size_t n,
+    size_t *got_out);
+
+/* One POP3 session per mailbox (in this process): ERR_EXISTS when held. */
+int store_mailbox_lock(struct store *st, const char *login);
+void store_mailbox_unlock(struct store *st, const char *login);
+
+/* ------------------------------------------------------------------ queue */
+
+/* A recipient of a queued message (outbound). */
+struct store_qrcpt {
+	char address[STORE_ADDRESS_MAX + 1];
+	char orcpt[512];	/* RFC 3461 ORCPT as received (xtext), "" = none */
+	uint8_t notify;		/* STORE_NOTIFY_* bits; 0 = default (failure) */
+	uint8_t state;		/* STORE_RCPT_* */
+	char reply[512];	/* the last remote reply for it */
+};
+enum { STORE_NOTIFY_NEVER = 1, STORE_NOTIFY_SUCCESS = 2, STORE_NOTIFY_FAILURE = 4, STORE_NOTIFY_DELAY = 8 };
+enum { STORE_RCPT_PENDING = 0, STORE_RCPT_DELIVERED = 1, STORE_RCPT_FAILED = 2 };
+
+struct store_qentry {
+	uint64_t id;
+	char sender[STORE_ADDRESS_MAX + 1];	/* "" = null sender */
+	char envid[101];			/* RFC 3461 ENVID, "" = none */
+	bool ret_full;				/* RET=FULL, else HDRS */
+	uint64_t created, next_attempt;
+	uint32_t attempts;
+	uint64_t body_id, size;
+	struct store_qrcpt *rcpts;		/* malloc'd with the entry (store_qentry_free) */
+	size_t nrcpts;
+};
+void store_qentry_free(struct store_qentry *q);
+
+/* The entry id (ERR_NOTFOUND); *out must be freed with store_qentry_free(). */
+int store_queue_get(struct store *st, uint64_t id, struct store_qentry *out);
+/* Each entry in id order (the entry is valid during the call only). */
+int store_queue_list(struct store *st, int (*fn)(void *arg, const struct store_qentry *q), void *arg);
+/* Ids of entries due at now, oldest due first, at most max, from the time index. */
+int store_queue_due(struct store *st, uint64_t now, uint64_t *ids_out, size_t max, size_t *n_out);
+
+/* ------------------------------------------------------------------ writes */
+
+struct store_delivery {
+	/* the message: prefix (headers the server adds) followed by the content,
+	   which is in memory (mem) or in a file (fd, read from offset 0) */
+	const unsigned char *prefix;
+	size_t prefix_len;
+	const unsigned char *mem;
+	size_t mem_len;
+	int fd;			/* -1 when the content is in memory */
+	uint64_t fd_len;
+	/* local mailboxes (logins), each gets the message once */
+	const char *const *logins;
+	size_t nlogins;
+	/* remote recipients: queued in the same transaction (NULL = none) */
+	const struct store_qentry *queue;
+	uint64_t now;		/* arrival time */
+	/* out */
+	uint64_t body_id_out;
+	uint64_t queue_id_out;
+	const char *failed_login_out;	/* which login was over quota (ERR_QUOTA) */
+};
+
+struct store_expunge {
+	const char *login;
+	const uint32_t *uids;	/* sorted or not; unknown uids are ignored */
+	size_t nuids;
+};
+
+enum store_op { STORE_OP_DELIVER, STORE_OP_EXPUNGE };
+
+struct store_req {
+	enum store_op op;
+	union {
+		struct store_delivery deliver;
+		struct store_expunge expunge;
+	} u;
+	/* private to the store */
+	void (*done)(void *arg, int rc);
+	void *arg;
+	struct store_req *next;
+	int rc;
+};
+
+/*
+ * Queue req for the writer. done(arg, rc) is called on the writer thread
+ * after the commit that holds it (rc 0) or after it failed (ERR_QUOTA for
+ * a delivery over a quota, ERR_NOTFOUND for an unknown login,
+ * ERR_STORE_FULL, ERR_STORE); a failed request changes nothing. req and
+ * everything it points to must stay valid until done() runs.
+ * Returns 0, or ERR_STATE when the store is closing (done is not called).
+ */
+int store_submit(struct store *st, struct store_req *req, void (*done)(void *arg, int rc), void *arg);
+/* The same, waiting for the result (tools, tests). */
+int store_submit_wait(struct store *st, struct store_req *req);
+
+/* ------------------------------------------------------------------ admin */
+
+struct store_stats {
+	uint64_t users, messages, message_bytes, bodies, body_bytes, queued;
+	uint64_t map_size, map_used;	/* bytes */
+	uint64_t commits, requests;	/* by this process's writer: requests/commits = batching */
+};
+int store_stats(struct store *st, struct store_stats *out);
+
+/*
+ * Check every reference: mailbox entries point at bodies that exist, body
+ * reference counts equal their references, chunks are complete, counters
+ * match, the queue's time index matches its entries, no orphans. Each
+ * problem goes to report (may be NULL). Returns 0 or ERR_CORRUPT.
+ */
+int store_verify(struct store *st, void (*report)(void *arg, const char *problem), void *arg);
+
+/* A consistent, compacted copy into dir (empty or missing), while running. */
+int store_backup(struct store *st, const char *dir);
+
+#endif

@@ -1,0 +1,447 @@
+#include "config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "storage/store.h"
+#include "tap.h"
+
+static char dir[64];
+
+static struct store *
+open_at(const char *sub, uint64_t map, uint64_t map_max)
+{
+	char path[128];
+	struct store_opts o = { path, map, map_max, false };
+	struct store *st = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	if (store_open(&o, &st))
+		return NULL;
+	return st;
+}
+
+/* Deliver text to the given logins through the writer; returns the rc. */
+static int
+deliver(struct store *st, const char *const *logins, size_t n, const char *text, uint64_t *body)
+{
+	struct store_req r;
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.op = STORE_OP_DELIVER;
+	r.u.deliver.prefix = (const unsigned char *)"Return-Path: <a@b>\r\n";
+	r.u.deliver.prefix_len = strlen((const char *)r.u.deliver.prefix);
+	r.u.deliver.mem = (const unsigned char *)text;
+	r.u.deliver.mem_len = strlen(text);
+	r.u.deliver.fd = -1;
+	r.u.deliver.logins = logins;
+	r.u.deliver.nlogins = n;
+	r.u.deliver.now = 1700000000;
+	rc = store_submit_wait(st, &r);
+	if (body)
+		*body = r.u.deliver.body_id_out;
+	return rc;
+}
+
+static int
+expunge(struct store *st, const char *login, const uint32_t *uids, size_t n)
+{
+	struct store_req r;
+
+	memset(&r, 0, sizeof(r));
+	r.op = STORE_OP_EXPUNGE;
+	r.u.expunge.login = login;
+	r.u.expunge.uids = uids;
+	r.u.expunge.nuids = n;
+	return store_submit_wait(st, &r);
+}
+
+static bool
+verify_ok(struct store *st)
+{
+	return store_verify(st, NULL, NULL) == 0;
+}
+
+static bool is_local_dom(void *arg, const char *d) { (void)arg; return strcmp(d, "example.test") == 0 || strcmp(d, "other.test") == 0; }
+static char got_local[512], got_remote[512];
+static void on_local(void *arg, const char *l) { (void)arg; strcat(got_local, l); strcat(got_local, " "); }
+static void on_remote(void *arg, const char *a) { (void)arg; strcat(got_remote, a); strcat(got_remote, " "); }
+
+static int
+resolve(struct store *st, const char *addr)
+{
+	struct store_target_fns fns = { is_local_dom, on_local, on_remote, NULL };
+
+	got_local[0] = got_remote[0] = '\0';
+	return store_resolve(st, addr, &fns);
+}
+
+static void
+test_accounts(struct store *st)
+{
+	struct store_account a;
+	const char *t1[] = { "alice", "bob@example.test", "carol@remote.test" };
+	const char *loop1[] = { "loop2@example.test" }, *loop2[] = { "loop1@example.test" };
+
+	CHECK(store_user_add(st, "alice", 0) == 0);
+	CHECK(store_user_add(st, "bob", 1000000) == 0);
+	CHECK(store_user_add(st, "alice", 0) == ERR_EXISTS);
+	CHECK(store_user_add(st, "Alice", 0) == ERR_SYNTAX);
+	CHECK(store_user_add(st, "", 0) == ERR_SYNTAX);
+	CHECK(store_user_add(st, "a b", 0) == ERR_SYNTAX);
+	CHECK(store_user_add(st, "-x", 0) == ERR_SYNTAX);
+	CHECK(store_user_get(st, "bob", &a) == 0 && a.quota == 1000000 && a.enabled && a.next_uid == 1);
+	CHECK(store_user_get(st, "nobody", &a) == ERR_NOTFOUND);
+	CHECK(store_user_set_quota(st, "bob", 0) == 0 && store_user_get(st, "bob", &a) == 0 && a.quota == 0);
+
+	CHECK(store_address_add(st, "Alice.Smith@Example.TEST", "alice") == 0);
+	CHECK(store_address_add(st, "alice.smith@example.test", "bob") == ERR_EXISTS);
+	CHECK(store_address_add(st, "x@example.test", "nobody") == ERR_NOTFOUND);
+	CHECK(store_address_add(st, "not an address", "alice") == ERR_SYNTAX);
+	CHECK(store_alias_add(st, "team@example.test", t1, 3) == 0);
+	CHECK(store_alias_add(st, "team@example.test", t1, 1) == ERR_EXISTS);
+	CHECK(store_alias_add(st, "ghost@example.test", (const char *[]){ "nobody" }, 1) == ERR_NOTFOUND);
+	CHECK(store_alias_add(st, "loop1@example.test", loop1, 1) == 0);
+	CHECK(store_alias_add(st, "loop2@example.test", loop2, 1) == ERR_LIMIT);	/* would loop */
+	CHECK(resolve(st, "loop1@example.test") == ERR_NOTFOUND);	/* dangling, not looping */
+	CHECK(store_alias_add(st, "self@example.test", (const char *[]){ "self@example.test" }, 1) == ERR_LIMIT);
+
+	CHECK(resolve(st, "alice@example.test") == 0 && strcmp(got_local, "alice ") == 0);
+	CHECK(resolve(st, "ALICE@other.test") == 0 && strcmp(got_local, "alice ") == 0);
+	CHECK(resolve(st, "alice.smith@example.test") == 0 && strcmp(got_local, "alice ") == 0);
+	CHECK(resolve(st, "team@example.test") == 0 && strcmp(got_local, "alice bob ") == 0 &&
+	    strcmp(got_remote, "carol@remote.test ") == 0);
+	CHECK(resolve(st, "nobody@example.test") == ERR_NOTFOUND);
+	CHECK(resolve(st, "someone@remote.test") == 0 && strcmp(got_remote, "someone@remote.test ") == 0);
+	CHECK(resolve(st, "bad") == ERR_SYNTAX);
+	CHECK(store_alias_del(st, "loop1@example.test") == 0);
+	CHECK(store_alias_del(st, "loop1@example.test") == ERR_NOTFOUND);
+}
+
+static void
+test_delivery(struct store *st)
+{
+	const char *both[] = { "alice", "bob" };
+	struct store_msg *m = NULL, *m2 = NULL;
+	struct store_stats s0, s1;
+	char buf[256];
+	size_t n = 0, n2 = 0, got;
+	uint64_t body;
+	uint32_t uid;
+
+	store_stats(st, &s0);
+	CHECK(deliver(st, both, 2, "Subject: hi\r\n\r\nhello\r\n", &body) == 0);
+	CHECK(store_mailbox_snapshot(st, "alice", &m, &n) == 0 && n == 1);
+	CHECK(store_mailbox_snapshot(st, "bob", &m2, &n2) == 0 && n2 == 1);
+	if (n != 1 || n2 != 1)
+		return;
+	CHECK(m[0].body_id == body && m2[0].body_id == body);	/* stored once */
+	CHECK(m[0].size == 20 + 22 && m[0].uid == 1);
+	CHECK(strcmp(m[0].uidl, m2[0].uidl) != 0 && strlen(m[0].uidl) == STORE_UIDL_LEN);
+	CHECK(store_body_read(st, body, 0, buf, sizeof(buf), &got) == 0 && got == 42 &&
+	    memcmp(buf, "Return-Path: <a@b>\r\nSubject: hi\r\n\r\nhello\r\n", 42) == 0);
+	CHECK(store_body_read(st, body, 39, buf, sizeof(buf), &got) == 0 && got == 3);
+	CHECK(store_body_read(st, body, 42, buf, sizeof(buf), &got) == 0 && got == 0);
+	store_stats(st, &s1);
+	CHECK(s1.bodies == s0.bodies + 1 && s1.messages == s0.messages + 2);
+	CHECK(verify_ok(st));
+
+	/* expunge: the shared body lives while one reference remains */
+	uid = m[0].uid;
+	CHECK(expunge(st, "alice", &uid, 1) == 0);
+	CHECK(expunge(st, "alice", &uid, 1) == 0);	/* twice deletes once */
+	CHECK(store_body_read(st, body, 0, buf, 10, &got) == 0 && got == 10);
+	uid = m2[0].uid;
+	CHECK(expunge(st, "bob", &uid, 1) == 0);
+	CHECK(store_body_read(st, body, 0, buf, 10, &got) == ERR_NOTFOUND);
+	CHECK(verify_ok(st));
+	free(m2);
+	m2 = NULL;
+
+	/* uids and UIDLs are never reused */
+	CHECK(deliver(st, both, 1, "x\r\n", NULL) == 0);
+	CHECK(store_mailbox_snapshot(st, "alice", &m2, &n2) == 0 && n2 == 1 && m2[0].uid == 2 &&
+	    strcmp(m2[0].uidl, m[0].uidl) > 0);
+	free(m);
+	free(m2);
+
+	/* an unknown login fails its request alone, changing nothing */
+	CHECK(deliver(st, (const char *[]){ "alice", "nobody" }, 2, "x\r\n", NULL) == ERR_NOTFOUND);
+	CHECK(verify_ok(st));
+}
+
+static void
+test_quota(struct store *st)
+{
+	struct store_account before, after;
+	struct store_req r;
+
+	store_user_set_quota(st, "bob", 99);	/* one byte short of the message */
+	store_user_get(st, "bob", &before);
+	memset(&r, 0, sizeof(r));
+	r.op = STORE_OP_DELIVER;
+	r.u.deliver.mem = (const unsigned char *)"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789";
+	r.u.deliver.mem_len = 100;
+	r.u.deliver.fd = -1;
+	r.u.deliver.logins = (const char *[]){ "alice", "bob" };
+	r.u.deliver.nlogins = 2;
+	CHECK(store_submit_wait(st, &r) == ERR_QUOTA && r.u.deliver.failed_login_out &&
+	    strcmp(r.u.deliver.failed_login_out, "bob") == 0);
+	store_user_get(st, "bob", &after);
+	CHECK(after.count == before.count && after.bytes == before.bytes);
+	CHECK(verify_ok(st));
+	store_user_set_quota(st, "bob", 0);
+}
+
+static void
+test_big_body_from_file(struct store *st)
+{
+	static unsigned char data[3 * STORE_CHUNK_SIZE + 123], back[sizeof(data) + 16];
+	char path[128];
+	struct store_req r;
+	uint64_t off = 0;
+	size_t i, got;
+	int fd;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)(i * 31 + 7);
+	snprintf(path, sizeof(path), "%s/spool", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	CHECK(write(fd, data, sizeof(data)) == (ssize_t)sizeof(data));
+	memset(&r, 0, sizeof(r));
+	r.op = STORE_OP_DELIVER;
+	r.u.deliver.prefix = (const unsigned char *)"H: v\r\n";
+	r.u.deliver.prefix_len = 6;
+	r.u.deliver.fd = fd;
+	r.u.deliver.fd_len = sizeof(data);
+	r.u.deliver.logins = (const char *[]){ "bob" };
+	r.u.deliver.nlogins = 1;
+	CHECK(store_submit_wait(st, &r) == 0);
+	close(fd);
+	/* stream it back in small pieces, as RETR does */
+	for (;;) {
+		CHECK_MSG(store_body_read(st, r.u.deliver.body_id_out, off, back + off, 1000, &got) == 0, "read piece");
+		if (!got)
+			break;
+		off += got;
+	}
+	CHECK(off == sizeof(data) + 6 && memcmp(back, "H: v\r\n", 6) == 0 && memcmp(back + 6, data, sizeof(data)) == 0);
+	CHECK(verify_ok(st));
+}
+
+struct worker_arg {
+	struct store *st;
+	int failures;
+};
+
+static void *
+writer_thread(void *p)
+{
+	struct worker_arg *w = p;
+	int i;
+
+	for (i = 0; i < 40; i++)
+		if (deliver(w->st, (const char *[]){ "alice" }, 1, "concurrent\r\n", NULL))
+			w->failures++;
+	return NULL;
+}
+
+static void
+test_group_commit(struct store *st)
+{
+	struct worker_arg w[16];
+	pthread_t t[16];
+	struct store_stats s0, s1;
+	int i, failures = 0;
+
+	store_stats(st, &s0);
+	for (i = 0; i < 16; i++) {
+		w[i].st = st;
+		w[i].failures = 0;
+		pthread_create(&t[i], NULL, writer_thread, &w[i]);
+	}
+	for (i = 0; i < 16; i++) {
+		pthread_join(t[i], NULL);
+		failures += w[i].failures;
+	}
+	store_stats(st, &s1);
+	CHECK(failures == 0);
+	CHECK(s1.requests - s0.requests == 640);
+	CHECK_MSG(s1.commits - s0.commits < 640, "several deliveries share one commit");
+	printf("# 640 deliveries in %llu commits\n", (unsigned long long)(s1.commits - s0.commits));
+	CHECK(verify_ok(st));
+}
+
+static void
+test_queue(struct store *st)
+{
+	struct store_qrcpt rc[2];
+	struct store_qentry q, got;
+	struct store_req r;
+	uint64_t ids[4];
+	size_t n;
+
+	memset(&q, 0, sizeof(q));
+	memset(rc, 0, sizeof(rc));
+	snprintf(q.sender, sizeof(q.sender), "alice@example.test");
+	snprintf(q.envid, sizeof(q.envid), "ENV1");
+	q.created = 100;
+	q.next_attempt = 200;
+	snprintf(rc[0].address, sizeof(rc[0].address), "x@remote.test");
+	snprintf(rc[1].address, sizeof(rc[1].address), "y@remote.test");
+	rc[1].notify = STORE_NOTIFY_SUCCESS | STORE_NOTIFY_FAILURE;
+	snprintf(rc[1].orcpt, sizeof(rc[1].orcpt), "rfc822;y@remote.test");
+	q.rcpts = rc;
+	q.nrcpts = 2;
+	memset(&r, 0, sizeof(r));
+	r.op = STORE_OP_DELIVER;
+	r.u.deliver.mem = (const unsigned char *)"Subject: out\r\n\r\nbody\r\n";
+	r.u.deliver.mem_len = 22;
+	r.u.deliver.fd = -1;
+	r.u.deliver.logins = (const char *[]){ "bob" };
+	r.u.deliver.nlogins = 1;
+	r.u.deliver.queue = &q;
+	CHECK(store_submit_wait(st, &r) == 0 && r.u.deliver.queue_id_out);
+	CHECK(store_queue_get(st, r.u.deliver.queue_id_out, &got) == 0 && got.nrcpts == 2 &&
+	    strcmp(got.sender, "alice@example.test") == 0 && strcmp(got.envid, "ENV1") == 0 &&
+	    got.body_id == r.u.deliver.body_id_out && got.size == 22 &&
+	    strcmp(got.rcpts[1].orcpt, "rfc822;y@remote.test") == 0 &&
+	    got.rcpts[1].notify == (STORE_NOTIFY_SUCCESS | STORE_NOTIFY_FAILURE));
+	store_qentry_free(&got);
+	CHECK(store_queue_due(st, 199, ids, 4, &n) == 0 && n == 0);
+	CHECK(store_queue_due(st, 200, ids, 4, &n) == 0 && n == 1 && ids[0] == r.u.deliver.queue_id_out);
+	CHECK(store_queue_get(st, 12345678, &got) == ERR_NOTFOUND);
+	CHECK(verify_ok(st));
+}
+
+static void
+test_user_del_and_backup(struct store *st)
+{
+	char bdir[128];
+	struct store_opts o = { bdir, 0, 0, true };
+	struct store *b = NULL;
+	struct store_account a;
+
+	CHECK(store_user_add(st, "carol", 0) == 0);
+	CHECK(deliver(st, (const char *[]){ "carol" }, 1, "x\r\n", NULL) == 0);
+	CHECK(store_user_del(st, "carol", false) == ERR_STATE);
+	CHECK(store_user_del(st, "carol", true) == 0 && store_user_get(st, "carol", &a) == ERR_NOTFOUND);
+	CHECK(store_user_del(st, "carol", true) == ERR_NOTFOUND);
+	CHECK(verify_ok(st));
+
+	snprintf(bdir, sizeof(bdir), "%s/backup", dir);
+	CHECK(store_backup(st, bdir) == 0);
+	CHECK(store_open(&o, &b) == 0 && b);
+	if (b) {
+		CHECK(store_user_get(b, "alice", &a) == 0 && a.count > 0);
+		CHECK(verify_ok(b));
+		store_close(b);
+	}
+}
+
+static void
+test_locks(struct store *st)
+{
+	CHECK(store_mailbox_lock(st, "alice") == 0);
+	CHECK(store_mailbox_lock(st, "alice") == ERR_EXISTS);
+	CHECK(store_mailbox_lock(st, "bob") == 0);
+	store_mailbox_unlock(st, "alice");
+	CHECK(store_mailbox_lock(st, "alice") == 0);
+	store_mailbox_unlock(st, "alice");
+	store_mailbox_unlock(st, "bob");
+}
+
+static void
+test_store_full(void)
+{
+	static char big[200 * 1024];
+	struct store *st = open_at("tiny", 1 << 20, 2 << 20);
+	struct store_msg *m = NULL;
+	size_t n = 0, i;
+	int rc = 0, delivered = 0;
+
+	CHECK(st != NULL);
+	if (!st)
+		return;
+	memset(big, 'x', sizeof(big) - 3);
+	memcpy(big + sizeof(big) - 3, "\r\n", 3);
+	store_user_add(st, "u", 0);
+	for (i = 0; i < 40 && rc == 0; i++)
+		if ((rc = deliver(st, (const char *[]){ "u" }, 1, big, NULL)) == 0)
+			delivered++;
+	CHECK(rc == ERR_STORE_FULL && delivered > 0);
+	CHECK(verify_ok(st));
+	/* space comes back: deliveries succeed again */
+	CHECK(store_mailbox_snapshot(st, "u", &m, &n) == 0 && n == (size_t)delivered);
+	for (i = 0; i < n; i++)
+		expunge(st, "u", &m[i].uid, 1);
+	free(m);
+	CHECK(deliver(st, (const char *[]){ "u" }, 1, big, NULL) == 0);
+	CHECK(verify_ok(st));
+	store_close(st);
+}
+
+static void
+test_foreign_file(void)
+{
+	char path[128], back[32];
+	struct store_opts o = { path, 0, 0, false };
+	struct store *st = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/foreign", dir);
+	CHECK(mkdir(path, 0700) == 0);
+	snprintf(path, sizeof(path), "%s/foreign/data.mdb", dir);
+	f = fopen(path, "w");
+	fputs("this is not an LMDB file, leave it alone\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/foreign", dir);
+	CHECK(store_open(&o, &st) == ERR_CORRUPT && !st);
+	snprintf(path, sizeof(path), "%s/foreign/data.mdb", dir);
+	f = fopen(path, "r");
+	CHECK(f && fgets(back, sizeof(back), f) && strncmp(back, "this is not", 11) == 0);
+	if (f)
+		fclose(f);
+}
+
+int
+main(void)
+{
+	struct store *st;
+	char cmd[128];
+
+	log_open("test", true, LOG_LEVEL_CRIT);
+	snprintf(dir, sizeof(dir), "/tmp/postie-test-store-XXXXXX");
+	if (!mkdtemp(dir))
+		return 1;
+	st = open_at("store", 0, 0);
+	CHECK(st != NULL);
+	if (st) {
+		test_accounts(st);
+		test_delivery(st);
+		test_quota(st);
+		test_big_body_from_file(st);
+		test_group_commit(st);
+		test_queue(st);
+		test_user_del_and_backup(st);
+		test_locks(st);
+		store_close(st);
+		st = open_at("store", 0, 0);	/* reopen: schema accepted, data there */
+		CHECK(st && verify_ok(st));
+		store_close(st);
+	}
+	test_store_full();
+	test_foreign_file();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+	return tap_done();
+}
