@@ -6,15 +6,15 @@ server_libserver_a_SOURCES = \
 	server/conn.c server/conn.h server/conn_lines.c \
 	server/listener.c server/listener.h \
 	server/privdrop.c server/privdrop.h \
-	server/proto.c \
+	server/proto.c server/server.h \
 	server/smtp/session.c server/smtp/session.h \
 	server/pop3/session.c server/pop3/session.h
 server_libserver_a_CFLAGS = $(AM_CFLAGS)
 
 sbin_PROGRAMS += server/postied
 server_postied_SOURCES = server/main.c
-server_postied_LDADD = server/libserver.a server/libtls.a server/core/libconf.a \
-	server/core/libcore.a $(GNUTLS_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+server_postied_LDADD = server/libserver.a server/libtls.a storage/libstore.a server/core/libconf.a \
+	server/core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 server_postied_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 # protocol engines under test: fed scripted bytes through tests/unit/fake_conn.c

@@ -24,6 +24,8 @@
 #include "jobs.h"
 #include "listener.h"
 #include "privdrop.h"
+#include "server.h"
+#include "storage/store.h"
 #include "tls.h"
 #include "worker.h"
 #include "core/compat.h"
@@ -96,6 +98,21 @@ raise_fd_limit(void)
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			log_msg(LOG_LEVEL_WARN, "event=rlimit error=\"%s\"", strerror(errno));
 	}
+}
+
+/* After the drop, so every store file belongs to `user` (STYLE 3). */
+static int
+open_store(const struct config *cfg)
+{
+	struct store_opts so = { cfg->storage.path, cfg->storage.map_size, 0, false };
+	int rc = store_open(&so, &server_store);
+
+	if (rc) {
+		fprintf(stderr, "postied: cannot open the store at %s: %s\n", cfg->storage.path,
+		    rc == ERR_CORRUPT ? "not a postie store or damaged (refusing to touch it)" : err_str(rc));
+		log_msg(LOG_LEVEL_ERR, "event=store_open path=\"%s\" error=\"%s\"", cfg->storage.path, err_str(rc));
+	}
+	return rc;
 }
 
 static void
@@ -202,6 +219,8 @@ main(int argc, char **argv)
 		goto out;
 	if (tls_global_init() || load_tls(cfg))
 		goto out;
+	if (open_store(cfg))
+		goto out;
 	config_set(config_ref(cfg));
 	if (jobs_start(JOB_THREADS))
 		goto out;
@@ -239,6 +258,9 @@ out:
 		unlink(cfg->pid_file);
 	if (listeners)
 		listener_close_all(listeners, nlisteners);
+	/* after the workers: the writer answers what is queued before it stops */
+	store_close(server_store);
+	server_store = NULL;
 	tls_creds_set_current(NULL);
 	config_set(NULL);
 	config_unref(cfg);

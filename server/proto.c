@@ -2,9 +2,12 @@
 #include "config.h"
 
 #include "conn.h"
+#include "server.h"
 #include "pop3/session.h"
 #include "smtp/session.h"
 #include "core/compat.h"
+
+struct store *server_store;
 
 const struct proto_ops *
 proto_for(enum listen_proto proto)

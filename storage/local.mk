@@ -4,7 +4,6 @@ storage_libstore_a_SOURCES = storage/store.h storage/internal.h storage/keys.c s
 	storage/accounts.c storage/mailbox.c storage/queue.c storage/verify.c
 storage_libstore_a_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
 STORE_LIBS = storage/libstore.a server/core/libcore.a $(LMDB_LIBS) $(PTHREAD_LIBS)
-EXTRA_DIST += storage/DESIGN-storage.md
 
 check_PROGRAMS += tests/unit/test_store
 TESTS += tests/unit/test_store

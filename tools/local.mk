@@ -3,3 +3,9 @@
 noinst_PROGRAMS += tools/bench/bench-idle
 tools_bench_bench_idle_SOURCES = tools/bench/idle.c
 tools_bench_bench_idle_LDADD = server/libtls.a server/core/libcore.a $(GNUTLS_LIBS)
+
+sbin_PROGRAMS += tools/postiectl
+tools_postiectl_SOURCES = tools/postiectl.c server/privdrop.c
+tools_postiectl_LDADD = storage/libstore.a server/core/libconf.a server/core/libcore.a \
+	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+tools_postiectl_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)

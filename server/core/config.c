@@ -936,3 +936,9 @@ config_threads(const struct config *cfg)
 	n = sysconf(_SC_NPROCESSORS_ONLN);
 	return n > 0 && n <= 256 ? (unsigned)n : 1;
 }
+
+int
+config_parse_size(const char *s, uint64_t *out)
+{
+	return parse_size(s, out);
+}

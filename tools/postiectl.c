@@ -1,0 +1,472 @@
+/*
+ * postiectl: administration of a postie store, while postied runs.
+ * Started as root it becomes the configured user before opening the store,
+ * so no store file ever belongs to root.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "privdrop.h"
+#include "storage/store.h"
+#include "core/compat.h"
+
+static bool json;
+static struct store *open_store;	/* closed by fail() too: the writer finishes cleanly */
+static struct config *loaded_config;
+
+static void __attribute__((format(printf, 1, 2), noreturn))
+fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postiectl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	store_close(open_store);
+	config_unref(loaded_config);
+	exit(1);
+}
+
+static void
+usage(FILE *f)
+{
+	fputs("usage: postiectl [-c FILE] [--json] COMMAND ...\n"
+	    "  user add LOGIN [--address ADDR]... [--quota SIZE]\n"
+	    "  user del LOGIN [--purge]\n"
+	    "  user list\n"
+	    "  user show LOGIN\n"
+	    "  alias add ADDRESS TARGET...\n"
+	    "  alias del ADDRESS\n"
+	    "  alias list\n"
+	    "  mailbox show LOGIN\n"
+	    "  queue list\n"
+	    "  queue show ID\n"
+	    "  stats\n"
+	    "  backup DIR\n"
+	    "  verify\n"
+	    "  check-config\n", f);
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void
+json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static const char *
+what(int rc)
+{
+	switch (rc) {
+	case ERR_NOTFOUND: return "not found";
+	case ERR_EXISTS: return "already exists";
+	case ERR_SYNTAX: return "malformed";
+	case ERR_LIMIT: return "would loop or expand past the limits";
+	case ERR_STATE: return "mailbox not empty (use --purge)";
+	default: return err_str(rc);
+	}
+}
+
+/* ------------------------------------------------------------ users */
+
+static int addresses_seen;
+
+static int
+print_address(void *arg, const char *address)
+{
+	(void)arg;
+	if (json) {
+		printf("%s", addresses_seen++ ? "," : "");
+		json_str(address);
+	} else {
+		printf("  address: %s\n", address);
+	}
+	return 0;
+}
+
+static void
+show_account(struct store *st, const struct store_account *a, bool with_addresses)
+{
+	if (json) {
+		printf("{\"login\":");
+		json_str(a->login);
+		printf(",\"enabled\":%s,\"messages\":%u,\"bytes\":%" PRIu64 ",\"quota\":%" PRIu64
+		    ",\"created\":%" PRIu64, a->enabled ? "true" : "false", a->count, a->bytes, a->quota, a->created);
+		if (with_addresses) {
+			printf(",\"addresses\":[");
+			addresses_seen = 0;
+			store_address_list(st, a->login, print_address, NULL);
+			printf("]");
+		}
+		printf("}");
+		return;
+	}
+	printf("%s: %u messages, %" PRIu64 " bytes, quota %s%s\n", a->login, a->count, a->bytes,
+	    a->quota ? "" : "none", a->enabled ? "" : ", disabled");
+	if (a->quota)
+		printf("  quota: %" PRIu64 " bytes\n", a->quota);
+	if (with_addresses)
+		store_address_list(st, a->login, print_address, NULL);
+}
+
+static int users_listed;
+
+static int
+list_user(void *arg, const struct store_account *a)
+{
+	if (json && users_listed++)
+		putchar(',');
+	show_account(arg, a, false);
+	return 0;
+}
+
+static int
+cmd_user(struct store *st, int argc, char **argv)
+{
+	struct store_account a;
+	int rc, i;
+
+	if (argc >= 2 && strcmp(argv[0], "add") == 0) {
+		const char *login = argv[1];
+		uint64_t quota = 0;
+
+		for (i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--quota") == 0 && i + 1 < argc) {
+				if (config_parse_size(argv[++i], &quota))
+					fail("--quota: \"%s\" is not a size (digits with an optional K, M, G or T)", argv[i]);
+			} else if (strcmp(argv[i], "--address") == 0 && i + 1 < argc) {
+				i++;
+			} else {
+				fail("user add: unexpected \"%s\"", argv[i]);
+			}
+		}
+		if ((rc = store_user_add(st, login, quota)))
+			fail("user add %s: %s%s", login, what(rc),
+			    rc == ERR_SYNTAX ? " (a login is 1-255 of a-z 0-9 . _ -)" : "");
+		for (i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--address") != 0) {
+				i += strcmp(argv[i], "--quota") == 0;
+				continue;
+			}
+			if ((rc = store_address_add(st, argv[++i], login))) {
+				store_user_del(st, login, true);	/* all or nothing */
+				fail("user add %s: address %s: %s", login, argv[i], what(rc));
+			}
+		}
+		if (!json)
+			printf("added %s\n", login);
+		else
+			printf("{\"added\":\"%s\"}\n", login);
+		return 0;
+	}
+	if (argc >= 2 && strcmp(argv[0], "del") == 0) {
+		bool purge = argc == 3 && strcmp(argv[2], "--purge") == 0;
+
+		if (argc > 3 || (argc == 3 && !purge))
+			fail("usage: user del LOGIN [--purge]");
+		if ((rc = store_user_del(st, argv[1], purge)))
+			fail("user del %s: %s", argv[1], what(rc));
+		if (!json)
+			printf("deleted %s\n", argv[1]);
+		return 0;
+	}
+	if (argc == 1 && strcmp(argv[0], "list") == 0) {
+		if (json)
+			putchar('[');
+		rc = store_user_list(st, list_user, st);
+		if (json)
+			puts("]");
+		if (rc)
+			fail("user list: %s", what(rc));
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[0], "show") == 0) {
+		if ((rc = store_user_get(st, argv[1], &a)))
+			fail("user show %s: %s", argv[1], what(rc));
+		show_account(st, &a, true);
+		if (json)
+			putchar('\n');
+		return 0;
+	}
+	fail("usage: user add|del|list|show ... (postiectl --help)");
+}
+
+/* ------------------------------------------------------------ aliases */
+
+static int aliases_listed;
+
+static int
+print_alias(void *arg, const char *alias, const char *target)
+{
+	(void)arg;
+	if (json) {
+		printf("%s{\"alias\":", aliases_listed++ ? "," : "");
+		json_str(alias);
+		printf(",\"target\":");
+		json_str(target);
+		putchar('}');
+	} else {
+		printf("%s -> %s\n", alias, target);
+	}
+	return 0;
+}
+
+static int
+cmd_alias(struct store *st, int argc, char **argv)
+{
+	int rc;
+
+	if (argc >= 3 && strcmp(argv[0], "add") == 0) {
+		if ((rc = store_alias_add(st, argv[1], (const char *const *)argv + 2, (size_t)argc - 2)))
+			fail("alias add %s: %s", argv[1], what(rc));
+		if (!json)
+			printf("added %s\n", argv[1]);
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[0], "del") == 0) {
+		if ((rc = store_alias_del(st, argv[1])))
+			fail("alias del %s: %s", argv[1], what(rc));
+		if (!json)
+			printf("deleted %s\n", argv[1]);
+		return 0;
+	}
+	if (argc == 1 && strcmp(argv[0], "list") == 0) {
+		if (json)
+			putchar('[');
+		rc = store_alias_list(st, print_alias, NULL);
+		if (json)
+			puts("]");
+		if (rc)
+			fail("alias list: %s", what(rc));
+		return 0;
+	}
+	fail("usage: alias add ADDRESS TARGET... | alias del ADDRESS | alias list");
+}
+
+/* ------------------------------------------------------------ queue */
+
+static int queue_listed;
+
+static void
+print_qentry(const struct store_qentry *q, bool full)
+{
+	size_t i;
+
+	if (json) {
+		printf("%s{\"id\":\"%016" PRIx64 "\",\"sender\":", queue_listed++ ? "," : "", q->id);
+		json_str(q->sender);
+		printf(",\"size\":%" PRIu64 ",\"created\":%" PRIu64 ",\"next_attempt\":%" PRIu64
+		    ",\"attempts\":%u,\"recipients\":[", q->size, q->created, q->next_attempt, q->attempts);
+		for (i = 0; i < q->nrcpts; i++) {
+			printf("%s{\"address\":", i ? "," : "");
+			json_str(q->rcpts[i].address);
+			printf(",\"state\":\"%s\",\"reply\":", q->rcpts[i].state == STORE_RCPT_DELIVERED ? "delivered" :
+			    q->rcpts[i].state == STORE_RCPT_FAILED ? "failed" : "pending");
+			json_str(q->rcpts[i].reply);
+			putchar('}');
+		}
+		printf("]}");
+		return;
+	}
+	printf("%016" PRIx64 " %8" PRIu64 " <%s> attempts=%u next=%" PRIu64 "\n", q->id, q->size,
+	    q->sender, q->attempts, q->next_attempt);
+	for (i = 0; full && i < q->nrcpts; i++)
+		printf("  %s %s %s\n", q->rcpts[i].state == STORE_RCPT_DELIVERED ? "delivered" :
+		    q->rcpts[i].state == STORE_RCPT_FAILED ? "failed" : "pending",
+		    q->rcpts[i].address, q->rcpts[i].reply);
+}
+
+static int
+list_qentry(void *arg, const struct store_qentry *q)
+{
+	(void)arg;
+	print_qentry(q, false);
+	return 0;
+}
+
+static int
+cmd_queue(struct store *st, int argc, char **argv)
+{
+	struct store_qentry q;
+	char *end;
+	uint64_t id;
+	int rc;
+
+	if (argc == 1 && strcmp(argv[0], "list") == 0) {
+		if (json)
+			putchar('[');
+		rc = store_queue_list(st, list_qentry, NULL);
+		if (json)
+			puts("]");
+		if (rc)
+			fail("queue list: %s", what(rc));
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[0], "show") == 0) {
+		id = strtoull(argv[1], &end, 16);
+		if (!*argv[1] || *end || strlen(argv[1]) > 16)
+			fail("queue show: \"%s\" is not a queue id (16 hex digits)", argv[1]);
+		if ((rc = store_queue_get(st, id, &q)))
+			fail("queue show %s: %s", argv[1], what(rc));
+		print_qentry(&q, true);
+		if (json)
+			putchar('\n');
+		store_qentry_free(&q);
+		return 0;
+	}
+	fail("usage: queue list | queue show ID");
+}
+
+/* ------------------------------------------------------------ the rest */
+
+static void
+report_problem(void *arg, const char *problem)
+{
+	(void)arg;
+	fprintf(stderr, "postiectl: verify: %s\n", problem);
+}
+
+static int
+cmd_mailbox(struct store *st, int argc, char **argv)
+{
+	struct store_account a;
+	int rc;
+
+	if (argc != 2 || strcmp(argv[0], "show") != 0)
+		fail("usage: mailbox show LOGIN");
+	if ((rc = store_user_get(st, argv[1], &a)))
+		fail("mailbox show %s: %s", argv[1], what(rc));
+	if (json)
+		printf("{\"login\":\"%s\",\"messages\":%u,\"bytes\":%" PRIu64 ",\"quota\":%" PRIu64 "}\n",
+		    a.login, a.count, a.bytes, a.quota);
+	else
+		printf("%s: %u messages, %" PRIu64 " bytes, quota %" PRIu64 "%s\n", a.login, a.count,
+		    a.bytes, a.quota, a.quota ? "" : " (none)");
+	return 0;
+}
+
+static int
+cmd_stats(struct store *st)
+{
+	struct store_stats s;
+	int rc = store_stats(st, &s);
+
+	if (rc)
+		fail("stats: %s", what(rc));
+	if (json)
+		printf("{\"users\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"message_bytes\":%" PRIu64
+		    ",\"bodies\":%" PRIu64 ",\"body_bytes\":%" PRIu64 ",\"queued\":%" PRIu64
+		    ",\"map_size\":%" PRIu64 ",\"map_used\":%" PRIu64 "}\n", s.users, s.messages,
+		    s.message_bytes, s.bodies, s.body_bytes, s.queued, s.map_size, s.map_used);
+	else
+		printf("users %" PRIu64 "\nmessages %" PRIu64 " (%" PRIu64 " bytes)\nbodies %" PRIu64
+		    " (%" PRIu64 " bytes)\nqueued %" PRIu64 "\nmap %" PRIu64 " of %" PRIu64 " bytes used\n",
+		    s.users, s.messages, s.message_bytes, s.bodies, s.body_bytes, s.queued, s.map_used, s.map_size);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *path = CONFIG_DEFAULT_PATH;
+	struct store_opts so;
+	struct config *cfg;
+	struct store *st;
+	const char *cmd;
+	int opt, rc;
+
+	/* "+": options end at the command, so "user add x --quota 1G" is the command's */
+	while ((opt = getopt_long(argc, argv, "+c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': path = optarg; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[optind++];
+	log_open("postiectl", true, LOG_LEVEL_WARN);
+	if (config_load(path, &cfg, config_report_stderr, NULL))
+		return 1;
+	if (strcmp(cmd, "check-config") == 0) {
+		if (!json)
+			printf("%s: configuration OK\n", path);
+		config_unref(cfg);
+		return 0;
+	}
+	if (geteuid() == 0 && privdrop_to(cfg->user))
+		fail("cannot become user %s", cfg->user);
+	memset(&so, 0, sizeof(so));
+	so.path = cfg->storage.path;
+	so.map_size = cfg->storage.map_size;
+	loaded_config = cfg;
+	if ((rc = store_open(&so, &st)))
+		fail("cannot open the store at %s: %s", cfg->storage.path, err_str(rc));
+	open_store = st;
+
+	argc -= optind;
+	argv += optind;
+	if (strcmp(cmd, "user") == 0)
+		rc = cmd_user(st, argc, argv);
+	else if (strcmp(cmd, "alias") == 0)
+		rc = cmd_alias(st, argc, argv);
+	else if (strcmp(cmd, "mailbox") == 0)
+		rc = cmd_mailbox(st, argc, argv);
+	else if (strcmp(cmd, "queue") == 0)
+		rc = cmd_queue(st, argc, argv);
+	else if (strcmp(cmd, "stats") == 0 && argc == 0)
+		rc = cmd_stats(st);
+	else if (strcmp(cmd, "backup") == 0 && argc == 1) {
+		if ((rc = store_backup(st, argv[0])))
+			fail("backup %s: %s", argv[0], what(rc));
+		if (!json)
+			printf("backup written to %s\n", argv[0]);
+	} else if (strcmp(cmd, "verify") == 0 && argc == 0) {
+		rc = store_verify(st, report_problem, NULL);
+		if (rc)
+			fail("verify: the store is damaged (problems above)");
+		if (!json)
+			printf("store OK\n");
+		else
+			puts("{\"ok\":true}");
+	} else {
+		store_close(st);
+		config_unref(cfg);
+		usage(stderr);
+		return 2;
+	}
+	store_close(st);
+	config_unref(cfg);
+	return rc ? 1 : 0;
+}
