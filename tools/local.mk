@@ -9,3 +9,8 @@ tools_postiectl_SOURCES = tools/postiectl.c server/privdrop.c
 tools_postiectl_LDADD = storage/libstore.a server/core/libconf.a server/core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tools_postiectl_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+
+noinst_PROGRAMS += tools/bench/bench-store
+tools_bench_bench_store_SOURCES = tools/bench/store.c
+tools_bench_bench_store_LDADD = $(STORE_LIBS)
+tools_bench_bench_store_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
