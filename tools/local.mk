@@ -14,3 +14,5 @@ noinst_PROGRAMS += tools/bench/bench-store
 tools_bench_bench_store_SOURCES = tools/bench/store.c
 tools_bench_bench_store_LDADD = $(STORE_LIBS)
 tools_bench_bench_store_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+man_MANS += packaging/postiectl.8
+EXTRA_DIST += packaging/postiectl.8
