@@ -122,6 +122,9 @@ class Server:
             mod = os.path.join(LIBDIR, "pam_wrapper", "pam_matrix.so")
             f.write("auth required %s passdb=%s\naccount required %s passdb=%s\n"
                     % (mod, passdb, mod, passdb))
+        with open(os.path.join(pam, "other"), "w") as f:  # PAM's fallback: refuse
+            deny = os.path.join(LIBDIR, "security", "pam_deny.so")
+            f.write("auth required %s\naccount required %s\n" % (deny, deny))
         self.pam_dir = pam
 
     def _write_config(self, limits, auth, smtp, relay, extra, domains):

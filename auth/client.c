@@ -1,0 +1,318 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/client.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "core/compat.h"
+
+#define RESTART_BACKOFF_MAX 30	/* seconds between attempts to restart a dead helper */
+
+struct slot {
+	bool used;
+	uint32_t id;
+	auth_done_fn done;
+	void *arg;
+};
+
+struct auth_client {
+	char *helper;
+	bool foreground;
+	pthread_mutex_t lock;	/* fd, pid, slots, next_id; never held while calling done */
+	int fd;			/* -1 while the helper is down */
+	pid_t pid;
+	uint32_t next_id;
+	struct slot slots[AUTH_CLIENT_PENDING_MAX];
+	pthread_t reader;
+	bool stopping;
+	int wake[2];		/* stop wakes the reader out of its wait */
+};
+
+static int
+spawn(struct auth_client *c)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return ERR_IO;
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return ERR_IO;
+	}
+	if (pid == 0) {
+		char *argv[3] = { (char *)(uintptr_t)"postie-auth", NULL, NULL };
+		sigset_t none;
+
+		/* a fresh program with the socket as fd 3 and nothing else inherited */
+		if (dup2(sv[1], 3) < 0)
+			_exit(127);
+		close_range(4, ~0u, 0);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (c->foreground)
+			argv[1] = (char *)(uintptr_t)"-f";
+		execv(c->helper, argv);
+		_exit(127);
+	}
+	close(sv[1]);
+	c->fd = sv[0];
+	c->pid = pid;
+	return 0;
+}
+
+/* Answer every pending request with TEMPFAIL (the helper went away). */
+static void
+fail_all(struct auth_client *c)
+{
+	struct slot failed[AUTH_CLIENT_PENDING_MAX];
+	size_t i, n = 0;
+
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < AUTH_CLIENT_PENDING_MAX; i++) {
+		if (c->slots[i].used) {
+			failed[n++] = c->slots[i];
+			c->slots[i].used = false;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (i = 0; i < n; i++)
+		failed[i].done(failed[i].arg, AUTH_RESULT_TEMPFAIL);
+}
+
+static void
+deliver_reply(struct auth_client *c, uint32_t id, enum auth_result res)
+{
+	struct slot *s = &c->slots[id % AUTH_CLIENT_PENDING_MAX];
+	auth_done_fn done = NULL;
+	void *arg = NULL;
+
+	pthread_mutex_lock(&c->lock);
+	if (s->used && s->id == id) {
+		done = s->done;
+		arg = s->arg;
+		s->used = false;
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (done)
+		done(arg, res);
+	else
+		log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"reply for an unknown request %u\"", id);
+}
+
+/* Sleep up to seconds, waking early when stopping. */
+static void
+nap(struct auth_client *c, unsigned seconds)
+{
+	struct pollfd p = { .fd = c->wake[0], .events = POLLIN };
+
+	poll(&p, 1, (int)seconds * 1000);
+}
+
+static void *
+reader_main(void *arg)
+{
+	struct auth_client *c = arg;
+	unsigned char in[4096];
+	size_t inlen = 0;
+	unsigned backoff = 1;
+
+	for (;;) {
+		int fd;
+		ssize_t r;
+
+		pthread_mutex_lock(&c->lock);
+		fd = c->fd;
+		pthread_mutex_unlock(&c->lock);
+		if (fd < 0) {
+			if (c->stopping)
+				return NULL;
+			nap(c, backoff);
+			if (c->stopping)
+				return NULL;
+			pthread_mutex_lock(&c->lock);
+			if (spawn(c) == 0) {
+				log_msg(LOG_LEVEL_NOTICE, "event=auth_helper action=restarted pid=%ld%s", (long)c->pid,
+				    geteuid() ? " note=\"without root: PAM modules that need it will refuse\"" : "");
+				inlen = 0;
+			}
+			pthread_mutex_unlock(&c->lock);
+			backoff = backoff * 2 > RESTART_BACKOFF_MAX ? RESTART_BACKOFF_MAX : backoff * 2;
+			continue;
+		}
+		r = read(fd, in + inlen, sizeof(in) - inlen);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int status = 0;
+
+			pthread_mutex_lock(&c->lock);
+			close(c->fd);
+			c->fd = -1;
+			waitpid(c->pid, &status, 0);
+			pthread_mutex_unlock(&c->lock);
+			if (!c->stopping)
+				log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"postie-auth exited (status %d); pending logins get a temporary failure\"",
+				    status);
+			fail_all(c);
+			continue;
+		}
+		inlen += (size_t)r;
+		for (;;) {
+			struct span body;
+			long n = auth_proto_frame(span_make(in, inlen), &body);
+			uint32_t id;
+			enum auth_result res;
+
+			if (n == 0)
+				break;
+			if (n < 0 || auth_proto_decode_reply(body, &id, &res)) {
+				log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"malformed reply; restarting it\"");
+				pthread_mutex_lock(&c->lock);
+				kill(c->pid, SIGKILL);
+				pthread_mutex_unlock(&c->lock);
+				inlen = 0;
+				break;
+			}
+			deliver_reply(c, id, res);
+			memmove(in, in + n, inlen - (size_t)n);
+			inlen -= (size_t)n;
+			backoff = 1;
+		}
+	}
+}
+
+int
+auth_client_start(const char *helper_path, bool foreground, struct auth_client **out)
+{
+	struct auth_client *c = xcalloc(1, sizeof(*c));
+	sigset_t all, old;
+	int rc;
+
+	*out = NULL;
+	c->helper = xstrdup(helper_path);
+	c->foreground = foreground;
+	c->fd = -1;
+	c->next_id = 1;
+	pthread_mutex_init(&c->lock, NULL);
+	if (access(helper_path, X_OK) < 0) {
+		log_msg(LOG_LEVEL_ERR, "event=auth_helper path=\"%s\" error=\"%s\"", helper_path, strerror(errno));
+		goto fail;
+	}
+	if (pipe2(c->wake, O_CLOEXEC) < 0 || spawn(c)) {
+		log_msg(LOG_LEVEL_ERR, "event=auth_helper path=\"%s\" error=\"cannot start: %s\"", helper_path,
+		    strerror(errno));
+		goto fail;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&c->reader, NULL, reader_main, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		log_msg(LOG_LEVEL_ERR, "event=thread_create what=auth_reader error=\"%s\"", strerror(rc));
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	if (c->fd >= 0) {
+		close(c->fd);
+		waitpid(c->pid, NULL, 0);
+	}
+	free(c->helper);
+	free(c);
+	return ERR_IO;
+}
+
+void
+auth_client_stop(struct auth_client *c)
+{
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->stopping = true;
+	if (c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR);	/* the helper sees EOF and exits; the reader sees EOF */
+	pthread_mutex_unlock(&c->lock);
+	if (write(c->wake[1], "x", 1) < 0)
+		(void)0;	/* the reader also wakes on its own timeout */
+	pthread_join(c->reader, NULL);
+	fail_all(c);
+	close(c->wake[0]);
+	close(c->wake[1]);
+	pthread_mutex_destroy(&c->lock);
+	free(c->helper);
+	free(c);
+}
+
+void
+auth_client_check(struct auth_client *c, const char *service, struct span login, struct span password,
+    const char *rhost, auth_done_fn done, void *arg)
+{
+	struct slot *s;
+	struct buf frame;
+	ssize_t w;
+	uint32_t id;
+
+	buf_init(&frame, AUTH_FRAME_MAX + 4);
+	frame.secret = true;
+	pthread_mutex_lock(&c->lock);
+	id = c->next_id++;
+	s = &c->slots[id % AUTH_CLIENT_PENDING_MAX];
+	if (c->fd < 0 || s->used) {
+		pthread_mutex_unlock(&c->lock);
+		buf_free(&frame);
+		done(arg, AUTH_RESULT_TEMPFAIL);
+		return;
+	}
+	if (auth_proto_encode_request(&frame, id, span_cstr(service), span_cstr(rhost), login, password)) {
+		pthread_mutex_unlock(&c->lock);
+		buf_free(&frame);
+		done(arg, AUTH_RESULT_FAIL);	/* a login no PAM stack can accept */
+		return;
+	}
+	s->used = true;
+	s->id = id;
+	s->done = done;
+	s->arg = arg;
+	/* never block a worker: a helper that stopped reading is a broken helper */
+	w = send(c->fd, frame.data, frame.len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (w != (ssize_t)frame.len) {
+		s->used = false;
+		if (w > 0) {
+			log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"helper not reading; restarting it\"");
+			kill(c->pid, SIGKILL);
+		}
+		pthread_mutex_unlock(&c->lock);
+		buf_free(&frame);
+		done(arg, AUTH_RESULT_TEMPFAIL);
+		return;
+	}
+	pthread_mutex_unlock(&c->lock);
+	buf_free(&frame);
+}
+
+long
+auth_client_helper_pid(struct auth_client *c)
+{
+	long pid;
+
+	pthread_mutex_lock(&c->lock);
+	pid = c->fd >= 0 ? (long)c->pid : 0;
+	pthread_mutex_unlock(&c->lock);
+	return pid;
+}

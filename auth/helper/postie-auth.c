@@ -1,0 +1,461 @@
+/*
+ * postie-auth: the privileged PAM helper. postied starts it (fork + exec)
+ * before dropping root, with one socket as fd 3; it keeps root because
+ * pam_unix needs /etc/shadow, and it does nothing but answer "is this
+ * login/password good for this service" on that socket.
+ *
+ * The main process never calls PAM: it checks every request, rate-limits,
+ * and hands each to one of a few worker processes (PAM modules block for
+ * seconds on failure and are not all thread-safe, so processes, not
+ * threads). A worker that dies answers TEMPFAIL for the request it held
+ * and is replaced. The helper exits when postied closes the socket.
+ *
+ *   postie-auth [-f]     (-f: log to stderr rather than syslog)
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <security/pam_appl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth/proto.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/compat.h"
+
+#define SERVER_FD 3
+#define WORKERS_MAX 8		/* PAM checks running at once */
+#define QUEUE_MAX 256		/* requests waiting for a worker; more get TEMPFAIL */
+#define RATE_PER_SECOND 200	/* attempts accepted per second, burst as large */
+#define INBUF_MAX (64 * 1024)
+
+struct worker {
+	pid_t pid;
+	int fd;			/* -1 = no process */
+	bool busy;
+	uint32_t id;		/* the request it holds */
+	unsigned char reply[16];
+	size_t nreply;
+};
+
+struct pending {
+	unsigned char frame[AUTH_FRAME_MAX + 4];
+	size_t len;
+	uint32_t id;
+};
+
+static struct worker workers[WORKERS_MAX];
+static struct pending queue[QUEUE_MAX];
+static size_t qhead, qlen;
+static double tokens = RATE_PER_SECOND;
+static struct timespec last_refill;
+
+/* --- the PAM side, in a worker process --- */
+
+struct creds {
+	const char *login, *password;
+};
+
+static int
+conversation(int n, const struct pam_message **msg, struct pam_response **resp, void *appdata)
+{
+	const struct creds *cr = appdata;
+	struct pam_response *r;
+	int i;
+
+	if (n <= 0 || n > 32)
+		return PAM_CONV_ERR;
+	r = calloc((size_t)n, sizeof(*r));
+	if (!r)
+		return PAM_BUF_ERR;
+	for (i = 0; i < n; i++) {
+		/* prompts get the password (no echo) or the login (echo); texts are ignored */
+		if (msg[i]->msg_style == PAM_PROMPT_ECHO_OFF)
+			r[i].resp = strdup(cr->password);
+		else if (msg[i]->msg_style == PAM_PROMPT_ECHO_ON)
+			r[i].resp = strdup(cr->login);
+		if ((msg[i]->msg_style == PAM_PROMPT_ECHO_OFF || msg[i]->msg_style == PAM_PROMPT_ECHO_ON) &&
+		    !r[i].resp) {
+			for (; i >= 0; i--) {
+				if (r[i].resp)
+					explicit_bzero(r[i].resp, strlen(r[i].resp));
+				free(r[i].resp);
+			}
+			free(r);
+			return PAM_BUF_ERR;
+		}
+	}
+	*resp = r;
+	return PAM_SUCCESS;
+}
+
+/* postied delays failed answers itself, without holding a PAM process for it */
+static void
+no_delay(int retval, unsigned usec, void *appdata)
+{
+	(void)retval;
+	(void)usec;
+	(void)appdata;
+}
+
+static enum auth_result
+check(const char *service, const char *rhost, const char *login, const char *password)
+{
+	struct creds cr = { login, password };
+	struct pam_conv conv = { conversation, &cr };
+	pam_handle_t *h = NULL;
+	int rc;
+
+	rc = pam_start(service, login, &conv, &h);
+	if (rc != PAM_SUCCESS)
+		return AUTH_RESULT_TEMPFAIL;
+	pam_set_item(h, PAM_FAIL_DELAY, (const void *)no_delay);
+	if (*rhost)
+		pam_set_item(h, PAM_RHOST, rhost);
+	rc = pam_authenticate(h, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
+	if (rc == PAM_SUCCESS)
+		rc = pam_acct_mgmt(h, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);	/* locked, expired */
+	pam_end(h, rc);
+	switch (rc) {
+	case PAM_SUCCESS:
+		return AUTH_RESULT_OK;
+	case PAM_AUTH_ERR:
+	case PAM_USER_UNKNOWN:
+	case PAM_MAXTRIES:
+	case PAM_ACCT_EXPIRED:
+	case PAM_NEW_AUTHTOK_REQD:
+	case PAM_PERM_DENIED:
+	case PAM_CRED_INSUFFICIENT:
+		return AUTH_RESULT_FAIL;
+	default:
+		return AUTH_RESULT_TEMPFAIL;	/* PAM_AUTHINFO_UNAVAIL, PAM_SYSTEM_ERR ... */
+	}
+}
+
+static bool
+read_full(int fd, void *p, size_t n)
+{
+	unsigned char *q = p;
+
+	while (n) {
+		ssize_t r = read(fd, q, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		q += r;
+		n -= (size_t)r;
+	}
+	return true;
+}
+
+static bool
+write_full(int fd, const void *p, size_t n)
+{
+	const unsigned char *q = p;
+
+	while (n) {
+		ssize_t r = write(fd, q, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return false;
+		q += r;
+		n -= (size_t)r;
+	}
+	return true;
+}
+
+static void
+span_to_str(char *out, struct span s)
+{
+	memcpy(out, s.p, s.len);
+	out[s.len] = '\0';
+}
+
+/* A worker process: one request at a time from its socket, until it closes. */
+static void __attribute__((noreturn))
+worker_main(int fd)
+{
+	static unsigned char frame[AUTH_FRAME_MAX + 4];
+	char service[AUTH_SERVICE_MAX + 1], rhost[AUTH_RHOST_MAX + 1];
+	char login[AUTH_LOGIN_MAX + 1], password[AUTH_PASSWORD_MAX + 1];
+
+	for (;;) {
+		struct auth_request req;
+		struct span body;
+		unsigned char lenb[4];
+		uint32_t len;
+		struct buf out;
+		enum auth_result res;
+
+		if (!read_full(fd, lenb, 4))
+			_exit(0);
+		len = (uint32_t)lenb[0] << 24 | (uint32_t)lenb[1] << 16 | (uint32_t)lenb[2] << 8 | lenb[3];
+		if (len > AUTH_FRAME_MAX)
+			_exit(1);
+		memcpy(frame, lenb, 4);
+		if (!read_full(fd, frame + 4, len))
+			_exit(1);
+		body = span_make(frame + 4, len);
+		if (auth_proto_decode_request(body, &req))
+			_exit(1);	/* the parent checked it: this cannot happen */
+		span_to_str(service, req.service);
+		span_to_str(rhost, req.rhost);
+		span_to_str(login, req.login);
+		span_to_str(password, req.password);
+		explicit_bzero(frame, sizeof(frame));
+		res = check(service, rhost, login, password);
+		explicit_bzero(password, sizeof(password));
+		buf_init(&out, 64);
+		auth_proto_encode_reply(&out, req.id, res);
+		if (!write_full(fd, out.data, out.len))
+			_exit(0);
+		buf_free(&out);
+	}
+}
+
+/* --- the main process --- */
+
+static bool
+spawn(struct worker *w)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return false;
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return false;
+	}
+	if (pid == 0) {
+		int i;
+
+		close(sv[0]);
+		close(SERVER_FD);
+		for (i = 0; i < WORKERS_MAX; i++)
+			if (workers[i].fd >= 0)
+				close(workers[i].fd);
+		worker_main(sv[1]);
+	}
+	close(sv[1]);
+	w->pid = pid;
+	w->fd = sv[0];
+	w->busy = false;
+	w->nreply = 0;
+	return true;
+}
+
+static void
+reply(uint32_t id, enum auth_result res)
+{
+	struct buf out;
+
+	buf_init(&out, 64);
+	auth_proto_encode_reply(&out, id, res);
+	if (!write_full(SERVER_FD, out.data, out.len)) {
+		buf_free(&out);
+		exit(0);	/* postied is gone */
+	}
+	buf_free(&out);
+}
+
+/* Rate limit: a token bucket refilled with the clock. */
+static bool
+take_token(void)
+{
+	struct timespec now;
+	double dt;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	dt = (double)(now.tv_sec - last_refill.tv_sec) + (now.tv_nsec - last_refill.tv_nsec) / 1e9;
+	last_refill = now;
+	tokens += dt * RATE_PER_SECOND;
+	if (tokens > RATE_PER_SECOND)
+		tokens = RATE_PER_SECOND;
+	if (tokens < 1)
+		return false;
+	tokens -= 1;
+	return true;
+}
+
+/* Give queued requests to idle workers (spawning up to the pool size). */
+static void
+dispatch(void)
+{
+	int i;
+
+	for (i = 0; i < WORKERS_MAX && qlen; i++) {
+		struct worker *w = &workers[i];
+		struct pending *p = &queue[qhead];
+
+		if (w->busy)
+			continue;
+		if (w->fd < 0 && !spawn(w)) {
+			log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"cannot start a PAM worker: %s\"", strerror(errno));
+			continue;
+		}
+		if (!write_full(w->fd, p->frame, p->len)) {
+			close(w->fd);
+			w->fd = -1;
+			waitpid(w->pid, NULL, 0);
+			continue;
+		}
+		w->busy = true;
+		w->id = p->id;
+		explicit_bzero(p->frame, p->len);
+		qhead = (qhead + 1) % QUEUE_MAX;
+		qlen--;
+	}
+}
+
+/* A request arrived from postied: check it, then queue it or refuse it. */
+static void
+accept_request(struct span frame, struct span body)
+{
+	struct auth_request req;
+	struct pending *p;
+
+	if (auth_proto_decode_request(body, &req)) {
+		log_msg(LOG_LEVEL_CRIT, "event=auth_helper error=\"malformed request, closing\"");
+		exit(1);
+	}
+	if (!take_token() || qlen == QUEUE_MAX) {
+		log_msg(LOG_LEVEL_WARN, "event=auth_helper result=tempfail reason=%s",
+		    qlen == QUEUE_MAX ? "queue_full" : "rate_limit");
+		reply(req.id, AUTH_RESULT_TEMPFAIL);
+		return;
+	}
+	p = &queue[(qhead + qlen) % QUEUE_MAX];
+	memcpy(p->frame, frame.p, frame.len);
+	p->len = frame.len;
+	p->id = req.id;
+	qlen++;
+}
+
+/* A worker's socket is readable: its answer, or its death. */
+static void
+worker_event(struct worker *w)
+{
+	ssize_t r = read(w->fd, w->reply + w->nreply, sizeof(w->reply) - w->nreply);
+	struct span body;
+	uint32_t id;
+	enum auth_result res;
+	long n;
+
+	if (r <= 0) {
+		int status = 0;
+
+		close(w->fd);
+		w->fd = -1;
+		waitpid(w->pid, &status, 0);
+		log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"PAM worker %ld died (status %d)\"",
+		    (long)w->pid, status);
+		if (w->busy)
+			reply(w->id, AUTH_RESULT_TEMPFAIL);	/* never a success */
+		w->busy = false;
+		return;
+	}
+	w->nreply += (size_t)r;
+	n = auth_proto_frame(span_make(w->reply, w->nreply), &body);
+	if (n == 0)
+		return;
+	if (n < 0 || auth_proto_decode_reply(body, &id, &res) || !w->busy || id != w->id) {
+		kill(w->pid, SIGKILL);	/* a confused worker is replaced */
+		return;
+	}
+	reply(id, res);
+	w->busy = false;
+	w->nreply = 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static unsigned char in[INBUF_MAX];
+	size_t inlen = 0;
+	struct stat sb;
+	int i, devnull;
+
+	log_open("postie-auth", argc > 1 && strcmp(argv[1], "-f") == 0, LOG_LEVEL_INFO);
+	if (fstat(SERVER_FD, &sb) < 0 || !S_ISSOCK(sb.st_mode)) {
+		fprintf(stderr, "postie-auth: started by postied only (needs its socket as fd 3)\n");
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	devnull = open("/dev/null", O_RDWR);
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		if (devnull > SERVER_FD)
+			close(devnull);
+	}
+	for (i = 0; i < WORKERS_MAX; i++)
+		workers[i].fd = -1;
+	clock_gettime(CLOCK_MONOTONIC, &last_refill);
+
+	for (;;) {
+		struct pollfd pfd[WORKERS_MAX + 1];
+		int map[WORKERS_MAX + 1], n = 0, j;
+
+		pfd[n].fd = SERVER_FD;
+		pfd[n].events = POLLIN;
+		map[n++] = -1;
+		for (i = 0; i < WORKERS_MAX; i++) {
+			if (workers[i].fd >= 0) {
+				pfd[n].fd = workers[i].fd;
+				pfd[n].events = POLLIN;
+				map[n++] = i;
+			}
+		}
+		if (poll(pfd, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return 1;
+		}
+		for (j = 1; j < n; j++)
+			if (pfd[j].revents)
+				worker_event(&workers[map[j]]);
+		if (pfd[0].revents) {
+			ssize_t r = read(SERVER_FD, in + inlen, sizeof(in) - inlen);
+			struct span body;
+			long fl;
+
+			if (r <= 0 && !(r < 0 && errno == EINTR))
+				break;	/* postied closed the socket: we are done */
+			inlen += r > 0 ? (size_t)r : 0;
+			while ((fl = auth_proto_frame(span_make(in, inlen), &body)) > 0) {
+				accept_request(span_make(in, (size_t)fl), body);
+				explicit_bzero(in, (size_t)fl);
+				memmove(in, in + fl, inlen - (size_t)fl);
+				inlen -= (size_t)fl;
+			}
+			if (fl < 0) {
+				log_msg(LOG_LEVEL_CRIT, "event=auth_helper error=\"malformed frame, closing\"");
+				return 1;
+			}
+		}
+		dispatch();
+	}
+	for (i = 0; i < WORKERS_MAX; i++) {
+		if (workers[i].fd >= 0) {
+			close(workers[i].fd);
+			waitpid(workers[i].pid, NULL, 0);
+		}
+	}
+	explicit_bzero(in, sizeof(in));
+	return 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * auth/proto.h: the wire format between postied and postie-auth, shared by
+ * both. Length-prefixed binary with a version byte. postie-auth assumes
+ * postied may be compromised: the decoder checks every length and
+ * character, and anything malformed ends the connection.
+ *
+ *   frame   = [len u32 BE: bytes after this field] body
+ *   request = [version u8 = 1][type u8 = 'Q'][id u32]
+ *             [service len u8][service][rhost len u8][rhost]
+ *             [login len u8][login][password len u16][password]
+ *   reply   = [version u8 = 1][type u8 = 'R'][id u32][result u8]
+ *
+ * Pure functions; any thread.
+ */
+#ifndef POSTIE_AUTH_PROTO_H
+#define POSTIE_AUTH_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/span.h"
+
+#define AUTH_PROTO_VERSION 1
+#define AUTH_LOGIN_MAX 255		/* STYLE 3 */
+#define AUTH_PASSWORD_MAX 1024		/* STYLE 3 */
+#define AUTH_SERVICE_MAX 64		/* a PAM service file name */
+#define AUTH_RHOST_MAX 64		/* a numeric IPv4 or IPv6 address */
+/* The largest frame body: a request with every field at its maximum. */
+#define AUTH_FRAME_MAX (6 + 1 + AUTH_SERVICE_MAX + 1 + AUTH_RHOST_MAX + 1 + AUTH_LOGIN_MAX + 2 + AUTH_PASSWORD_MAX)
+
+enum auth_result {
+	AUTH_RESULT_OK = 1,
+	AUTH_RESULT_FAIL = 2,		/* bad login or password, or the account is locked/expired */
+	AUTH_RESULT_TEMPFAIL = 3	/* PAM or the helper could not answer now */
+};
+
+struct auth_request {
+	uint32_t id;
+	struct span service, rhost, login, password;	/* point into the frame */
+};
+
+/*
+ * Append a framed request to out (a secret buf: it holds the password).
+ * Returns 0, ERR_SYNTAX (a field fails the checks below) or ERR_LIMIT.
+ */
+int auth_proto_encode_request(struct buf *out, uint32_t id, struct span service,
+    struct span rhost, struct span login, struct span password);
+int auth_proto_encode_reply(struct buf *out, uint32_t id, enum auth_result result);
+
+/*
+ * Find a whole frame at the start of in: returns its total length (to
+ * consume), 0 when more bytes are needed, or ERR_SYNTAX when the length is
+ * impossible. *body_out is the frame's body.
+ */
+long auth_proto_frame(struct span in, struct span *body_out);
+
+/*
+ * Decode a request body: every length within its maximum and the body
+ * exactly consumed; service [a-z0-9_.-]; rhost printable without spaces;
+ * login non-empty, no control characters, no NUL; password without NUL.
+ * Spans point into body. Returns 0 or ERR_SYNTAX.
+ */
+int auth_proto_decode_request(struct span body, struct auth_request *out);
+int auth_proto_decode_reply(struct span body, uint32_t *id_out, enum auth_result *result_out);
+
+#endif
