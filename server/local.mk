@@ -7,13 +7,14 @@ server_libserver_a_SOURCES = \
 	server/listener.c server/listener.h \
 	server/privdrop.c server/privdrop.h \
 	server/proto.c server/server.h \
+	server/authflow.c server/authflow.h \
 	server/smtp/session.c server/smtp/session.h \
 	server/pop3/session.c server/pop3/session.h
 server_libserver_a_CFLAGS = $(AM_CFLAGS)
 
 sbin_PROGRAMS += server/postied
 server_postied_SOURCES = server/main.c
-server_postied_LDADD = server/libserver.a server/libtls.a storage/libstore.a server/core/libconf.a \
+server_postied_LDADD = server/libserver.a server/libtls.a storage/libstore.a auth/libauth.a server/core/libconf.a \
 	server/core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 server_postied_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
@@ -23,22 +24,22 @@ check_PROGRAMS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 TESTS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 tests_unit_test_smtp_session_SOURCES = tests/unit/test_smtp_session.c server/smtp/session.c \
 	$(ENGINE_TEST_SOURCES)
-tests_unit_test_smtp_session_LDADD = server/core/libcore.a
+tests_unit_test_smtp_session_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
 tests_unit_test_pop3_session_SOURCES = tests/unit/test_pop3_session.c server/pop3/session.c \
 	$(ENGINE_TEST_SOURCES)
-tests_unit_test_pop3_session_LDADD = server/core/libcore.a
+tests_unit_test_pop3_session_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
 
 FUZZ_TARGETS += tests/fuzz/fuzz_smtp_session tests/fuzz/fuzz_pop3_session
 tests_fuzz_fuzz_smtp_session_SOURCES = tests/fuzz/fuzz_smtp_session.c tests/fuzz/replay.c \
 	server/smtp/session.c $(ENGINE_TEST_SOURCES)
 tests_fuzz_fuzz_smtp_session_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_fuzz_fuzz_smtp_session_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_smtp_session_LDADD = server/core/libcore.a
+tests_fuzz_fuzz_smtp_session_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
 tests_fuzz_fuzz_pop3_session_SOURCES = tests/fuzz/fuzz_pop3_session.c tests/fuzz/replay.c \
 	server/pop3/session.c $(ENGINE_TEST_SOURCES)
 tests_fuzz_fuzz_pop3_session_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_fuzz_fuzz_pop3_session_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_pop3_session_LDADD = server/core/libcore.a
+tests_fuzz_fuzz_pop3_session_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
 
 man_MANS += packaging/postied.8
 EXTRA_DIST += packaging/postied.8
@@ -46,6 +47,6 @@ EXTRA_DIST += packaging/postied.8
 check_PROGRAMS += tests/unit/test_jobs
 TESTS += tests/unit/test_jobs
 tests_unit_test_jobs_SOURCES = tests/unit/test_jobs.c
-tests_unit_test_jobs_LDADD = server/libserver.a server/libtls.a server/core/libconf.a \
-	server/core/libcore.a $(GNUTLS_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+tests_unit_test_jobs_LDADD = server/libserver.a server/libtls.a storage/libstore.a auth/libauth.a \
+	server/core/libconf.a server/core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tests_unit_test_jobs_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)

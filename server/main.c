@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/client.h"
 #include "conn.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -215,6 +216,11 @@ main(int argc, char **argv)
 		goto out;
 	if (prepare_store_dir(cfg, as_root))
 		goto out;
+	/* the PAM helper keeps root: it is started before the drop */
+	if (auth_client_start(cfg->auth.helper, foreground, &server_auth)) {
+		fprintf(stderr, "postied: cannot start the PAM helper %s\n", cfg->auth.helper);
+		goto out;
+	}
 	if (as_root && privdrop_to(cfg->user))
 		goto out;
 	if (tls_global_init() || load_tls(cfg))
@@ -258,6 +264,8 @@ out:
 		unlink(cfg->pid_file);
 	if (listeners)
 		listener_close_all(listeners, nlisteners);
+	auth_client_stop(server_auth);
+	server_auth = NULL;
 	/* after the workers: the writer answers what is queued before it stops */
 	store_close(server_store);
 	server_store = NULL;

@@ -8,6 +8,7 @@
 #include "core/compat.h"
 
 struct store *server_store;
+struct auth_client *server_auth;
 
 const struct proto_ops *
 proto_for(enum listen_proto proto)

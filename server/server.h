@@ -7,7 +7,9 @@
 #define POSTIE_SERVER_H
 
 struct store;
+struct auth_client;
 
 extern struct store *server_store;
+extern struct auth_client *server_auth;	/* the PAM helper's client */
 
 #endif

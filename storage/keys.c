@@ -8,6 +8,7 @@
  *   addresses  address -> login                 (extra addresses of a login)
  *   aliases    alias -> target, one duplicate per target (MDB_DUPSORT)
  *   mail       [len u8][login][uid u32] -> [body u64][size u64][arrival u64][msgid u64]
+ *                                             [pop3 size u64: dot-stuffed octets]
  *   bodies     [body u64][chunk u32] -> up to STORE_CHUNK_SIZE bytes
  *   bodyref    [body u64] -> [refs u32][size u64][chunks u32]
  *   queue      [id u64] -> the envelope (queue.c)

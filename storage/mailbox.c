@@ -20,7 +20,7 @@
 
 /* A mailbox larger than this is refused by snapshot (memory per POP3 session). */
 #define SNAPSHOT_MAX 1000000
-#define MAIL_REC_LEN 32
+#define MAIL_REC_LEN 40
 #define BODYREF_LEN 16
 
 /* Copy the message bytes [off, off + n) from prefix + content into dst. */
@@ -55,10 +55,30 @@ copy_source(const struct store_delivery *d, uint64_t off, unsigned char *dst, si
 	return 0;
 }
 
+/*
+ * Octets POP3 adds by dot-stuffing (RFC 1939 3): one per line that starts
+ * with '.'. *at_line_start carries the state across pieces.
+ */
+static uint64_t
+count_stuffing(const unsigned char *p, size_t n, bool *at_line_start)
+{
+	uint64_t dots = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (*at_line_start && p[i] == '.')
+			dots++;
+		*at_line_start = p[i] == '\n';
+	}
+	return dots;
+}
+
 static int
 write_body(struct store *st, MDB_txn *txn, const struct store_delivery *d, uint64_t size,
-    uint32_t refs, uint64_t *id_out)
+    uint32_t refs, uint64_t *id_out, uint64_t *pop3_size_out)
 {
+	bool line_start = true;
+	uint64_t dots = 0;
 	unsigned char key[12], ref[BODYREF_LEN];
 	uint32_t chunk, nchunks = (uint32_t)((size + STORE_CHUNK_SIZE - 1) / STORE_CHUNK_SIZE);
 	uint64_t id;
@@ -79,7 +99,10 @@ write_body(struct store *st, MDB_txn *txn, const struct store_delivery *d, uint6
 			return store_err(rc, "body_put");
 		if ((rc = copy_source(d, off, v.mv_data, v.mv_size)))
 			return rc;
+		dots += count_stuffing(v.mv_data, v.mv_size, &line_start);
 	}
+	/* a message that does not end with CRLF gets one before the final "." */
+	*pop3_size_out = size + dots + (size && !line_start ? 2 : 0);
 	key_put_u64(key, id);
 	key_put_u32(ref, refs);
 	key_put_u64(ref + 4, size);
@@ -97,7 +120,7 @@ write_body(struct store *st, MDB_txn *txn, const struct store_delivery *d, uint6
 int
 mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
 {
-	uint64_t size = d->prefix_len + (d->fd < 0 ? d->mem_len : d->fd_len), body;
+	uint64_t size = d->prefix_len + (d->fd < 0 ? d->mem_len : d->fd_len), body, pop3_size;
 	uint32_t refs = (uint32_t)d->nlogins + (d->queue ? 1 : 0);
 	struct store_account *accts;
 	size_t i;
@@ -117,7 +140,7 @@ mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
 			goto out;
 		}
 	}
-	if ((rc = write_body(st, txn, d, size, refs, &body)))
+	if ((rc = write_body(st, txn, d, size, refs, &body, &pop3_size)))
 		goto out;
 	d->body_id_out = body;
 	for (i = 0; i < d->nlogins; i++) {
@@ -133,6 +156,7 @@ mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
 		key_put_u64(rec + 8, size);
 		key_put_u64(rec + 16, d->now);
 		key_put_u64(rec + 24, msgid);
+		key_put_u64(rec + 32, pop3_size);
 		v.mv_size = sizeof(rec);
 		v.mv_data = rec;
 		if ((rc = mdb_put(txn, st->mail, &k, &v, MDB_NOOVERWRITE))) {
@@ -291,6 +315,7 @@ store_mailbox_snapshot(struct store *st, const char *login, struct store_msg **m
 		m->body_id = key_get_u64(v.mv_data);
 		m->size = key_get_u64((unsigned char *)v.mv_data + 8);
 		m->arrival = key_get_u64((unsigned char *)v.mv_data + 16);
+		m->pop3_size = key_get_u64((unsigned char *)v.mv_data + 32);
 		snprintf(m->uidl, sizeof(m->uidl), "%016" PRIx64, key_get_u64((unsigned char *)v.mv_data + 24));
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}

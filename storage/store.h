@@ -112,7 +112,8 @@ int store_resolve(struct store *st, const char *address, const struct store_targ
 
 struct store_msg {
 	uint32_t uid;		/* per mailbox, increasing, never reused */
-	uint64_t size;		/* octets exactly as POP3 sends them before dot-stuffing */
+	uint64_t size;		/* octets stored (what store_body_read returns) */
+	uint64_t pop3_size;	/* octets RETR sends: dot-stuffed, CRLF-terminated (LIST) */
 	uint64_t arrival;	/* unix time */
 	uint64_t body_id;
 	char uidl[STORE_UIDL_LEN + 1];	/* unique forever in the store */

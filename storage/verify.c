@@ -87,7 +87,7 @@ check_mail(struct store *st, MDB_txn *txn, struct check *c)
 			    login, a.count, a.bytes, count, bytes);
 		if (rc)
 			break;
-		if (k.mv_size < 5 || (size_t)kp[0] + 5 != k.mv_size || v.mv_size != 32) {
+		if (k.mv_size < 5 || (size_t)kp[0] + 5 != k.mv_size || v.mv_size != 40) {
 			problem(c, "mail: malformed entry");
 			continue;
 		}

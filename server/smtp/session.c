@@ -4,11 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/sasl.h"
+#include "authflow.h"
 #include "conn.h"
 #include "core/err.h"
 #include "core/linereader.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "auth/throttle.h"
 #include "smtp/session.h"
 #include "core/compat.h"
 
@@ -23,6 +26,9 @@ enum {
 	CMD_ARG      = 1u << 1,	/* an argument is required */
 };
 
+/* Failed AUTH attempts in one session before it is closed. */
+#define SMTP_AUTH_FAILURES_MAX 3
+
 struct smtp_session {
 	struct conn *conn;
 	enum smtp_state state;
@@ -30,6 +36,14 @@ struct smtp_session {
 	unsigned bad_commands;
 	char helo[256];		/* the client's EHLO/HELO name, validated printable */
 	char line[SMTP_CMDLINE_MAX];	/* the command being handled, NUL-terminated */
+
+	/* AUTH (RFC 4954) */
+	bool authenticated;
+	char login[256];	/* the authenticated login */
+	unsigned auth_failures;
+	struct sasl *sasl;	/* during an exchange only */
+	struct linereader sasl_lr;
+	char *sasl_line;	/* SASL_LINE_MAX + 1, during an exchange only */
 };
 
 struct smtp_cmd {
@@ -105,6 +119,8 @@ cmd_ehlo(struct smtp_session *s, struct span arg)
 	conn_printf(c, "250-%s greets %s [%s]\r\n", c->cfg->hostname, s->helo, c->ip);
 	if (offers_starttls(s))
 		reply(s, "250-STARTTLS\r\n");
+	if (authflow_allowed(c) && !s->authenticated)
+		reply(s, "250-AUTH PLAIN LOGIN\r\n");
 	reply(s, "250-PIPELINING\r\n");
 	reply(s, "250 ENHANCEDSTATUSCODES\r\n");
 }
@@ -171,6 +187,132 @@ cmd_starttls(struct smtp_session *s, struct span arg)
 	}
 }
 
+static void
+sasl_end(struct smtp_session *s)
+{
+	if (s->sasl) {
+		sasl_free(s->sasl);
+		free(s->sasl);
+		s->sasl = NULL;
+	}
+	if (s->sasl_line) {
+		explicit_bzero(s->sasl_line, SASL_LINE_MAX + 1);
+		free(s->sasl_line);
+		s->sasl_line = NULL;
+	}
+}
+
+static void
+auth_failed(struct smtp_session *s, const char *text)
+{
+	struct conn *c = s->conn;
+
+	reply(s, text);
+	if (++s->auth_failures >= SMTP_AUTH_FAILURES_MAX) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=auth_failures ip=%s", c->sid, c->ip);
+		conn_printf(c, "421 4.7.0 %s Too many authentication failures\r\n", c->cfg->hostname);
+		conn_close_after_flush(c);
+	}
+}
+
+static void
+auth_done(struct conn *c, enum authflow_result r, const char *login)
+{
+	struct smtp_session *s = c->session;
+
+	switch (r) {
+	case AUTHFLOW_OK:
+		s->authenticated = true;
+		snprintf(s->login, sizeof(s->login), "%s", login);
+		conn_set_cmd_timeout(c, c->cfg->limits.idle_timeout < c->cfg->limits.command_timeout
+		    ? c->cfg->limits.idle_timeout : c->cfg->limits.command_timeout);
+		reply(s, "235 2.7.0 Authentication successful\r\n");
+		break;
+	case AUTHFLOW_FAIL:
+		auth_failed(s, "535 5.7.8 Authentication credentials invalid\r\n");
+		break;
+	case AUTHFLOW_THROTTLED:
+		auth_failed(s, "454 4.7.0 Too many failed logins, try again later\r\n");
+		break;
+	default:
+		reply(s, "454 4.7.0 Temporary authentication failure\r\n");
+		break;
+	}
+}
+
+/* The SASL exchange moved on: answer, or hand the credentials to the login path. */
+static void
+sasl_outcome(struct smtp_session *s, enum sasl_status st)
+{
+	struct conn *c = s->conn;
+
+	switch (st) {
+	case SASL_CONTINUE:
+		conn_printf(c, "334 %s\r\n", s->sasl->challenge);
+		if (!s->sasl_line) {
+			s->sasl_line = xmalloc(SASL_LINE_MAX + 1);
+			linereader_init(&s->sasl_lr, SASL_LINE_MAX);	/* RFC 4954 section 4 */
+		}
+		return;
+	case SASL_DONE:
+		authflow_check(c, "smtp", buf_span(&s->sasl->login), buf_span(&s->sasl->password), auth_done);
+		break;
+	case SASL_BAD_MECH:
+		bad_command(s, "504 5.5.4 Unrecognized authentication type\r\n");
+		break;
+	case SASL_BAD_AUTHZ:
+		throttle_log_failure(c->sid, "smtp", c->ip, "", "authzid_refused");
+		auth_failed(s, "535 5.7.8 Authentication credentials invalid\r\n");
+		break;
+	case SASL_CANCELLED:
+		reply(s, "501 5.0.0 Authentication cancelled\r\n");
+		break;
+	default:
+		bad_command(s, "501 5.5.2 Cannot decode the response\r\n");
+		break;
+	}
+	sasl_end(s);
+}
+
+static void
+cmd_auth(struct smtp_session *s, struct span arg)
+{
+	struct conn *c = s->conn;
+	long sp = span_find(arg, ' ');
+	struct span mech = sp < 0 ? arg : span_head(arg, (size_t)sp);
+	struct span ir = sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1);
+
+	if (s->authenticated) {
+		bad_command(s, "503 5.5.1 Already authenticated\r\n");
+		return;
+	}
+	if (!authflow_allowed(c)) {
+		bad_command(s, "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
+		return;
+	}
+	s->sasl = xmalloc(sizeof(*s->sasl));
+	sasl_init(s->sasl);
+	sasl_outcome(s, sasl_start(s->sasl, mech, sp >= 0, ir));
+}
+
+/* A line of the SASL exchange (not a command). */
+static void
+sasl_input(struct smtp_session *s)
+{
+	struct conn *c = s->conn;
+	struct span line;
+	enum lr_result r = conn_next_line(c, &s->sasl_lr, s->sasl_line, &line);
+
+	if (r == LR_MORE)
+		return;
+	if (r != LR_LINE) {
+		sasl_end(s);
+		bad_command(s, "500 5.5.2 Line too long or malformed\r\n");
+		return;
+	}
+	sasl_outcome(s, sasl_step(s->sasl, line));
+}
+
 /* Every command the session knows, with the states it is allowed in (STYLE 8). */
 static const struct smtp_cmd smtp_cmds[] = {
 	{ "EHLO",     SMTP_STATE_ANY,   CMD_ARG,   cmd_ehlo },
@@ -180,6 +322,7 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "RSET",     SMTP_STATE_ANY,   CMD_NOARG, cmd_rset },
 	{ "HELP",     SMTP_STATE_ANY,   0,         cmd_help },
 	{ "QUIT",     SMTP_STATE_ANY,   CMD_NOARG, cmd_quit },
+	{ "AUTH",     SMTP_STATE_READY, CMD_ARG,   cmd_auth },
 };
 
 static void
@@ -242,8 +385,17 @@ smtp_input(struct conn *c)
 	/* one line at a time, replies in order; stop when the session waits or ends */
 	while (conn_can_take_input(c)) {
 		struct span line;
-		enum lr_result r = conn_next_line(c, &s->lr, s->line, &line);
+		enum lr_result r;
 
+		if (s->sasl && s->sasl_line) {
+			size_t before = conn_input(c)->len;
+
+			sasl_input(s);
+			if (conn_input(c)->len == before)
+				break;	/* no whole line yet */
+			continue;
+		}
+		r = conn_next_line(c, &s->lr, s->line, &line);
 		if (r == LR_MORE)
 			break;
 		if (r == LR_LINE) {
@@ -265,6 +417,9 @@ smtp_tls_ready(struct conn *c)
 
 	/* RFC 3207 section 4.2: forget everything learnt before TLS */
 	s->helo[0] = '\0';
+	s->authenticated = false;
+	s->login[0] = '\0';
+	sasl_end(s);
 	linereader_init(&s->lr, SMTP_CMDLINE_MAX);
 	set_state(s, SMTP_STATE_INIT);
 }
@@ -285,6 +440,7 @@ smtp_shutdown(struct conn *c)
 static void
 smtp_destroy(struct conn *c)
 {
+	sasl_end(c->session);
 	free(c->session);
 	c->session = NULL;
 }

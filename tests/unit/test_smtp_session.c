@@ -134,6 +134,62 @@ test_timeout_shutdown_busy(void)
 	fake_conn_free(&c);
 }
 
+static void
+feed(struct conn *c, const char *text)
+{
+	fake_conn_feed(c, text, strlen(text));
+}
+
+static void
+test_auth(void)
+{
+	struct conn c;
+	const char *out;
+
+	/* no AUTH before TLS (not loopback-allowed here) */
+	out = run(LISTEN_SUBMISSION, "EHLO a\r\nAUTH PLAIN AGFsaWNlAGdvb2Q=\r\n", &c);
+	CHECK(!has(out, "AUTH PLAIN LOGIN") && has(out, "538 5.7.11"));
+	fake_conn_free(&c);
+
+	fake_conn_init(&c, &cfg, LISTEN_SUBMISSION, &smtp_proto_ops);
+	fake_conn_tls_done(&c);
+	feed(&c, "EHLO a\r\n");
+	CHECK(has((const char *)c.out.data, "250-AUTH PLAIN LOGIN\r\n"));
+	feed(&c, "AUTH PLAIN AGFsaWNlAGJhZA==\r\n");	/* \0alice\0bad */
+	CHECK(has((const char *)c.out.data, "535 5.7.8"));
+	feed(&c, "AUTH LOGIN\r\n");
+	CHECK(has((const char *)c.out.data, "334 VXNlcm5hbWU6\r\n"));
+	feed(&c, "YWxpY2U=\r\n");
+	CHECK(has((const char *)c.out.data, "334 UGFzc3dvcmQ6\r\n"));
+	feed(&c, "Z29vZA==\r\n");		/* good */
+	CHECK(has((const char *)c.out.data, "235 2.7.0"));
+	feed(&c, "AUTH PLAIN AGFsaWNlAGdvb2Q=\r\n");
+	CHECK(has((const char *)c.out.data, "503 5.5.1 Already authenticated"));
+	fake_conn_free(&c);
+
+	/* cancel, bad base64, unknown mechanism, authzid of someone else, temp failure */
+	fake_conn_init(&c, &cfg, LISTEN_SUBMISSIONS, &smtp_proto_ops);
+	c.tls_state = CONN_TLS_ON;
+	feed(&c, "EHLO a\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN !!!!\r\nAUTH CRAM-MD5\r\n"
+	    "AUTH PLAIN Ym9iAGFsaWNlAGdvb2Q=\r\n");
+	out = (const char *)c.out.data;
+	CHECK(has(out, "334 \r\n") && has(out, "501 5.0.0 Authentication cancelled"));
+	CHECK(has(out, "501 5.5.2 Cannot decode"));
+	CHECK(has(out, "504 5.5.4"));
+	CHECK(has(out, "535 5.7.8"));
+	feed(&c, "AUTH PLAIN AGFsaWNlAHRlbXA=\r\n");	/* temp */
+	CHECK(has((const char *)c.out.data, "454 4.7.0 Temporary authentication failure"));
+	fake_conn_free(&c);
+
+	/* three failures end the session */
+	fake_conn_init(&c, &cfg, LISTEN_SUBMISSIONS, &smtp_proto_ops);
+	c.tls_state = CONN_TLS_ON;
+	feed(&c, "EHLO a\r\nAUTH PLAIN AGEAYg==\r\nAUTH PLAIN AGEAYg==\r\nAUTH PLAIN AGEAYg==\r\n");
+	CHECK(has((const char *)c.out.data, "421 4.7.0 mx.example.test Too many authentication failures") &&
+	    c.close_after_flush);
+	fake_conn_free(&c);
+}
+
 int
 main(void)
 {
@@ -143,5 +199,6 @@ main(void)
 	test_starttls_discards_pipelined();
 	test_bad_command_limit();
 	test_timeout_shutdown_busy();
+	test_auth();
 	return tap_done();
 }

@@ -1,0 +1,140 @@
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/client.h"
+#include "auth/throttle.h"
+#include "authflow.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "server.h"
+#include "worker.h"
+#include "core/compat.h"
+
+struct attempt {
+	struct conn *conn;	/* referenced until the end */
+	const char *proto;
+	char login[AUTH_LOGIN_MAX + 1];
+	enum auth_result result;
+	enum authflow_result outcome;
+	struct timer delay;
+	void (*done)(struct conn *c, enum authflow_result r, const char *login);
+};
+
+bool
+authflow_allowed(const struct conn *c)
+{
+	return conn_is_tls(c) || (c->is_loopback && c->cfg->auth.allow_plaintext_loopback);
+}
+
+static void
+finish(struct attempt *a)
+{
+	struct conn *c = a->conn;
+
+	if (!conn_is_closed(c)) {
+		conn_resume(c);
+		a->done(c, a->outcome, a->login);
+	}
+	conn_unref(c);
+	free(a);
+}
+
+static void
+on_delay(struct timer *t)
+{
+	finish((struct attempt *)((char *)t - offsetof(struct attempt, delay)));
+}
+
+static struct throttle_limits
+limits(const struct conn *c)
+{
+	struct throttle_limits lim = { c->cfg->auth.max_failures, c->cfg->auth.failure_window };
+	return lim;
+}
+
+/* On the worker again: judge the answer, count and log failures, delay them. */
+static void
+on_answer_here(void *arg)
+{
+	struct attempt *a = arg;
+	struct conn *c = a->conn;
+	struct throttle_limits lim = limits(c);
+	struct store_account acct;
+	const char *reason = NULL;
+
+	if (conn_is_closed(c)) {
+		conn_unref(c);
+		free(a);
+		return;
+	}
+	switch (a->result) {
+	case AUTH_RESULT_OK:
+		/* PAM said yes; the mail service also needs a mailbox */
+		if (!store_valid_login(a->login) || store_user_get(server_store, a->login, &acct) ||
+		    !acct.enabled) {
+			a->outcome = AUTHFLOW_FAIL;
+			reason = "no_mailbox";
+		} else {
+			a->outcome = AUTHFLOW_OK;
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=auth result=ok proto=%s ip=%s login=\"%s\"",
+			    c->sid, a->proto, c->ip, a->login);
+		}
+		break;
+	case AUTH_RESULT_FAIL:
+		a->outcome = AUTHFLOW_FAIL;
+		reason = "bad_credentials";
+		break;
+	default:
+		a->outcome = AUTHFLOW_TEMPFAIL;
+		log_msg(LOG_LEVEL_WARN, "sid=%s event=auth result=tempfail proto=%s ip=%s", c->sid, a->proto, c->ip);
+		break;
+	}
+	if (a->outcome != AUTHFLOW_FAIL) {
+		finish(a);
+		return;
+	}
+	throttle_record_failure(c->ip, a->login, &lim, (uint64_t)time(NULL));
+	throttle_log_failure(c->sid, a->proto, c->ip, a->login, reason);
+	a->delay.fn = on_delay;
+	worker_timer_set(c->worker, &a->delay, c->cfg->auth.failure_delay_ms);
+}
+
+/* On the auth client's reader thread: hand the answer to the connection's worker. */
+static void
+on_answer(void *arg, enum auth_result result)
+{
+	struct attempt *a = arg;
+
+	a->result = result;
+	worker_post(a->conn->worker, on_answer_here, a);
+}
+
+void
+authflow_check(struct conn *c, const char *proto, struct span login, struct span password,
+    void (*done)(struct conn *c, enum authflow_result r, const char *login))
+{
+	struct attempt *a = xcalloc(1, sizeof(*a));
+	struct throttle_limits lim = limits(c);
+
+	a->conn = conn_ref(c);
+	a->proto = proto;
+	a->done = done;
+	memcpy(a->login, login.p, login.len > AUTH_LOGIN_MAX ? AUTH_LOGIN_MAX : login.len);
+	conn_pause(c);
+	if (throttle_is_blocked(c->ip, a->login, &lim, (uint64_t)time(NULL))) {
+		throttle_log_failure(c->sid, proto, c->ip, a->login, "throttled");
+		a->outcome = AUTHFLOW_THROTTLED;
+		a->delay.fn = on_delay;
+		worker_timer_set(c->worker, &a->delay, c->cfg->auth.failure_delay_ms);
+		return;
+	}
+	if (!server_auth) {
+		a->result = AUTH_RESULT_TEMPFAIL;
+		worker_post(c->worker, on_answer_here, a);
+		return;
+	}
+	auth_client_check(server_auth, c->cfg->auth.pam_service, login, password, c->ip, on_answer, a);
+}
