@@ -95,7 +95,7 @@ class Server:
     """A postied with its own directory, configuration, ports and PAM set-up."""
 
     def __init__(self, limits=None, auth=None, smtp=None, relay=None, extra="", users=None,
-                 start=True, domains=("example.test",)):
+                 start=True, domains=("example.test",), pam_stack=None):
         self.dir = tempfile.mkdtemp(prefix="postie-it-")
         os.chmod(self.dir, 0o755)  # the server runs as another user when we are root
         self.autostart = start
@@ -108,10 +108,10 @@ class Server:
         self.proc = None
         self.returncode = None
         self.cert, self.key = make_certificate(self.dir)
-        self._pam_setup()
+        self._pam_setup(pam_stack)
         self._write_config(limits or {}, auth or {}, smtp or {}, relay or {}, extra, domains)
 
-    def _pam_setup(self):
+    def _pam_setup(self, pam_stack):
         pam = os.path.join(self.dir, "pam")
         os.mkdir(pam)
         passdb = os.path.join(pam, "passdb")
@@ -120,7 +120,7 @@ class Server:
                 f.write("%s:%s:postie\n" % (user, password))
         with open(os.path.join(pam, "postie"), "w") as f:
             mod = os.path.join(LIBDIR, "pam_wrapper", "pam_matrix.so")
-            f.write("auth required %s passdb=%s\naccount required %s passdb=%s\n"
+            f.write(pam_stack or "auth required %s passdb=%s\naccount required %s passdb=%s\n"
                     % (mod, passdb, mod, passdb))
         with open(os.path.join(pam, "other"), "w") as f:  # PAM's fallback: refuse
             deny = os.path.join(LIBDIR, "security", "pam_deny.so")
@@ -228,6 +228,13 @@ class Server:
             if time.time() > deadline:
                 raise AssertionError("no log line matching %r in:\n%s" % (regex, self.log_text()[-3000:]))
             time.sleep(0.05)
+
+    def add_users(self, *logins):
+        """Give logins mailboxes (postiectl user add)."""
+        for login in logins:
+            rc, out, err = self.ctl("user", "add", login)
+            if rc != 0:
+                raise AssertionError("postiectl user add %s: %s" % (login, err))
 
     def ctl(self, *args, timeout=30):
         r = subprocess.run([self.postiectl, "-c", self.config_path] + list(args),

@@ -1,0 +1,148 @@
+"""Logins through the real PAM helper: pam_wrapper with pam_matrix, and one
+real system user through pam_unix (as root). SMTP AUTH over TLS, the
+failure delay, the throttle, the mailbox requirement, plaintext refusal,
+and the fail2ban filter against the real log line."""
+
+import base64
+import os
+import re
+import smtplib
+import ssl
+import subprocess
+import time
+
+import harness
+
+
+def tls():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def submission(srv):
+    s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=20)
+    s.starttls(context=tls())
+    s.ehlo("client.test")
+    return s
+
+
+def auth_plain(s, login, password):
+    token = base64.b64encode(("\0%s\0%s" % (login, password)).encode()).decode()
+    return s.docmd("AUTH", "PLAIN " + token)
+
+
+def test_login_good_bad_unknown_no_mailbox():
+    with harness.Server(auth={"failure_delay": "1s"}, users={"carol": "carol-password"}) as srv:
+        srv.add_users("alice", "bob")  # carol has a PAM account but no mailbox
+        s = submission(srv)
+        assert "auth" in s.esmtp_features and "PLAIN" in s.esmtp_features["auth"]
+        s.login("alice", "alice-password")  # smtplib picks a mechanism and checks for 235
+        s.quit()
+        s = submission(srv)
+        start = time.time()
+        code, _ = auth_plain(s, "alice", "wrong")
+        assert code == 535 and time.time() - start >= 0.9, "a failure must be answered late"
+        start = time.time()
+        code, _ = auth_plain(s, "bob", "bob-password")
+        assert code == 235 and time.time() - start < 0.9, "a success must not be slowed"
+        s.quit()
+        for login, password in (("mallory", "x"), ("carol", "carol-password")):
+            s = submission(srv)
+            assert auth_plain(s, login, password)[0] == 535
+            s.quit()
+        srv.wait_log(r'event=auth result=fail proto=smtp ip=127\.0\.0\.1 login="carol" reason=no_mailbox')
+        srv.wait_log(r'event=auth result=fail proto=smtp ip=127\.0\.0\.1 login="mallory" reason=bad_credentials')
+        assert "alice-password" not in srv.log_text() and "wrong" not in srv.log_text()
+
+
+def test_no_password_without_tls():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=20)
+        s.ehlo("client.test")
+        assert "auth" not in s.esmtp_features
+        assert auth_plain(s, "alice", "alice-password")[0] == 538
+        s.quit()
+    # explicitly allowed on loopback
+    with harness.Server(auth={"allow_plaintext_loopback": True}) as srv:
+        srv.add_users("alice")
+        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=20)
+        s.ehlo("client.test")
+        assert auth_plain(s, "alice", "alice-password")[0] == 235
+        s.quit()
+
+
+def test_throttle_and_fail2ban_filter():
+    with harness.Server(auth={"failure_delay": "100ms", "max_failures": 3}) as srv:
+        srv.add_users("alice")
+        for _ in range(3):
+            s = submission(srv)
+            assert auth_plain(s, "alice", "wrong")[0] == 535
+            s.quit()
+        s = submission(srv)
+        # past the limit even the right password is refused, before PAM is asked
+        assert auth_plain(s, "alice", "alice-password")[0] == 454
+        s.quit()
+        srv.wait_log(r"reason=throttled")
+        with open(os.path.join(harness.TOP_SRCDIR, "packaging", "fail2ban", "filter.d", "postie.conf")) as f:
+            failregex = re.search(r"^failregex = (.*)$", f.read(), re.M).group(1)
+        rx = re.compile(failregex.replace("<HOST>", r"(?P<host>\S+)"))
+        hits = [m.group("host") for m in map(rx.search, srv.log_text().splitlines()) if m]
+        assert hits.count("127.0.0.1") >= 4, hits
+
+
+def test_helper_restart_gives_tempfail_never_success():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        helper = None
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open("/proc/%s/stat" % pid) as f:
+                        fields = f.read().split()
+                except OSError:
+                    continue
+                if fields[1] == "(postie-auth)" and int(fields[3]) == srv.proc.pid:
+                    helper = int(pid)
+        assert helper, "postie-auth is not a child of postied"
+        os.kill(helper, 9)
+        srv.wait_log(r"event=auth_helper error=\"postie-auth exited")
+        srv.wait_log(r"event=auth_helper action=restarted", timeout=15)
+        s = submission(srv)
+        assert auth_plain(s, "alice", "alice-password")[0] == 235
+        s.quit()
+
+
+def test_real_system_user_through_pam_unix():
+    """pam_unix reads /etc/shadow in the root helper (CI runs as root)."""
+    if os.geteuid() != 0:
+        print("# not root: pam_unix with a real system user needs root")
+        return
+    user, password = "postietest", "Real-Passw0rd!"
+    subprocess.run(["userdel", "-r", user], capture_output=True)
+    subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user], check=True)
+    try:
+        subprocess.run(["chpasswd"], input="%s:%s\n" % (user, password), text=True, check=True)
+        unix = os.path.join(harness.LIBDIR, "security", "pam_unix.so")
+        stack = "auth required %s\naccount required %s\n" % (unix, unix)
+        with harness.Server(pam_stack=stack, auth={"failure_delay": "100ms"}) as srv:
+            srv.add_users(user)
+            s = submission(srv)
+            assert auth_plain(s, user, password)[0] == 235
+            s.quit()
+            s = submission(srv)
+            assert auth_plain(s, user, "not-it")[0] == 535
+            s.quit()
+            # a locked account is refused even with the right password
+            subprocess.run(["usermod", "-L", user], check=True)
+            s = submission(srv)
+            assert auth_plain(s, user, password)[0] == 535
+            s.quit()
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
+
+
+if __name__ == "__main__":
+    harness.main(globals())
