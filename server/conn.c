@@ -525,6 +525,13 @@ conn_resume(struct conn *c)
 }
 
 void
+conn_resume_input(struct conn *c)
+{
+	if (!c->closed)
+		worker_post(c->worker, resume_post, conn_ref(c));
+}
+
+void
 conn_touch(struct conn *c)
 {
 	if (c->closed || c->close_after_flush || c->paused)

@@ -156,6 +156,9 @@ conn_can_take_input(const struct conn *c)
 	return !c->closed && !c->paused && !c->close_after_flush && c->tls_state != CONN_TLS_PENDING;
 }
 
+/* Feed already-buffered input to the protocol again soon (after a stream ended). */
+void conn_resume_input(struct conn *c);
+
 /* Re-arm the command deadline (call after each complete command). */
 void conn_touch(struct conn *c);
 /* Change the command deadline used from now on (e.g. after login). */

@@ -24,22 +24,22 @@ check_PROGRAMS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 TESTS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 tests_unit_test_smtp_session_SOURCES = tests/unit/test_smtp_session.c server/smtp/session.c \
 	$(ENGINE_TEST_SOURCES)
-tests_unit_test_smtp_session_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
+tests_unit_test_smtp_session_LDADD = auth/libauth.a storage/libstore.a server/core/libcore.a $(LMDB_LIBS) $(PTHREAD_LIBS)
 tests_unit_test_pop3_session_SOURCES = tests/unit/test_pop3_session.c server/pop3/session.c \
 	$(ENGINE_TEST_SOURCES)
-tests_unit_test_pop3_session_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
+tests_unit_test_pop3_session_LDADD = auth/libauth.a storage/libstore.a server/core/libcore.a $(LMDB_LIBS) $(PTHREAD_LIBS)
 
 FUZZ_TARGETS += tests/fuzz/fuzz_smtp_session tests/fuzz/fuzz_pop3_session
 tests_fuzz_fuzz_smtp_session_SOURCES = tests/fuzz/fuzz_smtp_session.c tests/fuzz/replay.c \
 	server/smtp/session.c $(ENGINE_TEST_SOURCES)
 tests_fuzz_fuzz_smtp_session_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_fuzz_fuzz_smtp_session_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_smtp_session_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
+tests_fuzz_fuzz_smtp_session_LDADD = auth/libauth.a storage/libstore.a server/core/libcore.a $(LMDB_LIBS) $(PTHREAD_LIBS)
 tests_fuzz_fuzz_pop3_session_SOURCES = tests/fuzz/fuzz_pop3_session.c tests/fuzz/replay.c \
 	server/pop3/session.c $(ENGINE_TEST_SOURCES)
 tests_fuzz_fuzz_pop3_session_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_fuzz_fuzz_pop3_session_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_pop3_session_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
+tests_fuzz_fuzz_pop3_session_LDADD = auth/libauth.a storage/libstore.a server/core/libcore.a $(LMDB_LIBS) $(PTHREAD_LIBS)
 
 man_MANS += packaging/postied.8
 EXTRA_DIST += packaging/postied.8

@@ -1,33 +1,78 @@
+/*
+ * pop3/session.c: the POP3 server session (RFC 1939, RFC 2449 CAPA and
+ * response codes, RFC 2595 STLS, RFC 5034 AUTH). After login the session
+ * works on a snapshot of the maildrop taken at that moment; DELE only
+ * marks; QUIT applies every deletion in one durable commit; a session that
+ * ends any other way deletes nothing. One session per mailbox at a time.
+ */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "auth/proto.h"
+#include "auth/sasl.h"
+#include "auth/throttle.h"
+#include "authflow.h"
 #include "conn.h"
 #include "core/err.h"
 #include "core/linereader.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "pop3/session.h"
+#include "server.h"
+#include "storage/store.h"
+#include "worker.h"
 #include "core/compat.h"
 
 enum pop3_state {
 	POP3_STATE_AUTHORIZATION = 1u << 0,
 	POP3_STATE_TRANSACTION   = 1u << 1,
+	POP3_STATE_UPDATE        = 1u << 2,	/* QUIT's deletions are being committed */
 };
 #define POP3_STATE_ANY (POP3_STATE_AUTHORIZATION | POP3_STATE_TRANSACTION)
 
 enum {
-	CMD_NOARG = 1u << 0,
+	CMD_NOARG  = 1u << 0,
+	CMD_ARG    = 1u << 1,
+	CMD_SECRET = 1u << 2,	/* never logged (PASS) */
+};
+
+/* Failed logins in one session before it is closed. */
+#define POP3_AUTH_FAILURES_MAX 3
+/* RETR reads the store in pieces of this size, each in its own short transaction. */
+#define POP3_READ_PIECE (16 * 1024)
+/* Output queued before RETR waits for the client to drain it (back-pressure). */
+#define POP3_STREAM_HIGH (64 * 1024)
+
+struct retrieval {
+	bool active;
+	bool top;		/* TOP: headers, the blank line, then body_lines lines */
+	uint64_t body_id, offset, size;
+	uint64_t body_lines, lines_sent;
+	bool line_start, in_body;
+	size_t line_len;	/* bytes of the current line so far (blank-line detection) */
 };
 
 struct pop3_session {
 	struct conn *conn;
 	enum pop3_state state;
 	struct linereader lr;
-	unsigned bad_commands;
+	unsigned bad_commands, auth_failures;
 	char line[POP3_CMDLINE_MAX];
+	char user[AUTH_LOGIN_MAX + 1];	/* from USER, waiting for PASS */
+	char login[AUTH_LOGIN_MAX + 1];	/* the logged-in mailbox */
+	bool locked;
+	struct store_msg *msgs;		/* the snapshot taken at login */
+	bool *deleted;
+	size_t nmsgs;
+	struct retrieval retr;
+	struct sasl *sasl;
+	struct linereader sasl_lr;
+	char *sasl_line;
 };
 
 struct pop3_cmd {
@@ -36,6 +81,8 @@ struct pop3_cmd {
 	unsigned flags;
 	void (*run)(struct pop3_session *s, struct span arg);
 };
+
+static void pop3_input(struct conn *c);
 
 static void
 reply(struct pop3_session *s, const char *text)
@@ -63,6 +110,38 @@ offers_stls(const struct pop3_session *s)
 	return !conn_is_tls(s->conn) && s->conn->proto == LISTEN_POP3;
 }
 
+/* A message number: digits only, 1..n, not deleted. NULL (and a reply) otherwise. */
+static struct store_msg *
+message(struct pop3_session *s, struct span arg, size_t *index_out)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	if (!arg.len || arg.len > 10) {
+		bad_command(s, "-ERR Syntax error: a message number is needed\r\n");
+		return NULL;
+	}
+	for (i = 0; i < arg.len; i++) {
+		if (arg.p[i] < '0' || arg.p[i] > '9') {
+			bad_command(s, "-ERR Syntax error: a message number is digits only\r\n");
+			return NULL;
+		}
+		n = n * 10 + (uint64_t)(arg.p[i] - '0');	/* at most 10 digits: no overflow */
+	}
+	if (n == 0 || n > s->nmsgs) {
+		reply(s, "-ERR No such message\r\n");
+		return NULL;
+	}
+	if (s->deleted[n - 1]) {
+		reply(s, "-ERR Message already deleted\r\n");
+		return NULL;
+	}
+	*index_out = (size_t)(n - 1);
+	return &s->msgs[n - 1];
+}
+
+/* ------------------------------------------------------------ AUTHORIZATION */
+
 static void
 cmd_capa(struct pop3_session *s, struct span arg)
 {
@@ -70,22 +149,10 @@ cmd_capa(struct pop3_session *s, struct span arg)
 	reply(s, "+OK Capability list follows\r\n");
 	if (offers_stls(s))
 		reply(s, "STLS\r\n");
-	reply(s, "RESP-CODES\r\nPIPELINING\r\nIMPLEMENTATION postie\r\n.\r\n");
-}
-
-static void
-cmd_noop(struct pop3_session *s, struct span arg)
-{
-	(void)arg;
-	reply(s, "+OK\r\n");
-}
-
-static void
-cmd_quit(struct pop3_session *s, struct span arg)
-{
-	(void)arg;
-	reply(s, "+OK postie POP3 server signing off\r\n");
-	conn_close_after_flush(s->conn);
+	if (s->state == POP3_STATE_AUTHORIZATION && authflow_allowed(s->conn))
+		reply(s, "USER\r\nSASL PLAIN LOGIN\r\n");
+	reply(s, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n"
+	    "IMPLEMENTATION postie\r\n.\r\n");
 }
 
 static void
@@ -103,11 +170,446 @@ cmd_stls(struct pop3_session *s, struct span arg)
 	}
 }
 
+static void
+login_failed(struct pop3_session *s, const char *text)
+{
+	struct conn *c = s->conn;
+
+	reply(s, text);
+	if (++s->auth_failures >= POP3_AUTH_FAILURES_MAX) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=auth_failures ip=%s", c->sid, c->ip);
+		reply(s, "-ERR Too many authentication failures\r\n");
+		conn_close_after_flush(c);
+	}
+}
+
+/* PAM said yes: lock the maildrop and take its snapshot (RFC 1939 section 4). */
+static void
+logged_in(struct conn *c, enum authflow_result r, const char *login)
+{
+	struct pop3_session *s = c->session;
+	int rc;
+
+	if (r == AUTHFLOW_FAIL) {
+		login_failed(s, "-ERR [AUTH] Authentication failed\r\n");
+		return;
+	}
+	if (r == AUTHFLOW_THROTTLED) {
+		login_failed(s, "-ERR [SYS/TEMP] Too many failed logins, try again later\r\n");
+		return;
+	}
+	if (r != AUTHFLOW_OK) {
+		reply(s, "-ERR [SYS/TEMP] Temporary authentication failure, try again later\r\n");
+		return;
+	}
+	if (store_mailbox_lock(server_store, login)) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=mailbox_in_use login=\"%s\"", c->sid, login);
+		reply(s, "-ERR [IN-USE] Mailbox is in use by another session\r\n");
+		return;
+	}
+	rc = store_mailbox_snapshot(server_store, login, &s->msgs, &s->nmsgs);
+	if (rc) {
+		store_mailbox_unlock(server_store, login);
+		log_msg(LOG_LEVEL_ERR, "sid=%s event=snapshot login=\"%s\" error=\"%s\"", c->sid, login, err_str(rc));
+		reply(s, "-ERR [SYS/TEMP] Mailbox unavailable, try again later\r\n");
+		return;
+	}
+	s->locked = true;
+	snprintf(s->login, sizeof(s->login), "%s", login);
+	s->deleted = xcalloc(s->nmsgs ? s->nmsgs : 1, sizeof(bool));
+	s->state = POP3_STATE_TRANSACTION;
+	conn_set_cmd_timeout(c, c->cfg->limits.idle_timeout < c->cfg->limits.command_timeout
+	    ? c->cfg->limits.idle_timeout : c->cfg->limits.command_timeout);
+	conn_printf(c, "+OK Logged in, %zu messages\r\n", s->nmsgs);
+}
+
+static bool
+login_allowed(struct pop3_session *s)
+{
+	if (authflow_allowed(s->conn))
+		return true;
+	/* RFC 2595: no passwords before STLS; the capability list does not offer them */
+	bad_command(s, "-ERR [AUTH] Plaintext authentication disallowed; use STLS first\r\n");
+	return false;
+}
+
+static void
+cmd_user(struct pop3_session *s, struct span arg)
+{
+	if (!login_allowed(s))
+		return;
+	if (arg.len > AUTH_LOGIN_MAX) {
+		bad_command(s, "-ERR [AUTH] Login too long\r\n");
+		return;
+	}
+	memcpy(s->user, arg.p, arg.len);
+	s->user[arg.len] = '\0';
+	reply(s, "+OK\r\n");
+}
+
+static void
+cmd_pass(struct pop3_session *s, struct span arg)
+{
+	if (!login_allowed(s))
+		return;
+	if (!s->user[0]) {
+		bad_command(s, "-ERR USER first\r\n");
+		return;
+	}
+	authflow_check(s->conn, "pop3", span_cstr(s->user), arg, logged_in);
+	s->user[0] = '\0';
+}
+
+static void
+sasl_end(struct pop3_session *s)
+{
+	if (s->sasl) {
+		sasl_free(s->sasl);
+		free(s->sasl);
+		s->sasl = NULL;
+	}
+	if (s->sasl_line) {
+		explicit_bzero(s->sasl_line, SASL_LINE_MAX + 1);
+		free(s->sasl_line);
+		s->sasl_line = NULL;
+	}
+}
+
+static void
+sasl_outcome(struct pop3_session *s, enum sasl_status st)
+{
+	struct conn *c = s->conn;
+
+	switch (st) {
+	case SASL_CONTINUE:
+		conn_printf(c, "+ %s\r\n", s->sasl->challenge);
+		if (!s->sasl_line) {
+			s->sasl_line = xmalloc(SASL_LINE_MAX + 1);
+			linereader_init(&s->sasl_lr, SASL_LINE_MAX);
+		}
+		return;
+	case SASL_DONE:
+		authflow_check(c, "pop3", buf_span(&s->sasl->login), buf_span(&s->sasl->password), logged_in);
+		break;
+	case SASL_BAD_MECH:
+		bad_command(s, "-ERR Unsupported authentication mechanism\r\n");
+		break;
+	case SASL_BAD_AUTHZ:
+		throttle_log_failure(c->sid, "pop3", c->ip, "", "authzid_refused");
+		login_failed(s, "-ERR [AUTH] Authentication failed\r\n");
+		break;
+	case SASL_CANCELLED:
+		reply(s, "-ERR Authentication cancelled\r\n");
+		break;
+	default:
+		bad_command(s, "-ERR Cannot decode the response\r\n");
+		break;
+	}
+	sasl_end(s);
+}
+
+static void
+cmd_auth(struct pop3_session *s, struct span arg)
+{
+	long sp = span_find(arg, ' ');
+
+	if (!arg.len) {	/* some clients list the mechanisms this way */
+		reply(s, "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
+		return;
+	}
+	if (!login_allowed(s))
+		return;
+	s->sasl = xmalloc(sizeof(*s->sasl));
+	sasl_init(s->sasl);
+	sasl_outcome(s, sasl_start(s->sasl, sp < 0 ? arg : span_head(arg, (size_t)sp), sp >= 0,
+	    sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1)));
+}
+
+/* ------------------------------------------------------------ TRANSACTION */
+
+static void
+cmd_stat(struct pop3_session *s, struct span arg)
+{
+	uint64_t bytes = 0;
+	size_t i, n = 0;
+
+	(void)arg;
+	for (i = 0; i < s->nmsgs; i++) {
+		if (!s->deleted[i]) {
+			n++;
+			bytes += s->msgs[i].pop3_size;
+		}
+	}
+	conn_printf(s->conn, "+OK %zu %" PRIu64 "\r\n", n, bytes);
+}
+
+/* LIST and UIDL: one message, or all that are not deleted. */
+static void
+listing(struct pop3_session *s, struct span arg, bool uidl)
+{
+	struct store_msg *m;
+	size_t i;
+
+	if (arg.len) {
+		if ((m = message(s, arg, &i))) {
+			if (uidl)
+				conn_printf(s->conn, "+OK %zu %s\r\n", i + 1, m->uidl);
+			else
+				conn_printf(s->conn, "+OK %zu %" PRIu64 "\r\n", i + 1, m->pop3_size);
+		}
+		return;
+	}
+	reply(s, "+OK\r\n");
+	for (i = 0; i < s->nmsgs; i++) {
+		if (s->deleted[i])
+			continue;
+		if (uidl)
+			conn_printf(s->conn, "%zu %s\r\n", i + 1, s->msgs[i].uidl);
+		else
+			conn_printf(s->conn, "%zu %" PRIu64 "\r\n", i + 1, s->msgs[i].pop3_size);
+	}
+	reply(s, ".\r\n");
+}
+
+static void cmd_list(struct pop3_session *s, struct span arg) { listing(s, arg, false); }
+static void cmd_uidl(struct pop3_session *s, struct span arg) { listing(s, arg, true); }
+
+/*
+ * Stream the message being retrieved: dot-stuffed (RFC 1939 section 3),
+ * in store pieces, until POP3_STREAM_HIGH bytes wait for the client; the
+ * connection's drained callback brings us back (back-pressure).
+ */
+static void
+pump(struct pop3_session *s)
+{
+	static __thread unsigned char piece[POP3_READ_PIECE], out[2 * POP3_READ_PIECE + 8];
+	struct retrieval *r = &s->retr;
+	struct conn *c = s->conn;
+	bool saved = c->in_callback;
+
+	c->in_callback = true;	/* queue only; the loop sends */
+	while (r->active && conn_out_pending(c) < POP3_STREAM_HIGH && !conn_is_closed(c)) {
+		size_t got = 0, i, o = 0;
+		bool done = false;
+		int rc = r->offset < r->size ? store_body_read(server_store, r->body_id, r->offset, piece,
+		    sizeof(piece), &got) : 0;
+
+		if (rc) {
+			/* the snapshot promised this message: fail closed, say nothing more */
+			log_msg(LOG_LEVEL_ERR, "sid=%s event=retr error=\"%s\"", c->sid, err_str(rc));
+			conn_close(c, "store_read_failed");
+			break;
+		}
+		for (i = 0; i < got && !done; i++) {
+			unsigned char b = piece[i];
+
+			if (r->line_start) {
+				if (r->top && r->in_body && r->lines_sent >= r->body_lines) {
+					done = true;
+					break;
+				}
+				if (b == '.')
+					out[o++] = '.';	/* UNSAFE: out holds two bytes per input byte */
+			}
+			out[o++] = b;
+			r->line_len++;
+			r->line_start = b == '\n';
+			if (b == '\n') {
+				if (r->top && !r->in_body && r->line_len <= 2)
+					r->in_body = true;	/* the blank line ending the headers */
+				else if (r->top && r->in_body)
+					r->lines_sent++;
+				r->line_len = 0;
+			}
+		}
+		r->offset += i;
+		if (o)
+			conn_write(c, out, o);
+		if (done || r->offset >= r->size || got == 0) {
+			if (!r->line_start)
+				conn_write(c, "\r\n", 2);
+			conn_write(c, ".\r\n", 3);
+			r->active = false;
+		}
+	}
+	c->in_callback = saved;
+}
+
+static void
+retrieve(struct pop3_session *s, struct span arg, bool top)
+{
+	struct span num = arg, lines = span_make(arg.p + arg.len, 0);
+	long sp = span_find(arg, ' ');
+	struct store_msg *m;
+	uint64_t nlines = 0;
+	size_t i;
+
+	if (top) {
+		if (sp < 0) {
+			bad_command(s, "-ERR Syntax: TOP msg lines\r\n");
+			return;
+		}
+		num = span_head(arg, (size_t)sp);
+		lines = span_tail(arg, (size_t)sp + 1);
+		if (!lines.len || lines.len > 10) {
+			bad_command(s, "-ERR Syntax: TOP msg lines\r\n");
+			return;
+		}
+		for (i = 0; i < lines.len; i++) {
+			if (lines.p[i] < '0' || lines.p[i] > '9') {
+				bad_command(s, "-ERR Syntax: TOP msg lines\r\n");
+				return;
+			}
+			nlines = nlines * 10 + (uint64_t)(lines.p[i] - '0');
+		}
+	}
+	if (!(m = message(s, num, &i)))
+		return;
+	memset(&s->retr, 0, sizeof(s->retr));
+	s->retr.active = true;
+	s->retr.top = top;
+	s->retr.body_lines = nlines;
+	s->retr.body_id = m->body_id;
+	s->retr.size = m->size;
+	s->retr.line_start = true;
+	if (top)
+		reply(s, "+OK\r\n");
+	else
+		conn_printf(s->conn, "+OK %" PRIu64 " octets\r\n", m->pop3_size);
+	pump(s);
+}
+
+static void cmd_retr(struct pop3_session *s, struct span arg) { retrieve(s, arg, false); }
+static void cmd_top(struct pop3_session *s, struct span arg) { retrieve(s, arg, true); }
+
+static void
+cmd_dele(struct pop3_session *s, struct span arg)
+{
+	size_t i;
+
+	if (message(s, arg, &i)) {
+		s->deleted[i] = true;	/* only marked: QUIT applies it */
+		conn_printf(s->conn, "+OK Message %zu deleted\r\n", i + 1);
+	}
+}
+
+static void
+cmd_rset(struct pop3_session *s, struct span arg)
+{
+	(void)arg;
+	memset(s->deleted, 0, s->nmsgs * sizeof(bool));
+	conn_printf(s->conn, "+OK %zu messages\r\n", s->nmsgs);
+}
+
+static void
+cmd_noop(struct pop3_session *s, struct span arg)
+{
+	(void)arg;
+	reply(s, "+OK\r\n");
+}
+
+/* The UPDATE state's commit: owns copies of what it needs (the session may end first). */
+struct update {
+	struct store_req req;
+	struct conn *conn;
+	char login[AUTH_LOGIN_MAX + 1];
+	uint32_t *uids;
+	size_t n;
+	int rc;
+};
+
+static void
+update_done_here(void *arg)
+{
+	struct update *u = arg;
+	struct conn *c = u->conn;
+
+	if (!conn_is_closed(c)) {
+		struct pop3_session *s = c->session;
+
+		if (u->rc) {
+			log_msg(LOG_LEVEL_ERR, "sid=%s event=expunge login=\"%s\" error=\"%s\"", c->sid, u->login,
+			    err_str(u->rc));
+			reply(s, "-ERR [SYS/TEMP] Deletions could not be committed; nothing was deleted\r\n");
+		} else {
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=expunge login=\"%s\" deleted=%zu", c->sid, u->login, u->n);
+			conn_printf(c, "+OK postie POP3 server signing off (%zu messages deleted)\r\n", u->n);
+		}
+		conn_resume(c);
+		conn_close_after_flush(c);
+	}
+	conn_unref(c);
+	free(u->uids);
+	free(u);
+}
+
+static void
+update_done(void *arg, int rc)
+{
+	struct update *u = arg;
+
+	u->rc = rc;
+	worker_post(u->conn->worker, update_done_here, u);	/* from the store's writer thread */
+}
+
+static void
+cmd_quit(struct pop3_session *s, struct span arg)
+{
+	struct update *u;
+	size_t i;
+
+	(void)arg;
+	if (s->state == POP3_STATE_AUTHORIZATION) {
+		reply(s, "+OK postie POP3 server signing off\r\n");
+		conn_close_after_flush(s->conn);
+		return;
+	}
+	/* RFC 1939 section 6: UPDATE applies every DELE at once, or none */
+	u = xcalloc(1, sizeof(*u));
+	u->uids = xcalloc(s->nmsgs ? s->nmsgs : 1, sizeof(uint32_t));
+	for (i = 0; i < s->nmsgs; i++)
+		if (s->deleted[i])
+			u->uids[u->n++] = s->msgs[i].uid;
+	if (!u->n) {
+		free(u->uids);
+		free(u);
+		reply(s, "+OK postie POP3 server signing off\r\n");
+		conn_close_after_flush(s->conn);
+		return;
+	}
+	s->state = POP3_STATE_UPDATE;
+	snprintf(u->login, sizeof(u->login), "%s", s->login);
+	u->conn = conn_ref(s->conn);
+	u->req.op = STORE_OP_EXPUNGE;
+	u->req.u.expunge.login = u->login;
+	u->req.u.expunge.uids = u->uids;
+	u->req.u.expunge.nuids = u->n;
+	conn_pause(s->conn);
+	if (store_submit(server_store, &u->req, update_done, u)) {
+		conn_resume(s->conn);
+		conn_unref(u->conn);
+		free(u->uids);
+		free(u);
+		reply(s, "-ERR [SYS/TEMP] Server stopping; nothing was deleted\r\n");
+		conn_close_after_flush(s->conn);
+	}
+}
+
 static const struct pop3_cmd pop3_cmds[] = {
-	{ "CAPA", POP3_STATE_ANY,           CMD_NOARG, cmd_capa },
-	{ "STLS", POP3_STATE_AUTHORIZATION, CMD_NOARG, cmd_stls },
-	{ "NOOP", POP3_STATE_TRANSACTION,   CMD_NOARG, cmd_noop },
-	{ "QUIT", POP3_STATE_ANY,           CMD_NOARG, cmd_quit },
+	{ "CAPA", POP3_STATE_ANY,           CMD_NOARG,  cmd_capa },
+	{ "STLS", POP3_STATE_AUTHORIZATION, CMD_NOARG,  cmd_stls },
+	{ "USER", POP3_STATE_AUTHORIZATION, CMD_ARG,    cmd_user },
+	{ "PASS", POP3_STATE_AUTHORIZATION, CMD_SECRET, cmd_pass },
+	{ "AUTH", POP3_STATE_AUTHORIZATION, 0,          cmd_auth },
+	{ "STAT", POP3_STATE_TRANSACTION,   CMD_NOARG,  cmd_stat },
+	{ "LIST", POP3_STATE_TRANSACTION,   0,          cmd_list },
+	{ "UIDL", POP3_STATE_TRANSACTION,   0,          cmd_uidl },
+	{ "RETR", POP3_STATE_TRANSACTION,   CMD_ARG,    cmd_retr },
+	{ "TOP",  POP3_STATE_TRANSACTION,   CMD_ARG,    cmd_top },
+	{ "DELE", POP3_STATE_TRANSACTION,   CMD_ARG,    cmd_dele },
+	{ "RSET", POP3_STATE_TRANSACTION,   CMD_NOARG,  cmd_rset },
+	{ "NOOP", POP3_STATE_TRANSACTION,   CMD_NOARG,  cmd_noop },
+	{ "QUIT", POP3_STATE_ANY,           CMD_NOARG,  cmd_quit },
 };
 
 static void
@@ -137,6 +639,10 @@ dispatch(struct pop3_session *s, struct span line)
 		bad_command(s, "-ERR Syntax error: no arguments allowed\r\n");
 		return;
 	}
+	if ((cmd->flags & (CMD_ARG | CMD_SECRET)) && !arg.len) {
+		bad_command(s, "-ERR Syntax error: an argument is needed\r\n");
+		return;
+	}
 	cmd->run(s, arg);
 }
 
@@ -162,14 +668,29 @@ pop3_input(struct conn *c)
 {
 	struct pop3_session *s = c->session;
 
-	while (conn_can_take_input(c)) {
+	/* one command at a time, in order; nothing new while a message streams */
+	while (conn_can_take_input(c) && !s->retr.active && s->state != POP3_STATE_UPDATE) {
 		struct span line;
-		enum lr_result r = conn_next_line(c, &s->lr, s->line, &line);
+		enum lr_result r;
 
+		if (s->sasl && s->sasl_line) {
+			r = conn_next_line(c, &s->sasl_lr, s->sasl_line, &line);
+			if (r == LR_MORE)
+				break;
+			if (r != LR_LINE) {
+				sasl_end(s);
+				bad_command(s, "-ERR Line too long or malformed\r\n");
+				continue;
+			}
+			sasl_outcome(s, sasl_step(s->sasl, line));
+			continue;
+		}
+		r = conn_next_line(c, &s->lr, s->line, &line);
 		if (r == LR_MORE)
 			break;
 		if (r == LR_LINE) {
 			dispatch(s, line);
+			explicit_bzero(s->line, sizeof(s->line));	/* it may have held a password */
 		} else if (r == LR_TOO_LONG) {
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=line_length ip=%s", c->sid, c->ip);
 			bad_command(s, "-ERR Line too long\r\n");
@@ -180,18 +701,34 @@ pop3_input(struct conn *c)
 	}
 }
 
+/* The client read what we queued: go on streaming, then take the next commands. */
+static void
+pop3_drained(struct conn *c)
+{
+	struct pop3_session *s = c->session;
+
+	if (s->retr.active) {
+		pump(s);
+		if (!s->retr.active && conn_input(c)->len)
+			conn_resume_input(c);	/* pipelined commands wait in the buffer */
+	}
+}
+
 static void
 pop3_tls_ready(struct conn *c)
 {
 	struct pop3_session *s = c->session;
 
 	linereader_init(&s->lr, POP3_CMDLINE_MAX);
+	s->user[0] = '\0';
+	sasl_end(s);
 }
 
 static void
 pop3_timeout(struct conn *c, enum conn_timeout why)
 {
 	(void)why;
+	/* a timed-out session deletes nothing (RFC 1939 section 6) */
 	conn_printf(c, "-ERR Timeout, closing connection\r\n");
 }
 
@@ -204,7 +741,14 @@ pop3_shutdown(struct conn *c)
 static void
 pop3_destroy(struct conn *c)
 {
-	free(c->session);
+	struct pop3_session *s = c->session;
+
+	if (s->locked)
+		store_mailbox_unlock(server_store, s->login);
+	sasl_end(s);
+	free(s->msgs);
+	free(s->deleted);
+	free(s);
 	c->session = NULL;
 }
 
@@ -221,7 +765,7 @@ const struct proto_ops pop3_proto_ops = {
 	.start = pop3_start,
 	.input = pop3_input,
 	.tls_ready = pop3_tls_ready,
-	.drained = NULL,
+	.drained = pop3_drained,
 	.timeout = pop3_timeout,
 	.shutdown = pop3_shutdown,
 	.destroy = pop3_destroy,

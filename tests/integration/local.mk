@@ -1,4 +1,10 @@
 # integration tests: the real postied on loopback, real clients (TAP via harness.py)
-INTEGRATION_TESTS = tests/integration/test_core.py tests/integration/test_postiectl.py tests/integration/test_auth.py
+INTEGRATION_TESTS = tests/integration/test_core.py tests/integration/test_postiectl.py tests/integration/test_auth.py tests/integration/test_pop3.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/harness.py $(INTEGRATION_TESTS) tools/dev .ci/run
+
+# a fixture: puts messages into a mailbox without SMTP
+check_PROGRAMS += tests/integration/postie-seed
+tests_integration_postie_seed_SOURCES = tests/integration/seed.c
+tests_integration_postie_seed_LDADD = $(STORE_LIBS)
+tests_integration_postie_seed_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)

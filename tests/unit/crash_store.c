@@ -189,7 +189,13 @@ main(void)
 			child(round);
 		}
 		close(fds[1]);
-		usleep(20000 + (unsigned)rand_r(&seed) % 200000);	/* a random moment */
+		/* once the child delivers (a loaded machine may take a while to start it),
+		   kill it at a random moment */
+		alarm(60);
+		if (read(fds[0], &acks[0], sizeof(acks[0])) == sizeof(acks[0]))
+			nacks = 1;
+		alarm(0);
+		usleep((unsigned)rand_r(&seed) % 200000);
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
 		while (nacks < ACK_MAX && (r = read(fds[0], &acks[nacks], sizeof(acks[0]))) == sizeof(acks[0]))

@@ -13,6 +13,8 @@
 #include "conn.h"
 #include "authflow.h"
 #include "fake_conn.h"
+#include "server.h"
+#include "worker.h"
 #include "core/compat.h"
 
 void
@@ -142,4 +144,53 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 	snprintf(name, sizeof(name), "%.*s", (int)login.len, (const char *)login.p);
 	done(c, span_eq(password, "good") ? AUTHFLOW_OK : span_eq(password, "temp") ? AUTHFLOW_TEMPFAIL
 	    : AUTHFLOW_FAIL, name);
+}
+
+/* What the engines reach beyond the connection: no store, no workers here. */
+struct store *server_store;
+struct auth_client *server_auth;
+
+size_t
+conn_out_pending(const struct conn *c)
+{
+	return c->out.len;
+}
+
+void
+conn_pause(struct conn *c)
+{
+	c->paused = true;
+}
+
+void
+conn_resume(struct conn *c)
+{
+	c->paused = false;
+}
+
+void
+conn_resume_input(struct conn *c)
+{
+	if (!c->closed && !c->paused)
+		c->ops->input(c);
+}
+
+struct conn *
+conn_ref(struct conn *c)
+{
+	c->refs++;
+	return c;
+}
+
+void
+conn_unref(struct conn *c)
+{
+	c->refs--;
+}
+
+void
+worker_post(struct worker *w, void (*fn)(void *arg), void *arg)
+{
+	(void)w;
+	fn(arg);
 }

@@ -4,7 +4,13 @@
 
 #include "fake_conn.h"
 #include "pop3/session.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "server.h"
+#include "storage/store.h"
 #include "tap.h"
+#include <stdlib.h>
+#include <unistd.h>
 
 static struct config cfg;
 
@@ -31,8 +37,9 @@ test_basics(void)
 
 	out = run(LISTEN_POP3, "CAPA\r\nNOOP\r\nFOO\r\nCAPA x\r\nquit\r\n", &c);
 	CHECK(strncmp(out, "+OK mx.example.test POP3 server ready\r\n", 39) == 0);
-	CHECK(has(out, "+OK Capability list follows\r\nSTLS\r\nRESP-CODES\r\nPIPELINING\r\n"
-	    "IMPLEMENTATION postie\r\n.\r\n"));
+	CHECK(has(out, "+OK Capability list follows\r\nSTLS\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"
+	    "AUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nIMPLEMENTATION postie\r\n.\r\n"));
+	CHECK(!has(out, "USER\r\n") && !has(out, "SASL"));	/* no passwords before STLS */
 	CHECK(has(out, "-ERR Command not valid in this state\r\n"));	/* NOOP before login */
 	CHECK(has(out, "-ERR Unknown command\r\n"));
 	CHECK(has(out, "-ERR Syntax error: no arguments allowed\r\n"));
@@ -83,10 +90,137 @@ test_lines(void)
 	CHECK(has(pop3_proto_ops.busy_reply(&cfg), "-ERR [SYS/TEMP]"));
 }
 
+static void
+feed(struct conn *c, const char *text)
+{
+	fake_conn_feed(c, text, strlen(text));
+}
+
+static const char *
+out_of(struct conn *c)
+{
+	return c->out.data ? (const char *)c->out.data : "";
+}
+
+/* A TLS session logged in as alice, on the real store. */
+static void
+login(struct conn *c)
+{
+	fake_conn_init(c, &cfg, LISTEN_POP3S, &pop3_proto_ops);
+	c->tls_state = CONN_TLS_ON;
+	c->ops->start(c);
+	feed(c, "USER alice\r\nPASS good\r\n");
+}
+
+static void
+deliver(const char *text)
+{
+	struct store_req r;
+
+	memset(&r, 0, sizeof(r));
+	r.op = STORE_OP_DELIVER;
+	r.u.deliver.mem = (const unsigned char *)text;
+	r.u.deliver.mem_len = strlen(text);
+	r.u.deliver.fd = -1;
+	r.u.deliver.logins = (const char *[]){ "alice" };
+	r.u.deliver.nlogins = 1;
+	store_submit_wait(server_store, &r);
+}
+
+static void
+wait_closing(struct conn *c)
+{
+	int i;
+
+	for (i = 0; i < 500 && !c->close_after_flush; i++)
+		usleep(10000);	/* the commit is answered from the store's writer */
+}
+
+static void
+test_maildrop(void)
+{
+	struct store_opts o = { NULL, 0, 0, false };
+	char dir[64], cmd[96];
+	struct conn c, other;
+	const char *out;
+
+	snprintf(dir, sizeof(dir), "/tmp/postie-test-pop3-XXXXXX");
+	if (!mkdtemp(dir))
+		return;
+	o.path = dir;
+	CHECK(store_open(&o, &server_store) == 0 && store_user_add(server_store, "alice", 0) == 0);
+	deliver("Subject: one\r\n\r\nhello\r\n.dot line\r\n..two dots\r\n");
+	deliver("Subject: two\r\nX: y\r\n\r\nl1\r\nl2\r\nl3\r\n");
+	deliver("no final newline");
+
+	/* before TLS: no passwords */
+	fake_conn_init(&c, &cfg, LISTEN_POP3, &pop3_proto_ops);
+	feed(&c, "USER alice\r\nPASS good\r\nAUTH PLAIN AGFsaWNlAGdvb2Q=\r\n");
+	CHECK(has(out_of(&c), "-ERR [AUTH] Plaintext authentication disallowed"));
+	CHECK(!has(out_of(&c), "Logged in"));
+	fake_conn_free(&c);
+
+	login(&c);
+	out = out_of(&c);
+	CHECK(has(out, "+OK Logged in, 3 messages"));
+	buf_reset(&c.out);
+	feed(&c, "STAT\r\nLIST\r\nUIDL 2\r\nLIST 4\r\nLIST 0\r\nLIST 4294967297\r\nLIST +1\r\n");
+	out = out_of(&c);
+	/* message 1 is 46 octets stored, 48 sent: two lines start with '.'; 3 gets a CRLF */
+	CHECK(has(out, "+OK 3 "));
+	CHECK(has(out, "+OK\r\n1 48\r\n2 34\r\n3 18\r\n.\r\n"));
+	CHECK(has(out, "+OK 2 "));
+	CHECK(has(out, "-ERR No such message\r\n-ERR No such message\r\n-ERR Syntax error"));
+	buf_reset(&c.out);
+	feed(&c, "RETR 1\r\n");
+	CHECK(strcmp(out_of(&c), "+OK 48 octets\r\nSubject: one\r\n\r\nhello\r\n..dot line\r\n"
+	    "...two dots\r\n.\r\n") == 0);
+	buf_reset(&c.out);
+	feed(&c, "TOP 2 1\r\nRETR 3\r\n");
+	CHECK(strcmp(out_of(&c), "+OK\r\nSubject: two\r\nX: y\r\n\r\nl1\r\n.\r\n"
+	    "+OK 18 octets\r\nno final newline\r\n.\r\n") == 0);
+
+	/* a second session gets [IN-USE] */
+	login(&other);
+	CHECK(has(out_of(&other), "-ERR [IN-USE]"));
+	fake_conn_free(&other);
+
+	/* DELE marks, RSET unmarks; a dropped session deletes nothing */
+	buf_reset(&c.out);
+	feed(&c, "DELE 1\r\nDELE 1\r\nRETR 1\r\nSTAT\r\nRSET\r\nSTAT\r\nDELE 2\r\n");
+	out = out_of(&c);
+	CHECK(has(out, "+OK Message 1 deleted\r\n-ERR Message already deleted\r\n-ERR Message already deleted"));
+	CHECK(has(out, "+OK 2 52\r\n+OK 3 messages\r\n+OK 3 100\r\n+OK Message 2 deleted"));
+	fake_conn_free(&c);	/* dropped: unlocks, deletes nothing */
+	login(&c);
+	CHECK(has(out_of(&c), "+OK Logged in, 3 messages"));
+
+	/* QUIT commits the deletions in one go */
+	feed(&c, "DELE 1\r\nDELE 3\r\nQUIT\r\n");
+	wait_closing(&c);
+	CHECK(has(out_of(&c), "(2 messages deleted)"));
+	fake_conn_free(&c);
+	login(&c);
+	CHECK(has(out_of(&c), "+OK Logged in, 1 messages"));
+	buf_reset(&c.out);
+	feed(&c, "TOP 1 0\r\nNOOP\r\nQUIT\r\n");
+	CHECK(has(out_of(&c), "+OK\r\nSubject: two\r\nX: y\r\n\r\n.\r\n+OK\r\n+OK postie"));
+	fake_conn_free(&c);
+	CHECK(store_verify(server_store, NULL, NULL) == 0);
+
+	store_close(server_store);
+	server_store = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}
+
 int
 main(void)
 {
+	log_open("test", true, LOG_LEVEL_CRIT);
 	fake_config_init(&cfg);
+	test_maildrop();
 	test_basics();
 	test_stls();
 	test_lines();

@@ -1,0 +1,174 @@
+"""POP3 with real clients (Python's poplib, mpop): login over STLS and
+995, the maildrop snapshot, byte-exact retrieval with dot-stuffing and
+8-bit bodies, a 25 MB message, UIDL stability, [IN-USE], deletion only at
+QUIT, and nothing deleted by a dropped connection."""
+
+import hashlib
+import os
+import poplib
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+import harness
+
+SEED = os.path.join(harness.TOP_BUILDDIR, "tests", "integration", "postie-seed")
+
+
+def tls():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def seed(srv, login, data, count=1):
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(data)
+    try:
+        subprocess.run([SEED, os.path.join(srv.dir, "store"), login, f.name, str(count)],
+                       check=True, timeout=120)
+    finally:
+        os.unlink(f.name)
+
+
+def pop3(srv, user="alice", password="alice-password"):
+    p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=60)
+    p.stls(context=tls())
+    p.user(user)
+    p.pass_(password)
+    return p
+
+
+def login_when_unlocked(srv, seconds=10):
+    """The server notices a dropped connection asynchronously; then the lock goes."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            return pop3(srv)
+        except poplib.error_proto as e:
+            if b"[IN-USE]" not in e.args[0] or time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def retr_bytes(p, n):
+    # poplib splits lines and undoes dot-stuffing: join them back with CRLF
+    resp, lines, octets = p.retr(n)
+    return b"".join(line + b"\r\n" for line in lines), octets
+
+
+MESSAGE = (b"Subject: dots\r\nX-8bit: \xc3\xa9t\xc3\xa9\r\n\r\n.leading dot\r\n..two\r\n"
+           b"line\r\n.\r\nafter a lone dot\r\n")
+
+
+def test_login_and_retrieve_byte_exact():
+    with harness.Server() as srv:
+        srv.add_users("alice", "bob")
+        seed(srv, "alice", MESSAGE)
+        seed(srv, "alice", b"Subject: second\r\n\r\nbody\r\n")
+        p = pop3(srv)
+        count, size = p.stat()
+        assert count == 2
+        data, octets = retr_bytes(p, 1)
+        assert data == MESSAGE, data
+        listed = int(p.list(1).split()[2])
+        # LIST gives the octets RETR sends: the message dot-stuffed
+        assert listed == len(MESSAGE) + 3, (listed, len(MESSAGE))  # three lines start with '.'
+        uidls = p.uidl()[1]
+        p.quit()
+        # the same UIDLs next time, and over implicit TLS too
+        q = poplib.POP3_SSL("127.0.0.1", srv.ports["pop3s"], context=tls(), timeout=60)
+        q.user("alice")
+        q.pass_("alice-password")
+        assert q.uidl()[1] == uidls
+        assert b"Subject: second" in b"\r\n".join(q.top(2, 0)[1])
+        q.quit()
+
+
+def test_wrong_password_and_plaintext():
+    with harness.Server(auth={"failure_delay": "100ms"}) as srv:
+        srv.add_users("alice")
+        p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=30)
+        assert b"USER" not in b" ".join(p.capa().keys() and [k.encode() for k in p.capa()])
+        try:
+            p.user("alice")
+            raise AssertionError("USER accepted before STLS")
+        except poplib.error_proto as e:
+            assert b"[AUTH]" in e.args[0]
+        p.quit()
+        p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=30)
+        p.stls(context=tls())
+        assert "USER" in p.capa() and "SASL" in p.capa()
+        p.user("alice")
+        try:
+            p.pass_("wrong")
+            raise AssertionError("wrong password accepted")
+        except poplib.error_proto as e:
+            assert e.args[0].startswith(b"-ERR [AUTH]")
+        p.quit()
+
+
+def test_in_use_and_deletion_semantics():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        seed(srv, "alice", b"Subject: m\r\n\r\nx\r\n", count=3)
+        p = pop3(srv)
+        try:
+            pop3(srv)
+            raise AssertionError("second session got the mailbox")
+        except poplib.error_proto as e:
+            assert e.args[0].startswith(b"-ERR [IN-USE]")
+        p.dele(1)
+        p.dele(2)
+        p.sock.shutdown(socket.SHUT_RDWR)  # dropped without QUIT: nothing is deleted
+        p.sock.close()
+        p = login_when_unlocked(srv)
+        assert p.stat()[0] == 3
+        p.dele(1)
+        p.rset()
+        p.dele(3)
+        p.quit()  # UPDATE: one commit
+        srv.wait_log(r"event=expunge login=\"alice\" deleted=1")
+        p = pop3(srv)
+        assert p.stat()[0] == 2
+        p.quit()
+        assert "store OK" in srv.ctl("verify")[1]
+
+
+def test_large_message_streams():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        line = b"0123456789" * 9 + b"\r\n"
+        big = b"Subject: big\r\n\r\n" + line * (25 * 1024 * 1024 // len(line))
+        seed(srv, "alice", big)
+        p = pop3(srv)
+        data, octets = retr_bytes(p, 1)
+        assert hashlib.sha256(data).digest() == hashlib.sha256(big).digest()
+        p.quit()
+
+
+def test_mpop_fetches():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        seed(srv, "alice", MESSAGE)
+        d = tempfile.mkdtemp()
+        mbox = os.path.join(d, "mbox")
+        rc = os.path.join(d, "mpoprc")
+        with open(rc, "w") as f:
+            f.write("account default\nhost 127.0.0.1\nport %d\ntls on\ntls_starttls on\n"
+                    "tls_certcheck off\nauth user\nuser alice\npassword alice-password\n"
+                    "keep on\ndelivery mbox %s\nuidls_file %s/uidls\n" % (srv.ports["pop3"], mbox, d))
+        os.chmod(rc, 0o600)
+        open(mbox, "w").close()
+        r = subprocess.run(["mpop", "-C", rc, "-q"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        with open(mbox, "rb") as f:
+            got = f.read()
+        assert b"Subject: dots" in got and b"after a lone dot" in got, got
+
+
+if __name__ == "__main__":
+    harness.main(globals())
