@@ -285,6 +285,12 @@ fail:
 	return rc;
 }
 
+const char *
+store_path(const struct store *st)
+{
+	return st->path;
+}
+
 void
 store_close(struct store *st)
 {

@@ -48,6 +48,8 @@ struct store_opts {
  * Returns 0, ERR_CORRUPT, ERR_PERM, ERR_IO, ERR_STORE.
  */
 int store_open(const struct store_opts *opts, struct store **out);
+/* The store's directory (for spool files on the same file system). */
+const char *store_path(const struct store *st);
 /* Stops the writer (finishing queued requests) and closes. NULL is fine. */
 void store_close(struct store *st);
 

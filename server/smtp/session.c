@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,39 +13,9 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "auth/throttle.h"
+#include "smtp/internal.h"
 #include "smtp/session.h"
 #include "core/compat.h"
-
-enum smtp_state {
-	SMTP_STATE_INIT  = 1u << 0,	/* greeted, no EHLO/HELO yet */
-	SMTP_STATE_READY = 1u << 1,	/* after EHLO/HELO */
-};
-#define SMTP_STATE_ANY (SMTP_STATE_INIT | SMTP_STATE_READY)
-
-enum {
-	CMD_NOARG    = 1u << 0,	/* an argument is a syntax error */
-	CMD_ARG      = 1u << 1,	/* an argument is required */
-};
-
-/* Failed AUTH attempts in one session before it is closed. */
-#define SMTP_AUTH_FAILURES_MAX 3
-
-struct smtp_session {
-	struct conn *conn;
-	enum smtp_state state;
-	struct linereader lr;
-	unsigned bad_commands;
-	char helo[256];		/* the client's EHLO/HELO name, validated printable */
-	char line[SMTP_CMDLINE_MAX];	/* the command being handled, NUL-terminated */
-
-	/* AUTH (RFC 4954) */
-	bool authenticated;
-	char login[256];	/* the authenticated login */
-	unsigned auth_failures;
-	struct sasl *sasl;	/* during an exchange only */
-	struct linereader sasl_lr;
-	char *sasl_line;	/* SASL_LINE_MAX + 1, during an exchange only */
-};
 
 struct smtp_cmd {
 	const char *verb;
@@ -53,14 +24,14 @@ struct smtp_cmd {
 	void (*run)(struct smtp_session *s, struct span arg);
 };
 
-static void
-reply(struct smtp_session *s, const char *text)
+void
+smtp_reply(struct smtp_session *s, const char *text)
 {
 	conn_write(s->conn, text, strlen(text));
 }
 
-static void
-set_state(struct smtp_session *s, enum smtp_state st)
+void
+smtp_set_state(struct smtp_session *s, enum smtp_state st)
 {
 	if (log_enabled(LOG_LEVEL_DEBUG))
 		log_msg(LOG_LEVEL_DEBUG, "sid=%s event=state from=%u to=%u", s->conn->sid, s->state, st);
@@ -68,12 +39,12 @@ set_state(struct smtp_session *s, enum smtp_state st)
 }
 
 /* A client error: count it; past the limit say goodbye (RFC 5321 4.3.2: 421). */
-static void
-bad_command(struct smtp_session *s, const char *text)
+void
+smtp_bad_command(struct smtp_session *s, const char *text)
 {
 	struct conn *c = s->conn;
 
-	reply(s, text);
+	smtp_reply(s, text);
 	if (++s->bad_commands >= c->cfg->limits.max_bad_commands) {
 		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=bad_commands ip=%s count=%u",
 		    c->sid, c->ip, s->bad_commands);
@@ -110,19 +81,22 @@ cmd_ehlo(struct smtp_session *s, struct span arg)
 	struct conn *c = s->conn;
 
 	if (!valid_helo(arg)) {
-		bad_command(s, "501 5.5.4 Syntax: EHLO hostname\r\n");
+		smtp_bad_command(s, "501 5.5.4 Syntax: EHLO hostname\r\n");
 		return;
 	}
 	memcpy(s->helo, arg.p, arg.len);
 	s->helo[arg.len] = '\0';
-	set_state(s, SMTP_STATE_READY);
+	smtp_txn_reset(s);	/* RFC 5321 4.1.4: EHLO resets the transaction */
+	smtp_set_state(s, SMTP_STATE_READY);
 	conn_printf(c, "250-%s greets %s [%s]\r\n", c->cfg->hostname, s->helo, c->ip);
+	conn_printf(c, "250-SIZE %" PRIu64 "\r\n", c->cfg->smtp.max_message_size);
+	smtp_reply(s, "250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n");
 	if (offers_starttls(s))
-		reply(s, "250-STARTTLS\r\n");
+		smtp_reply(s, "250-STARTTLS\r\n");
 	if (authflow_allowed(c) && !s->authenticated)
-		reply(s, "250-AUTH PLAIN LOGIN\r\n");
-	reply(s, "250-PIPELINING\r\n");
-	reply(s, "250 ENHANCEDSTATUSCODES\r\n");
+		smtp_reply(s, "250-AUTH PLAIN LOGIN\r\n");
+	smtp_reply(s, "250-PIPELINING\r\n");
+	smtp_reply(s, "250 ENHANCEDSTATUSCODES\r\n");
 }
 
 static void
@@ -131,12 +105,13 @@ cmd_helo(struct smtp_session *s, struct span arg)
 	struct conn *c = s->conn;
 
 	if (!valid_helo(arg)) {
-		bad_command(s, "501 5.5.4 Syntax: HELO hostname\r\n");
+		smtp_bad_command(s, "501 5.5.4 Syntax: HELO hostname\r\n");
 		return;
 	}
 	memcpy(s->helo, arg.p, arg.len);
 	s->helo[arg.len] = '\0';
-	set_state(s, SMTP_STATE_READY);
+	smtp_txn_reset(s);
+	smtp_set_state(s, SMTP_STATE_READY);
 	conn_printf(c, "250 %s\r\n", c->cfg->hostname);
 }
 
@@ -144,21 +119,22 @@ static void
 cmd_noop(struct smtp_session *s, struct span arg)
 {
 	(void)arg;	/* RFC 5321 4.1.1.9: a parameter is allowed and ignored */
-	reply(s, "250 2.0.0 OK\r\n");
+	smtp_reply(s, "250 2.0.0 OK\r\n");
 }
 
 static void
 cmd_rset(struct smtp_session *s, struct span arg)
 {
 	(void)arg;
-	reply(s, "250 2.0.0 OK\r\n");
+	smtp_txn_reset(s);
+	smtp_reply(s, "250 2.0.0 OK\r\n");
 }
 
 static void
 cmd_help(struct smtp_session *s, struct span arg)
 {
 	(void)arg;
-	reply(s, "214 2.0.0 See RFC 5321\r\n");
+	smtp_reply(s, "214 2.0.0 See RFC 5321\r\n");
 }
 
 static void
@@ -176,11 +152,11 @@ cmd_starttls(struct smtp_session *s, struct span arg)
 {
 	(void)arg;
 	if (!offers_starttls(s)) {
-		bad_command(s, conn_is_tls(s->conn) ? "503 5.5.1 Already using TLS\r\n"
+		smtp_bad_command(s, conn_is_tls(s->conn) ? "503 5.5.1 Already using TLS\r\n"
 		    : "502 5.5.1 STARTTLS not offered here\r\n");
 		return;
 	}
-	reply(s, "220 2.0.0 Ready to start TLS\r\n");
+	smtp_reply(s, "220 2.0.0 Ready to start TLS\r\n");
 	if (conn_starttls(s->conn)) {
 		log_msg(LOG_LEVEL_ERR, "sid=%s event=starttls error=\"no TLS credentials\"", s->conn->sid);
 		conn_close_after_flush(s->conn);
@@ -207,7 +183,7 @@ auth_failed(struct smtp_session *s, const char *text)
 {
 	struct conn *c = s->conn;
 
-	reply(s, text);
+	smtp_reply(s, text);
 	if (++s->auth_failures >= SMTP_AUTH_FAILURES_MAX) {
 		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=auth_failures ip=%s", c->sid, c->ip);
 		conn_printf(c, "421 4.7.0 %s Too many authentication failures\r\n", c->cfg->hostname);
@@ -226,7 +202,7 @@ auth_done(struct conn *c, enum authflow_result r, const char *login)
 		snprintf(s->login, sizeof(s->login), "%s", login);
 		conn_set_cmd_timeout(c, c->cfg->limits.idle_timeout < c->cfg->limits.command_timeout
 		    ? c->cfg->limits.idle_timeout : c->cfg->limits.command_timeout);
-		reply(s, "235 2.7.0 Authentication successful\r\n");
+		smtp_reply(s, "235 2.7.0 Authentication successful\r\n");
 		break;
 	case AUTHFLOW_FAIL:
 		auth_failed(s, "535 5.7.8 Authentication credentials invalid\r\n");
@@ -235,7 +211,7 @@ auth_done(struct conn *c, enum authflow_result r, const char *login)
 		auth_failed(s, "454 4.7.0 Too many failed logins, try again later\r\n");
 		break;
 	default:
-		reply(s, "454 4.7.0 Temporary authentication failure\r\n");
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure\r\n");
 		break;
 	}
 }
@@ -258,17 +234,17 @@ sasl_outcome(struct smtp_session *s, enum sasl_status st)
 		authflow_check(c, "smtp", buf_span(&s->sasl->login), buf_span(&s->sasl->password), auth_done);
 		break;
 	case SASL_BAD_MECH:
-		bad_command(s, "504 5.5.4 Unrecognized authentication type\r\n");
+		smtp_bad_command(s, "504 5.5.4 Unrecognized authentication type\r\n");
 		break;
 	case SASL_BAD_AUTHZ:
 		throttle_log_failure(c->sid, "smtp", c->ip, "", "authzid_refused");
 		auth_failed(s, "535 5.7.8 Authentication credentials invalid\r\n");
 		break;
 	case SASL_CANCELLED:
-		reply(s, "501 5.0.0 Authentication cancelled\r\n");
+		smtp_reply(s, "501 5.0.0 Authentication cancelled\r\n");
 		break;
 	default:
-		bad_command(s, "501 5.5.2 Cannot decode the response\r\n");
+		smtp_bad_command(s, "501 5.5.2 Cannot decode the response\r\n");
 		break;
 	}
 	sasl_end(s);
@@ -283,11 +259,11 @@ cmd_auth(struct smtp_session *s, struct span arg)
 	struct span ir = sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1);
 
 	if (s->authenticated) {
-		bad_command(s, "503 5.5.1 Already authenticated\r\n");
+		smtp_bad_command(s, "503 5.5.1 Already authenticated\r\n");
 		return;
 	}
 	if (!authflow_allowed(c)) {
-		bad_command(s, "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
+		smtp_bad_command(s, "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
 		return;
 	}
 	s->sasl = xmalloc(sizeof(*s->sasl));
@@ -307,7 +283,7 @@ sasl_input(struct smtp_session *s)
 		return;
 	if (r != LR_LINE) {
 		sasl_end(s);
-		bad_command(s, "500 5.5.2 Line too long or malformed\r\n");
+		smtp_bad_command(s, "500 5.5.2 Line too long or malformed\r\n");
 		return;
 	}
 	sasl_outcome(s, sasl_step(s->sasl, line));
@@ -323,6 +299,10 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "HELP",     SMTP_STATE_ANY,   0,         cmd_help },
 	{ "QUIT",     SMTP_STATE_ANY,   CMD_NOARG, cmd_quit },
 	{ "AUTH",     SMTP_STATE_READY, CMD_ARG,   cmd_auth },
+	{ "MAIL",     SMTP_STATE_READY, CMD_ARG,   smtp_cmd_mail },
+	{ "RCPT",     SMTP_STATE_TXN,   CMD_ARG,   smtp_cmd_rcpt },
+	{ "DATA",     SMTP_STATE_RCPT,  CMD_NOARG, smtp_cmd_data },
+	{ "VRFY",     SMTP_STATE_ANY,   CMD_ARG,   smtp_cmd_vrfy },
 };
 
 static void
@@ -342,19 +322,19 @@ dispatch(struct smtp_session *s, struct span line)
 		}
 	}
 	if (!cmd) {
-		bad_command(s, "500 5.5.2 Command unrecognized\r\n");
+		smtp_bad_command(s, "500 5.5.2 Command unrecognized\r\n");
 		return;
 	}
 	if (!(cmd->states & s->state)) {
-		bad_command(s, "503 5.5.1 Bad sequence of commands\r\n");
+		smtp_bad_command(s, "503 5.5.1 Bad sequence of commands\r\n");
 		return;
 	}
 	if ((cmd->flags & CMD_NOARG) && arg.len) {
-		bad_command(s, "501 5.5.4 Syntax error: no parameters allowed\r\n");
+		smtp_bad_command(s, "501 5.5.4 Syntax error: no parameters allowed\r\n");
 		return;
 	}
 	if ((cmd->flags & CMD_ARG) && !arg.len) {
-		bad_command(s, "501 5.5.4 Syntax error: parameter required\r\n");
+		smtp_bad_command(s, "501 5.5.4 Syntax error: parameter required\r\n");
 		return;
 	}
 	cmd->run(s, arg);
@@ -387,6 +367,12 @@ smtp_input(struct conn *c)
 		struct span line;
 		enum lr_result r;
 
+		if (s->state == SMTP_STATE_DATA) {
+			if (!s->txn || !conn_input(c)->len)
+				break;	/* committing, or waiting for more of the message */
+			smtp_data_input(s);
+			continue;
+		}
 		if (s->sasl && s->sasl_line) {
 			size_t before = conn_input(c)->len;
 
@@ -402,10 +388,10 @@ smtp_input(struct conn *c)
 			dispatch(s, line);
 		} else if (r == LR_TOO_LONG) {
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=line_length ip=%s", c->sid, c->ip);
-			bad_command(s, "500 5.5.2 Line too long\r\n");
+			smtp_bad_command(s, "500 5.5.2 Line too long\r\n");
 		} else {
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=bad_line ip=%s", c->sid, c->ip);
-			bad_command(s, "500 5.5.2 Bare CR, bare LF or NUL in command line\r\n");
+			smtp_bad_command(s, "500 5.5.2 Bare CR, bare LF or NUL in command line\r\n");
 		}
 	}
 }
@@ -420,8 +406,9 @@ smtp_tls_ready(struct conn *c)
 	s->authenticated = false;
 	s->login[0] = '\0';
 	sasl_end(s);
+	smtp_txn_reset(s);
 	linereader_init(&s->lr, SMTP_CMDLINE_MAX);
-	set_state(s, SMTP_STATE_INIT);
+	smtp_set_state(s, SMTP_STATE_INIT);
 }
 
 static void
@@ -441,6 +428,7 @@ static void
 smtp_destroy(struct conn *c)
 {
 	sasl_end(c->session);
+	smtp_txn_reset(c->session);
 	free(c->session);
 	c->session = NULL;
 }

@@ -7,9 +7,26 @@
 #include "fake_conn.h"
 #include "smtp/session.h"
 #include "core/log.h"
+#include "server.h"
+#include "storage/store.h"
+#include <stdio.h>
+#include <unistd.h>
 #include "core/compat.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char store_dir[] = "/tmp/postie-fuzz-smtp-XXXXXX";
+
+static void
+cleanup(void)
+{
+	char cmd[64];
+
+	store_close(server_store);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", store_dir);
+	if (system(cmd) != 0)
+		(void)0;	/* a temporary directory left behind is harmless */
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -20,8 +37,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t fed = 0;
 
 	if (!ready) {
+		/* a real store with mailboxes, so RCPT resolves and DATA delivers */
+		struct store_opts o = { store_dir, 0, 0, false };
+
 		log_open("fuzz", true, LOG_LEVEL_CRIT);
 		fake_config_init(&cfg);
+		if (!mkdtemp(store_dir) || store_open(&o, &server_store) || store_user_add(server_store, "alice", 0) ||
+		    store_user_add(server_store, "bob", 1000))
+			abort();
+		atexit(cleanup);
 		ready = 1;
 	}
 	fake_conn_init(&c, &cfg, size && (data[0] & 1) ? LISTEN_SUBMISSION : LISTEN_SMTP, &smtp_proto_ops);
@@ -38,6 +62,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (c.out.len > (1u << 16))
 			buf_reset(&c.out);	/* replies are checked by the unit tests; keep memory flat */
 	}
+	/* a message being committed is answered from the store's writer: wait for it */
+	for (int i = 0; i < 500 && c.paused && !c.closed; i++)
+		usleep(1000);
 	fake_conn_free(&c);
 	return 0;
 }

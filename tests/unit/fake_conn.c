@@ -107,10 +107,15 @@ fake_conn_free(struct conn *c)
 void
 fake_config_init(struct config *cfg)
 {
-	static char host[] = "mx.example.test";
+	static char host[] = "mx.example.test", domain[] = "example.test";
+	static char *domains[] = { domain, NULL };
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->hostname = host;
+	cfg->domains = domains;
+	cfg->ndomains = 1;
+	cfg->smtp.max_messages_per_session = 100;
+	cfg->smtp.sender_must_match = true;
 	cfg->limits.max_bad_commands = 10;
 	cfg->limits.command_timeout = 300;
 	cfg->smtp.max_message_size = 1 << 20;
@@ -193,4 +198,22 @@ worker_post(struct worker *w, void (*fn)(void *arg), void *arg)
 {
 	(void)w;
 	fn(arg);
+}
+
+void
+conn_consume(struct conn *c, size_t n)
+{
+	buf_consume(&c->in, n);
+}
+
+const char *
+conn_tls_version(const struct conn *c)
+{
+	return conn_is_tls(c) ? "TLSv1.3" : NULL;
+}
+
+const char *
+conn_tls_cipher(const struct conn *c)
+{
+	return conn_is_tls(c) ? "AES-256-GCM" : NULL;
 }

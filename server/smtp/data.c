@@ -1,0 +1,139 @@
+#include "config.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "smtp/data.h"
+#include "core/compat.h"
+
+void
+smtp_data_init(struct smtp_data *d, uint64_t max_size,
+    void (*emit)(void *arg, const unsigned char *p, size_t n), void *arg)
+{
+	memset(d, 0, sizeof(*d));
+	d->state = DS_LINE_START;
+	d->max_size = max_size;
+	d->in_headers = true;
+	d->emit = emit;
+	d->arg = arg;
+}
+
+static void
+fail(struct smtp_data *d, enum smtp_data_error e)
+{
+	if (!d->error)
+		d->error = e;
+}
+
+/* Pass n content bytes on, counting them against the size limit. */
+static void
+out(struct smtp_data *d, const unsigned char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] >= 0x80)
+			d->saw_8bit = true;
+		if (d->in_headers && d->head_len < sizeof(d->head))
+			d->head[d->head_len++] = (char)p[i];
+	}
+	d->size += n;
+	d->line_len += n;
+	if (d->line_len > SMTP_DATA_LINE_MAX)
+		fail(d, SMTP_DATA_LINE_TOO_LONG);
+	if (d->size > d->max_size) {
+		fail(d, SMTP_DATA_TOO_BIG);
+		return;	/* keep reading to the end, keep nothing */
+	}
+	if (!d->error)
+		d->emit(d->arg, p, n);
+}
+
+/* A CRLF ended a line: header bookkeeping. */
+static void
+line_end(struct smtp_data *d)
+{
+	if (d->in_headers) {
+		if (d->line_len == 2) {
+			d->in_headers = false;	/* the empty line ends the header section */
+		} else if (d->head[0] != ' ' && d->head[0] != '\t') {
+			if (++d->headers > SMTP_DATA_HEADERS_MAX)
+				fail(d, SMTP_DATA_TOO_MANY_HEADERS);
+			if (d->head_len >= 11 && strncasecmp(d->head, "message-id:", 11) == 0)
+				d->has_message_id = true;
+			if (d->head_len >= 5 && strncasecmp(d->head, "date:", 5) == 0)
+				d->has_date = true;
+		}
+	}
+	d->line_len = 0;
+	d->head_len = 0;
+}
+
+size_t
+smtp_data_feed(struct smtp_data *d, const unsigned char *in, size_t n)
+{
+	static const unsigned char crlf[2] = { '\r', '\n' };
+	size_t i;
+
+	for (i = 0; i < n && d->state != DS_END; i++) {
+		unsigned char c = in[i];
+
+		if (c == '\0')
+			fail(d, SMTP_DATA_BARE_CR_LF);
+		switch (d->state) {
+		case DS_LINE_START:
+			if (c == '.') {
+				d->state = DS_DOT;	/* an end, or a stuffed dot */
+				break;
+			}
+			/* fall through */
+		case DS_MID:
+			if (c == '\r') {
+				d->state = DS_CR;
+			} else {
+				if (c == '\n')
+					fail(d, SMTP_DATA_BARE_CR_LF);	/* a bare LF ends no line */
+				out(d, &c, 1);
+				d->state = DS_MID;
+			}
+			break;
+		case DS_DOT:
+			if (c == '\r') {
+				d->state = DS_DOT_CR;
+				break;
+			}
+			/* RFC 5321 4.5.2: a leading dot is removed; the byte is ordinary */
+			if (c == '\n')
+				fail(d, SMTP_DATA_BARE_CR_LF);	/* "\r\n.\n" ends nothing */
+			out(d, &c, 1);
+			d->state = DS_MID;
+			break;
+		case DS_DOT_CR:
+			if (c == '\n') {
+				d->state = DS_END;
+				break;
+			}
+			/* ".\r" then something else: a bare CR; the dot was stuffing */
+			fail(d, SMTP_DATA_BARE_CR_LF);
+			out(d, crlf, 1);	/* the CR */
+			d->state = DS_MID;
+			i--;	/* look at c again as an ordinary byte */
+			break;
+		case DS_CR:
+			if (c == '\n') {
+				out(d, crlf, 2);
+				line_end(d);
+				d->state = DS_LINE_START;
+				break;
+			}
+			fail(d, SMTP_DATA_BARE_CR_LF);	/* CR not followed by LF */
+			out(d, crlf, 1);
+			d->state = DS_MID;
+			i--;
+			break;
+		case DS_END:
+			break;
+		}
+	}
+	return i;
+}

@@ -1,0 +1,565 @@
+/*
+ * smtp/mail.c: the mail transaction: MAIL, RCPT, DATA, and delivery.
+ * Recipients are resolved at RCPT time (no bounce later for an unknown
+ * local user); the message streams through the DATA decoder into a spool
+ * (memory, then an unlinked file past SPOOL_MEM_MAX); at the end one store
+ * request delivers it to every local mailbox and queues the remote
+ * recipients, and 250 is sent only after that commit returned.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "server.h"
+#include "smtp/internal.h"
+#include "storage/store.h"
+#include "worker.h"
+#include "core/compat.h"
+
+/* A message kept in memory up to this size; a larger one goes to a file. */
+#define SPOOL_MEM_MAX (256 * 1024)
+
+struct spool {
+	struct buf mem;
+	int fd;			/* -1 until the message outgrows memory */
+	uint64_t len;
+	int err;
+};
+
+struct smtp_txn {
+	struct smtp_mail mail;
+	char **logins;		/* local mailboxes, each once */
+	size_t nlogins;
+	struct store_qrcpt *remote;	/* remote recipients (queued) */
+	size_t nremote;
+	size_t nrcpts;		/* recipients accepted (for the limit) */
+	char first_rcpt[STORE_ADDRESS_MAX + 1];
+	struct smtp_data data;
+	struct spool spool;
+};
+
+/* A delivery in flight: owns everything the store request points to. */
+struct delivery {
+	struct store_req req;
+	struct conn *conn;
+	struct smtp_txn *txn;
+	struct buf prefix;
+	struct store_qentry q;
+	int rc;
+};
+
+static void
+spool_emit(void *arg, const unsigned char *p, size_t n)
+{
+	struct spool *sp = arg;
+
+	if (sp->err)
+		return;
+	sp->len += n;
+	if (sp->fd < 0 && sp->mem.len + n <= SPOOL_MEM_MAX) {
+		buf_append(&sp->mem, p, n);
+		return;
+	}
+	if (sp->fd < 0) {
+		/* an unlinked file in the store's directory: gone with the process */
+		sp->fd = open(server_store ? store_path(server_store) : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+		if (sp->fd < 0 || write(sp->fd, sp->mem.data, sp->mem.len) != (ssize_t)sp->mem.len) {
+			log_msg(LOG_LEVEL_ERR, "event=spool error=\"%s\"", strerror(errno));
+			sp->err = ERR_IO;
+			return;
+		}
+		buf_free(&sp->mem);
+	}
+	while (n) {
+		ssize_t w = write(sp->fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_msg(LOG_LEVEL_ERR, "event=spool error=\"%s\"", strerror(errno));
+			sp->err = errno == ENOSPC ? ERR_STORE_FULL : ERR_IO;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+static void
+txn_free(struct smtp_txn *t)
+{
+	size_t i;
+
+	if (!t)
+		return;
+	for (i = 0; i < t->nlogins; i++)
+		free(t->logins[i]);
+	free(t->logins);
+	free(t->remote);
+	buf_free(&t->spool.mem);
+	if (t->spool.fd >= 0)
+		close(t->spool.fd);
+	free(t);
+}
+
+void
+smtp_txn_reset(struct smtp_session *s)
+{
+	txn_free(s->txn);
+	s->txn = NULL;
+	if (s->state & (SMTP_STATE_TXN | SMTP_STATE_DATA))
+		smtp_set_state(s, SMTP_STATE_READY);
+}
+
+static bool
+is_submission(const struct conn *c)
+{
+	return c->proto == LISTEN_SUBMISSION || c->proto == LISTEN_SUBMISSIONS;
+}
+
+/* --- MAIL --- */
+
+/* store_resolve() with the local domains of the session's configuration. */
+struct resolve_ctx {
+	const struct config *cfg;
+	void (*local)(void *arg, const char *login);
+	void (*remote)(void *arg, const char *address);
+	void *arg;
+};
+
+static bool
+ctx_is_local(void *arg, const char *domain)
+{
+	return config_is_local_domain(((struct resolve_ctx *)arg)->cfg, span_cstr(domain));
+}
+
+static void
+ctx_local(void *arg, const char *login)
+{
+	struct resolve_ctx *x = arg;
+	x->local(x->arg, login);
+}
+
+static void
+ctx_remote(void *arg, const char *address)
+{
+	struct resolve_ctx *x = arg;
+	x->remote(x->arg, address);
+}
+
+static int
+resolve(const struct config *cfg, const char *address, void (*local)(void *, const char *),
+    void (*remote)(void *, const char *), void *arg)
+{
+	struct resolve_ctx x = { cfg, local, remote, arg };
+	struct store_target_fns fns = { ctx_is_local, ctx_local, ctx_remote, &x };
+
+	return store_resolve(server_store, address, &fns);
+}
+
+struct owner_check {
+	const char *login;
+	bool owned;
+};
+
+static void
+owner_local(void *arg, const char *login)
+{
+	struct owner_check *oc = arg;
+
+	if (strcmp(login, oc->login) == 0)
+		oc->owned = true;
+}
+
+static void
+ignore_remote(void *arg, const char *address)
+{
+	(void)arg;
+	(void)address;
+}
+
+/* Does address deliver to the session's own mailbox? (smtp.sender_must_match) */
+static bool
+owned_by(struct smtp_session *s, const char *address)
+{
+	struct owner_check oc = { s->login, false };
+	const char *at = strrchr(address, '@');
+
+	if (!at || !config_is_local_domain(s->conn->cfg, span_cstr(at + 1)))
+		return false;
+	return resolve(s->conn->cfg, address, owner_local, ignore_remote, &oc) == 0 && oc.owned;
+}
+
+void
+smtp_cmd_mail(struct smtp_session *s, struct span arg)
+{
+	struct conn *c = s->conn;
+	struct smtp_txn *t;
+	enum smtp_parse_result r;
+
+	if (arg.len < 5 || strncasecmp((const char *)arg.p, "FROM:", 5) != 0) {
+		smtp_bad_command(s, "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
+		return;
+	}
+	arg = span_tail(arg, 5);
+	if (is_submission(c) && !s->authenticated) {
+		smtp_bad_command(s, "530 5.7.0 Authentication required\r\n");
+		return;
+	}
+	if (s->messages >= c->cfg->smtp.max_messages_per_session) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=messages_per_session ip=%s", c->sid, c->ip);
+		conn_printf(c, "421 4.7.0 %s Too many messages in one session\r\n", c->cfg->hostname);
+		conn_close_after_flush(c);
+		return;
+	}
+	t = xcalloc(1, sizeof(*t));
+	t->spool.fd = -1;
+	r = smtp_parse_mail(arg, &t->mail);
+	if (r) {
+		txn_free(t);
+		smtp_bad_command(s, r == SMTP_PARSE_PARAM ? "555 5.5.4 Unsupported or repeated parameter\r\n" :
+		    r == SMTP_PARSE_UTF8 ? "553 5.6.7 Non-ASCII address needs SMTPUTF8\r\n" :
+		    "501 5.5.4 Syntax error in MAIL command\r\n");
+		return;
+	}
+	if (t->mail.size > c->cfg->smtp.max_message_size) {
+		txn_free(t);
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
+		return;
+	}
+	if (s->authenticated && c->cfg->smtp.sender_must_match && !t->mail.path.is_null &&
+	    !owned_by(s, t->mail.path.addr)) {
+		char safe[LOG_SAFE_SIZE];
+
+		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=sender_refused login=\"%s\" sender=\"%s\"", c->sid, s->login,
+		    log_safe(safe, span_cstr(t->mail.path.addr)));
+		txn_free(t);
+		smtp_reply(s, "553 5.7.1 Sender address not owned by the authenticated user\r\n");
+		return;
+	}
+	s->txn = t;
+	smtp_set_state(s, SMTP_STATE_MAIL);
+	smtp_reply(s, "250 2.1.0 Ok\r\n");
+}
+
+/* --- RCPT --- */
+
+struct rcpt_targets {
+	struct smtp_session *s;
+	const struct smtp_rcpt *rcpt;
+	bool over_quota;
+};
+
+static void
+add_local(void *arg, const char *login)
+{
+	struct rcpt_targets *rt = arg;
+	struct smtp_txn *t = rt->s->txn;
+	struct store_account a;
+	size_t i;
+
+	for (i = 0; i < t->nlogins; i++)
+		if (strcmp(t->logins[i], login) == 0)
+			return;
+	/* known to be over quota now: say so at RCPT (452 4.2.2), not after DATA */
+	if (store_user_get(server_store, login, &a) == 0 && a.quota &&
+	    a.bytes + (t->mail.size ? t->mail.size : 1) > a.quota) {
+		rt->over_quota = true;
+		return;
+	}
+	t->logins = xrealloc(t->logins, (t->nlogins + 1) * sizeof(char *));
+	t->logins[t->nlogins++] = xstrdup(login);
+}
+
+static void
+add_remote(void *arg, const char *address)
+{
+	struct rcpt_targets *rt = arg;
+	struct smtp_txn *t = rt->s->txn;
+	struct store_qrcpt *q;
+	size_t i;
+
+	for (i = 0; i < t->nremote; i++)
+		if (strcmp(t->remote[i].address, address) == 0)
+			return;
+	t->remote = xrealloc(t->remote, (t->nremote + 1) * sizeof(*t->remote));
+	q = &t->remote[t->nremote++];
+	memset(q, 0, sizeof(*q));
+	snprintf(q->address, sizeof(q->address), "%s", address);
+	q->notify = rt->rcpt->notify;
+	snprintf(q->orcpt, sizeof(q->orcpt), "%s", rt->rcpt->orcpt);
+}
+
+void
+smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
+{
+	struct conn *c = s->conn;
+	struct smtp_txn *t = s->txn;
+	struct rcpt_targets rt = { s, NULL, false };
+	struct smtp_rcpt rcpt;
+	enum smtp_parse_result r;
+	char addr[STORE_ADDRESS_MAX + 1], safe[LOG_SAFE_SIZE];
+	struct span domain;
+	size_t before_local = t->nlogins, before_remote = t->nremote;
+	int rc;
+
+	if (arg.len < 3 || strncasecmp((const char *)arg.p, "TO:", 3) != 0) {
+		smtp_bad_command(s, "501 5.5.4 Syntax: RCPT TO:<address>\r\n");
+		return;
+	}
+	r = smtp_parse_rcpt(span_tail(arg, 3), &rcpt);
+	if (r) {
+		smtp_bad_command(s, r == SMTP_PARSE_PARAM ? "555 5.5.4 Unsupported or repeated parameter\r\n" :
+		    "501 5.5.4 Syntax error in RCPT command\r\n");
+		return;
+	}
+	if (rcpt.path.has_utf8 && !t->mail.smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8\r\n");
+		return;
+	}
+	if (t->nrcpts >= c->cfg->smtp.max_recipients) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=recipients ip=%s", c->sid, c->ip);
+		smtp_reply(s, "452 4.5.3 Too many recipients\r\n");
+		return;
+	}
+	if (smtp_path_has_routing(&rcpt.path)) {
+		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=rcpt_refused reason=routing ip=%s rcpt=\"%s\"", c->sid, c->ip,
+		    log_safe(safe, span_cstr(rcpt.path.addr)));
+		smtp_reply(s, "550 5.7.1 Source routing is not accepted\r\n");
+		return;
+	}
+	if (rcpt.path.is_postmaster)	/* RFC 5321 4.5.1: <postmaster> is always accepted */
+		snprintf(addr, sizeof(addr), "postmaster@%s", c->cfg->domains[0]);
+	else
+		snprintf(addr, sizeof(addr), "%s", rcpt.path.addr);
+	domain = span_cstr(strrchr(addr, '@') + 1);
+	rt.rcpt = &rcpt;
+	if (config_is_local_domain(c->cfg, domain)) {
+		rc = resolve(c->cfg, addr, add_local, add_remote, &rt);
+		if (rc == 0 && rt.over_quota && t->nlogins == before_local && t->nremote == before_remote) {
+			smtp_reply(s, "452 4.2.2 Mailbox full\r\n");
+			return;
+		}
+		if (rc) {
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=%s ip=%s rcpt=\"%s\"", c->sid,
+			    rc == ERR_NOTFOUND ? "unknown" : err_str(rc), c->ip, log_safe(safe, span_cstr(addr)));
+			if (rc == ERR_NOTFOUND || rc == ERR_SYNTAX)
+				smtp_reply(s, "550 5.1.1 Recipient address rejected: no such mailbox\r\n");
+			else if (rc == ERR_LIMIT)
+				smtp_reply(s, "550 5.4.6 Alias expands too far\r\n");
+			else
+				smtp_reply(s, "451 4.3.0 Temporary lookup failure\r\n");
+			return;
+		}
+	} else if (s->authenticated) {
+		add_remote(&rt, addr);
+	} else {
+		/* no open relay: other domains only from an authenticated session */
+		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=relay_denied ip=%s rcpt=\"%s\"", c->sid, c->ip,
+		    log_safe(safe, span_cstr(addr)));
+		smtp_reply(s, "554 5.7.1 Relay access denied\r\n");
+		return;
+	}
+	if (!t->nrcpts)
+		snprintf(t->first_rcpt, sizeof(t->first_rcpt), "%s", addr);
+	t->nrcpts++;
+	smtp_set_state(s, SMTP_STATE_RCPT);
+	smtp_reply(s, "250 2.1.5 Ok\r\n");
+}
+
+void
+smtp_cmd_vrfy(struct smtp_session *s, struct span arg)
+{
+	(void)arg;	/* RFC 5321 3.5.3: 252, and no account disclosure */
+	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n");
+}
+
+/* --- DATA --- */
+
+void
+smtp_cmd_data(struct smtp_session *s, struct span arg)
+{
+	struct smtp_txn *t = s->txn;
+
+	(void)arg;
+	smtp_data_init(&t->data, s->conn->cfg->smtp.max_message_size, spool_emit, &t->spool);
+	buf_init(&t->spool.mem, SPOOL_MEM_MAX);
+	smtp_set_state(s, SMTP_STATE_DATA);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>\r\n");
+}
+
+static void
+rfc5322_date(char *out, size_t n, time_t when)
+{
+	struct tm tm;
+
+	gmtime_r(&when, &tm);
+	strftime(out, n, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+}
+
+/* The headers postie adds in front of the message. */
+static void
+build_prefix(struct smtp_session *s, struct buf *b)
+{
+	struct conn *c = s->conn;
+	struct smtp_txn *t = s->txn;
+	const char *with = s->authenticated ? (conn_is_tls(c) ? "ESMTPSA" : "ESMTPA") :
+	    (conn_is_tls(c) ? "ESMTPS" : "ESMTP");
+	char date[64];
+	time_t now = time(NULL);
+
+	rfc5322_date(date, sizeof(date), now);
+	buf_printf(b, "Return-Path: <%s>\r\n", t->mail.path.addr);
+	/* RFC 5321 4.4; the helo name and login were checked printable, no CR/LF can get in */
+	buf_printf(b, "Received: from %s ([%s])\r\n\tby %s (postie) with %s id %s%u", s->helo[0] ? s->helo : "unknown",
+	    c->ip, c->cfg->hostname, with, c->sid, s->messages + 1);
+	if (conn_is_tls(c))
+		buf_printf(b, "\r\n\t(using %s with cipher %s)", conn_tls_version(c), conn_tls_cipher(c));
+	if (s->authenticated)
+		buf_printf(b, "\r\n\t(authenticated as %s)", s->login);
+	if (t->nrcpts == 1)
+		buf_printf(b, "\r\n\tfor <%s>", t->first_rcpt);
+	buf_printf(b, ";\r\n\t%s\r\n", date);
+	/* RFC 6409 8.2, 8.3: submission completes what the client left out */
+	if (is_submission(c) && !t->data.has_date)
+		buf_printf(b, "Date: %s\r\n", date);
+	if (is_submission(c) && !t->data.has_message_id)
+		buf_printf(b, "Message-ID: <%s.%u.%ld@%s>\r\n", c->sid, s->messages + 1, (long)now, c->cfg->hostname);
+}
+
+static void
+delivered_here(void *arg)
+{
+	struct delivery *d = arg;
+	struct conn *c = d->conn;
+
+	if (!conn_is_closed(c)) {
+		struct smtp_session *s = c->session;
+
+		switch (d->rc) {
+		case 0:
+			s->messages++;
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=accepted from=<%s> local=%zu remote=%zu size=%" PRIu64
+			    " body=%016" PRIx64, c->sid, d->txn->mail.path.addr, d->txn->nlogins, d->txn->nremote,
+			    d->req.u.deliver.prefix_len + d->txn->spool.len, d->req.u.deliver.body_id_out);
+			conn_printf(c, "250 2.0.0 Ok: queued as %016" PRIx64 "\r\n", d->req.u.deliver.body_id_out);
+			break;
+		case ERR_QUOTA:
+			conn_printf(c, "452 4.2.2 Mailbox full: %s\r\n", d->req.u.deliver.failed_login_out ?
+			    d->req.u.deliver.failed_login_out : "?");
+			break;
+		case ERR_STORE_FULL:
+			smtp_reply(s, "452 4.3.1 Insufficient system storage\r\n");
+			break;
+		default:
+			log_msg(LOG_LEVEL_ERR, "sid=%s event=deliver error=\"%s\"", c->sid, err_str(d->rc));
+			smtp_reply(s, "451 4.3.0 Local error in processing\r\n");
+			break;
+		}
+		smtp_set_state(s, SMTP_STATE_READY);
+		conn_resume(c);
+	}
+	conn_unref(c);
+	txn_free(d->txn);
+	buf_free(&d->prefix);
+	free(d);
+}
+
+static void
+delivered(void *arg, int rc)
+{
+	struct delivery *d = arg;
+
+	d->rc = rc;
+	worker_post(d->conn->worker, delivered_here, d);	/* from the store's writer */
+}
+
+/* The end of data: refuse, or commit and answer after the commit. */
+static void
+finish(struct smtp_session *s)
+{
+	struct conn *c = s->conn;
+	struct smtp_txn *t = s->txn;
+	struct delivery *d;
+	const char *refusal = NULL;
+
+	switch (t->data.error) {
+	case SMTP_DATA_OK:
+		break;
+	case SMTP_DATA_BARE_CR_LF:
+		refusal = "550 5.6.0 Message contains a bare CR or LF or a NUL (RFC 5321 2.3.8)\r\n";
+		break;
+	case SMTP_DATA_LINE_TOO_LONG:
+		refusal = "550 5.6.0 Message line longer than 1000 octets\r\n";
+		break;
+	case SMTP_DATA_TOO_BIG:
+		refusal = "552 5.3.4 Message size exceeds fixed maximum message size\r\n";
+		break;
+	case SMTP_DATA_TOO_MANY_HEADERS:
+		refusal = "552 5.3.4 Too many header lines\r\n";
+		break;
+	}
+	if (!refusal && t->spool.err)
+		refusal = t->spool.err == ERR_STORE_FULL ? "452 4.3.1 Insufficient system storage\r\n" :
+		    "451 4.3.0 Local error in processing\r\n";
+	if (refusal) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=data_refused ip=%s reason=%d", c->sid, c->ip, (int)t->data.error);
+		smtp_reply(s, refusal);
+		smtp_txn_reset(s);
+		return;
+	}
+	d = xcalloc(1, sizeof(*d));
+	d->conn = conn_ref(c);
+	d->txn = t;
+	s->txn = NULL;	/* the delivery owns it now */
+	buf_init(&d->prefix, 0);
+	build_prefix(s, &d->prefix);
+	d->req.op = STORE_OP_DELIVER;
+	d->req.u.deliver.prefix = d->prefix.data;
+	d->req.u.deliver.prefix_len = d->prefix.len;
+	d->req.u.deliver.mem = t->spool.mem.data;
+	d->req.u.deliver.mem_len = t->spool.mem.len;
+	d->req.u.deliver.fd = t->spool.fd;
+	d->req.u.deliver.fd_len = t->spool.len;
+	d->req.u.deliver.logins = (const char *const *)t->logins;
+	d->req.u.deliver.nlogins = t->nlogins;
+	d->req.u.deliver.now = (uint64_t)time(NULL);
+	if (t->nremote) {
+		snprintf(d->q.sender, sizeof(d->q.sender), "%s", t->mail.path.addr);
+		snprintf(d->q.envid, sizeof(d->q.envid), "%s", t->mail.envid);
+		d->q.ret_full = t->mail.ret_full;
+		d->q.created = d->q.next_attempt = d->req.u.deliver.now;
+		d->q.rcpts = t->remote;
+		d->q.nrcpts = t->nremote;
+		d->req.u.deliver.queue = &d->q;
+	}
+	conn_pause(c);	/* no command is read until the commit answered */
+	if (store_submit(server_store, &d->req, delivered, d)) {
+		d->rc = ERR_STATE;
+		delivered_here(d);
+	}
+}
+
+void
+smtp_data_input(struct smtp_session *s)
+{
+	struct conn *c = s->conn;
+	struct buf *in = conn_input(c);
+	size_t used = smtp_data_feed(&s->txn->data, in->data, in->len);
+
+	conn_consume(c, used);
+	if (used)
+		conn_touch(c);	/* data is arriving: the deadline is per chunk */
+	if (smtp_data_done(&s->txn->data))
+		finish(s);
+}
