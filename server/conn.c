@@ -343,6 +343,14 @@ read_some(struct conn *c)
 	return n;
 }
 
+/* Whether buffered input may go to the protocol now. */
+static bool
+can_process(const struct conn *c)
+{
+	return c->in.len && !c->closed && !c->paused && c->tls_state != CONN_TLS_PENDING &&
+	    c->tls_state != CONN_TLS_HANDSHAKE && !c->close_after_flush;
+}
+
 /*
  * Feed the protocol what is buffered, reading more while it can take it.
  * Bounded: at most a few reads per call, so one client cannot starve others.
@@ -354,12 +362,12 @@ service(struct conn *c)
 
 	conn_ref(c);
 	c->in_callback = true;
+	/* what is already buffered first, then read and hand over each piece read */
+	if (can_process(c))
+		c->ops->input(c);
 	for (rounds = 0; rounds < 4 && !c->closed; rounds++) {
-		ssize_t n = 0;
+		ssize_t n;
 
-		if (c->in.len && !c->paused && c->tls_state != CONN_TLS_PENDING &&
-		    c->tls_state != CONN_TLS_HANDSHAKE && !c->close_after_flush)
-			c->ops->input(c);
 		if (c->closed || c->paused || c->close_after_flush || c->out.len >= CONN_OUT_HIGH ||
 		    c->tls_state == CONN_TLS_PENDING || c->tls_state == CONN_TLS_HANDSHAKE)
 			break;
@@ -371,6 +379,8 @@ service(struct conn *c)
 		}
 		if (n == 0 && !(c->tls && tls_pending(c->tls)))
 			break;
+		if (can_process(c))
+			c->ops->input(c);
 	}
 	/*
 	 * epoll cannot see records GnuTLS already decrypted and holds: when the

@@ -521,9 +521,9 @@ finish(struct smtp_session *s)
 	d = xcalloc(1, sizeof(*d));
 	d->conn = conn_ref(c);
 	d->txn = t;
-	s->txn = NULL;	/* the delivery owns it now */
 	buf_init(&d->prefix, 0);
 	build_prefix(s, &d->prefix);
+	s->txn = NULL;	/* the delivery owns it now */
 	d->req.op = STORE_OP_DELIVER;
 	d->req.u.deliver.prefix = d->prefix.data;
 	d->req.u.deliver.prefix_len = d->prefix.len;

@@ -1,0 +1,200 @@
+"""SMTP with real clients (smtplib, swaks, msmtp): delivery to local
+mailboxes read back byte-exact over POP3, submission with STARTTLS/465 and
+AUTH, no open relay, the smuggling variants, limits, pipelining, a 25 MB
+message, and the queue for authenticated relaying."""
+
+import hashlib
+import poplib
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+
+import harness
+
+
+def tls():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def fetch_all(srv, user="alice", password="alice-password"):
+    """Every message in a mailbox, as RETR sends it (stuffing undone), oldest first."""
+    p = poplib.POP3_SSL("127.0.0.1", srv.ports["pop3s"], context=tls(), timeout=60)
+    p.user(user)
+    p.pass_(password)
+    out = []
+    for i in range(1, p.stat()[0] + 1):
+        out.append(b"".join(line + b"\r\n" for line in p.retr(i)[1]))
+    p.quit()
+    return out
+
+
+def body_of(stored):
+    """What the client sent: everything after the headers postie put in front."""
+    lines = stored.split(b"\r\n")
+    i = 0
+    while i < len(lines) and (lines[i].startswith(b"Return-Path:") or lines[i].startswith(b"Received:")
+                              or lines[i].startswith(b"\t")):
+        i += 1
+    return b"\r\n".join(lines[i:])
+
+
+def raw(srv, port, data, read_for=1.0):
+    s = socket.create_connection(("127.0.0.1", srv.ports[port]), timeout=10)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    out = b""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    s.close()
+    return out
+
+
+MSG = (b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: hello\r\n\r\n"
+       b".leading dot\r\n8-bit: \xc3\xa9\r\nbye\r\n")
+
+
+def test_inbound_delivery_byte_exact():
+    with harness.Server() as srv:
+        srv.add_users("alice", "bob")
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.ehlo("mx.remote.test")
+        for ext in ("pipelining", "size", "8bitmime", "smtputf8", "dsn", "enhancedstatuscodes", "starttls"):
+            assert s.has_extn(ext), ext
+        s.sendmail("someone@remote.test", ["alice@example.test", "Alice@EXAMPLE.test"], MSG)
+        s.quit()
+        msgs = fetch_all(srv)
+        assert len(msgs) == 1, "one delivery for two spellings of one mailbox"
+        assert body_of(msgs[0]) == MSG, msgs[0]
+        assert msgs[0].startswith(b"Return-Path: <someone@remote.test>\r\nReceived: from mx.remote.test ([127.0.0.1])")
+
+
+def test_refusals_no_open_relay():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.ehlo("x.test")
+        s.mail("x@remote.test")
+        for rcpt, code in (("nobody@example.test", 550), ("victim@remote.test", 554),
+                           ("user%remote.test@example.test", 550), ("@example.test:user@remote.test", 554),
+                           ('"user@remote.test"@example.test', 550), ("remote.test!user@example.test", 550)):
+            got = s.docmd("RCPT TO:<%s>" % rcpt)[0]
+            assert got == code, (rcpt, got)
+        s.send("RCPT TO:<j\u00f6rg@example.test>\r\n".encode("utf-8"))  # 8-bit without SMTPUTF8
+        assert s.getreply()[0] == 553
+        assert s.docmd("DATA")[0] == 503  # no valid recipient
+        s.quit()
+        # submission ports need AUTH before MAIL
+        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
+        s.starttls(context=tls())
+        s.ehlo("x.test")
+        assert s.docmd("MAIL FROM:<alice@example.test>")[0] == 530
+        s.quit()
+        srv.wait_log(r"event=relay_denied")
+
+
+def test_smuggling_variants_refused():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        for variant in (b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\r", b"\r\n.\n", b"\r\n.\x00\r\n"):
+            data = (b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+                    b"Subject: first\r\n\r\nbody" + variant +
+                    b"MAIL FROM:<evil@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+                    b"Subject: smuggled\r\n\r\nx\r\n.\r\nQUIT\r\n")
+            out = raw(srv, "smtp", data)
+            assert b"550 5.6.0" in out, (variant, out)
+            assert out.count(b"250 2.0.0") == 0, (variant, out)
+        assert fetch_all(srv) == [], "a smuggled message was delivered"
+
+
+def test_limits_and_pipelining():
+    with harness.Server(smtp={"max_message_size": 20000, "max_recipients": 2}) as srv:
+        srv.add_users("alice", "bob")
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.ehlo("x.test")
+        assert s.docmd("MAIL FROM:<a@remote.test> SIZE=30000")[0] == 552
+        s.mail("a@remote.test")
+        s.rcpt("alice@example.test")
+        s.rcpt("bob@example.test")
+        assert s.docmd("RCPT TO:<alice@example.test>")[0] == 452  # the third recipient
+        s.docmd("DATA")
+        s.send(b"Subject: big\r\n\r\n" + b"x" * 900 + b"\r\n")
+        s.send((b"y" * 998 + b"\r\n") * 30 + b".\r\n")
+        assert s.getreply()[0] == 552  # counted while receiving; the session survives
+        assert s.noop()[0] == 250
+        s.quit()
+        # three transactions in one write; replies come back in order
+        tx = (b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+              b"Subject: p\r\n\r\nx\r\n.\r\n")
+        out = raw(srv, "smtp", b"EHLO x\r\n" + tx * 3 + b"QUIT\r\n")
+        assert out.count(b"250 2.0.0 Ok: queued") == 3, out
+        assert len(fetch_all(srv)) == 3
+
+
+def test_submission_swaks_msmtp_and_headers():
+    with harness.Server() as srv:
+        srv.add_users("alice", "bob")
+        r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % srv.ports["submission"], "--tls",
+                            "--auth", "PLAIN", "--auth-user", "bob", "--auth-password", "bob-password",
+                            "--from", "bob@example.test", "--to", "alice@example.test",
+                            "--header", "Subject: via swaks"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout[-2000:]
+        r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % srv.ports["submissions"], "--tlsc",
+                            "--auth", "LOGIN", "--auth-user", "bob", "--auth-password", "bob-password",
+                            "--from", "bob@example.test", "--to", "alice@example.test"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout[-2000:]
+        msmtp = subprocess.run(["msmtp", "--host=127.0.0.1", "--port=%d" % srv.ports["submission"],
+                                "--tls=on", "--tls-starttls=on", "--tls-certcheck=off", "--auth=plain",
+                                "--user=bob", "--passwordeval=echo bob-password",
+                                "--from=bob@example.test", "alice@example.test"],
+                               input=b"Subject: via msmtp\r\n\r\nhi\r\n", capture_output=True, timeout=60)
+        assert msmtp.returncode == 0, msmtp.stderr
+        msgs = fetch_all(srv)
+        assert len(msgs) == 3
+        assert b"with ESMTPSA" in msgs[0] and b"(authenticated as bob)" in msgs[0]
+        assert b"Message-ID: <" in msgs[2] and b"\r\nDate: " in msgs[2]  # added on submission
+        # an authenticated user sends only as itself
+        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
+        s.starttls(context=tls())
+        s.login("bob", "bob-password")
+        assert s.docmd("MAIL FROM:<alice@example.test>")[0] == 553
+        s.quit()
+
+
+def test_authenticated_relay_is_queued():
+    with harness.Server() as srv:
+        srv.add_users("alice", "bob")
+        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
+        s.login("bob", "bob-password")
+        s.sendmail("bob@example.test", ["friend@remote.test", "alice@example.test"],
+                   b"Subject: out\r\n\r\nhello\r\n", rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+        s.quit()
+        rc, out, err = srv.ctl("--json", "queue", "list")
+        assert rc == 0 and '"friend@remote.test"' in out and '"sender":"bob@example.test"' in out, out + err
+        assert len(fetch_all(srv)) == 1
+        assert "store OK" in srv.ctl("verify")[1]
+
+
+def test_25mb_message():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        line = b"0123456789" * 9 + b"\r\n"
+        big = b"Subject: big\r\n\r\n" + line * (25 * 1000 * 1000 // len(line))
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=120)
+        s.sendmail("a@remote.test", ["alice@example.test"], big)
+        s.quit()
+        got = fetch_all(srv)[0]
+        assert hashlib.sha256(body_of(got)).digest() == hashlib.sha256(big).digest()
+
+
+if __name__ == "__main__":
+    harness.main(globals())
