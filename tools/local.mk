@@ -16,3 +16,8 @@ tools_bench_bench_store_LDADD = $(STORE_LIBS)
 tools_bench_bench_store_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 man_MANS += packaging/postiectl.8
 EXTRA_DIST += packaging/postiectl.8
+
+noinst_PROGRAMS += tools/bench/bench-smtp
+tools_bench_bench_smtp_SOURCES = tools/bench/smtp.c
+tools_bench_bench_smtp_LDADD = $(PTHREAD_LIBS)
+tools_bench_bench_smtp_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)

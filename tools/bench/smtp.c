@@ -1,0 +1,218 @@
+/*
+ * bench-smtp: SMTP acceptance load. N concurrent plaintext sessions send
+ * messages of SIZE bytes to RCPT back to back (MAIL, RCPT and DATA
+ * pipelined, then the body) for SECONDS. Prints messages/s and the p50 /
+ * p99 transaction latency (MAIL sent to the 250 after the body) as JSON,
+ * with the client's own CPU time so a saturated client shows.
+ *
+ *   bench-smtp --port 2525 [--host 127.0.0.1] [-c 32] [--size 4096]
+ *              [--seconds 10] [--rcpt alice@example.test]
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/compat.h"
+
+#define MAX_CLIENTS 1024
+#define MAX_SAMPLES 4000000
+
+static const char *host = "127.0.0.1", *rcpt = "alice@example.test";
+static int port, seconds = 10;
+static size_t size = 4096;
+static char *message;
+static size_t message_len;
+static volatile int stop;
+static double *samples;
+static size_t nsamples;
+static unsigned long failures;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct reader {
+	int fd;
+	char buf[8192];
+	size_t len, off;
+};
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* One reply (all its lines); returns the code, or -1 on EOF or garbage. */
+static int
+reply(struct reader *r)
+{
+	char line[1024];
+	size_t n = 0;
+
+	for (;;) {
+		if (r->off == r->len) {
+			ssize_t got = recv(r->fd, r->buf, sizeof(r->buf), 0);
+			if (got <= 0)
+				return -1;
+			r->len = (size_t)got;
+			r->off = 0;
+		}
+		while (r->off < r->len) {
+			char c = r->buf[r->off++];
+
+			if (n < sizeof(line) - 1)
+				line[n++] = c;
+			if (c == '\n') {
+				line[n] = '\0';
+				if (n < 4 || line[0] < '2' || line[0] > '5')
+					return -1;
+				if (line[3] != '-')
+					return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+				n = 0;
+			}
+		}
+	}
+}
+
+static bool
+send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static void *
+client(void *arg)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct reader r = { 0 };
+	char env[512];
+	int one = 1, envlen;
+	double local[4096];
+	size_t nlocal = 0;
+
+	(void)arg;
+	inet_pton(AF_INET, host, &sa.sin_addr);
+	r.fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(r.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(r.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || reply(&r) != 220 ||
+	    !send_all(r.fd, "EHLO bench.test\r\n", 17) || reply(&r) != 250) {
+		__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
+		close(r.fd);
+		return NULL;
+	}
+	envlen = snprintf(env, sizeof(env), "MAIL FROM:<bench@remote.test>\r\nRCPT TO:<%s>\r\nDATA\r\n", rcpt);
+	while (!stop) {
+		double t0 = now();
+
+		if (!send_all(r.fd, env, (size_t)envlen) || reply(&r) != 250 || reply(&r) != 250 ||
+		    reply(&r) != 354 || !send_all(r.fd, message, message_len) || reply(&r) != 250) {
+			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		local[nlocal++] = now() - t0;
+		if (nlocal == sizeof(local) / sizeof(local[0]) || stop) {
+			pthread_mutex_lock(&lock);
+			if (nsamples + nlocal <= MAX_SAMPLES) {
+				memcpy(samples + nsamples, local, nlocal * sizeof(double));
+				nsamples += nlocal;
+			}
+			pthread_mutex_unlock(&lock);
+			nlocal = 0;
+		}
+	}
+	pthread_mutex_lock(&lock);
+	if (nsamples + nlocal <= MAX_SAMPLES) {
+		memcpy(samples + nsamples, local, nlocal * sizeof(double));
+		nsamples += nlocal;
+	}
+	pthread_mutex_unlock(&lock);
+	send_all(r.fd, "QUIT\r\n", 6);
+	close(r.fd);
+	return NULL;
+}
+
+static int
+cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' }, { "host", required_argument, NULL, 'H' },
+		{ "size", required_argument, NULL, 's' }, { "seconds", required_argument, NULL, 't' },
+		{ "rcpt", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 }
+	};
+	pthread_t t[MAX_CLIENTS];
+	struct rusage ru;
+	int n = 32, i, opt;
+	double t0, elapsed, cpu;
+	size_t filled;
+
+	while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': n = (int)strtol(optarg, NULL, 10); break;
+		case 'p': port = (int)strtol(optarg, NULL, 10); break;
+		case 'H': host = optarg; break;
+		case 's': size = (size_t)strtoul(optarg, NULL, 10); break;
+		case 't': seconds = (int)strtol(optarg, NULL, 10); break;
+		case 'r': rcpt = optarg; break;
+		default: return 2;
+		}
+	}
+	if (!port || n < 1 || n > MAX_CLIENTS || size < 64 || size > (64u << 20) || seconds < 1) {
+		fprintf(stderr, "usage: bench-smtp --port P [-c N] [--size BYTES] [--seconds S] [--rcpt ADDR]\n");
+		return 2;
+	}
+	/* a message of about size bytes in 76-character lines, then the terminator */
+	message = malloc(size + 128);
+	message_len = (size_t)snprintf(message, 128, "Subject: bench\r\nFrom: bench@remote.test\r\n\r\n");
+	for (filled = message_len; filled + 78 < size; filled += 78)
+		memcpy(message + filled, "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwx\r\n", 78);
+	memcpy(message + filled, ".\r\n", 3);
+	message_len = filled + 3;
+	samples = malloc(MAX_SAMPLES * sizeof(double));
+
+	t0 = now();
+	for (i = 0; i < n; i++)
+		pthread_create(&t[i], NULL, client, NULL);
+	while (now() - t0 < seconds)
+		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+	stop = 1;
+	for (i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	elapsed = now() - t0;
+	getrusage(RUSAGE_SELF, &ru);
+	cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	qsort(samples, nsamples, sizeof(double), cmp);
+	printf("{\"bench\":\"smtp_accept\",\"sessions\":%d,\"size\":%zu,\"messages\":%zu,\"per_s\":%.0f,"
+	    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"failures\":%lu,\"client_cpu_share\":%.2f}\n", n, message_len,
+	    nsamples, nsamples / elapsed, nsamples ? samples[nsamples / 2] * 1000 : 0,
+	    nsamples ? samples[nsamples * 99 / 100] * 1000 : 0, failures, cpu / elapsed);
+	free(samples);
+	free(message);
+	return failures ? 1 : 0;
+}
