@@ -9,6 +9,7 @@
 #include "authflow.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "logincache.h"
 #include "server.h"
 #include "worker.h"
 #include "core/compat.h"
@@ -19,6 +20,9 @@ struct attempt {
 	char login[AUTH_LOGIN_MAX + 1];
 	enum auth_result result;
 	enum authflow_result outcome;
+	unsigned char mac[32];	/* the login cache's hash of the credentials, not the password */
+	bool have_mac, cached;
+	uint64_t generation;
 	struct timer delay;
 	void (*done)(struct conn *c, enum authflow_result r, const char *login);
 };
@@ -79,8 +83,10 @@ on_answer_here(void *arg)
 			reason = "no_mailbox";
 		} else {
 			a->outcome = AUTHFLOW_OK;
-			log_msg(LOG_LEVEL_INFO, "sid=%s event=auth result=ok proto=%s ip=%s login=\"%s\"",
-			    c->sid, a->proto, c->ip, a->login);
+			if (a->have_mac && !a->cached)
+				logincache_store(span_cstr(a->login), a->mac, a->generation, (uint64_t)time(NULL));
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=auth result=ok proto=%s ip=%s login=\"%s\" cached=%s",
+			    c->sid, a->proto, c->ip, a->login, a->cached ? "yes" : "no");
 		}
 		break;
 	case AUTH_RESULT_FAIL:
@@ -129,6 +135,15 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 		a->outcome = AUTHFLOW_THROTTLED;
 		a->delay.fn = on_delay;
 		worker_timer_set(c->worker, &a->delay, c->cfg->auth.failure_delay_ms);
+		return;
+	}
+	/* a remembered success skips PAM (and its 100 ms of yescrypt) */
+	if (c->cfg->auth.cache_ttl && store_auth_generation(server_store, &a->generation) == 0 &&
+	    (a->have_mac = logincache_mac(login, password, a->mac)) &&
+	    logincache_hit(login, a->mac, c->cfg->auth.cache_ttl, a->generation, (uint64_t)time(NULL))) {
+		a->cached = true;
+		a->result = AUTH_RESULT_OK;
+		worker_post(c->worker, on_answer_here, a);
 		return;
 	}
 	if (!server_auth) {

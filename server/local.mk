@@ -8,6 +8,7 @@ server_libserver_a_SOURCES = \
 	server/privdrop.c server/privdrop.h \
 	server/proto.c server/server.h \
 	server/authflow.c server/authflow.h \
+	server/logincache.c server/logincache.h \
 	server/smtp/session.c server/smtp/session.h server/smtp/internal.h \
 	server/smtp/mail.c server/smtp/parse.c server/smtp/parse.h server/smtp/data.c server/smtp/data.h \
 	server/pop3/session.c server/pop3/session.h

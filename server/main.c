@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "jobs.h"
 #include "listener.h"
+#include "logincache.h"
 #include "privdrop.h"
 #include "server.h"
 #include "storage/store.h"
@@ -150,6 +151,7 @@ reload(const char *path)
 	    next->nlisteners != cur->nlisteners)
 		log_msg(LOG_LEVEL_WARN, "event=reload note=\"listeners, user and threads change only on restart\"");
 	log_set_level((enum log_level)next->log_level);
+	logincache_flush();
 	config_set(next);
 	config_unref(cur);
 	log_msg(LOG_LEVEL_NOTICE, "event=reload result=ok");
@@ -223,7 +225,7 @@ main(int argc, char **argv)
 	}
 	if (as_root && privdrop_to(cfg->user))
 		goto out;
-	if (tls_global_init() || load_tls(cfg))
+	if (tls_global_init() || load_tls(cfg) || logincache_init())
 		goto out;
 	if (open_store(cfg))
 		goto out;

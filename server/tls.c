@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -350,4 +351,17 @@ bool
 tls_conn_resumed(struct tls_conn *t)
 {
 	return gnutls_session_is_resumed(t->session) != 0;
+}
+
+int
+tls_random(void *p, size_t n)
+{
+	return gnutls_rnd(GNUTLS_RND_KEY, p, n) < 0 ? ERR_TLS : 0;
+}
+
+int
+tls_hmac_sha256(const void *key, size_t key_len, const void *data, size_t n,
+    unsigned char out[TLS_HMAC_LEN])
+{
+	return gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, key_len, data, n, out) < 0 ? ERR_TLS : 0;
 }

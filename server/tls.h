@@ -93,4 +93,12 @@ const char *tls_conn_cipher(struct tls_conn *t);
 /* Whether the session was resumed from a ticket. */
 bool tls_conn_resumed(struct tls_conn *t);
 
+/* Cryptographic randomness (GnuTLS's generator). 0 or ERR_TLS. Any thread. */
+int tls_random(void *p, size_t n);
+
+/* HMAC-SHA256 of data under key into out (32 bytes). 0 or ERR_TLS. Any thread. */
+#define TLS_HMAC_LEN 32
+int tls_hmac_sha256(const void *key, size_t key_len, const void *data, size_t n,
+    unsigned char out[TLS_HMAC_LEN]);
+
 #endif

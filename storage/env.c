@@ -567,3 +567,42 @@ store_backup(struct store *st, const char *dir)
 	rc = mdb_env_copy2(st->env, dir, MDB_CP_COMPACT);
 	return rc ? store_err(rc, "backup") : 0;
 }
+
+int
+store_auth_generation(struct store *st, uint64_t *out)
+{
+	MDB_val k = mval("auth_gen", 8), v;
+	MDB_txn *txn;
+	int rc;
+
+	*out = 0;
+	if ((rc = store_read_begin(st, &txn)))
+		return rc;
+	rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == 0 && v.mv_size == 8)
+		*out = key_get_u64(v.mv_data);
+	store_read_end(st, txn);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_err(rc, "auth_gen");
+}
+
+int
+store_auth_flush(struct store *st)
+{
+	MDB_val k = mval("auth_gen", 8), v;
+	unsigned char buf[8];
+	uint64_t gen = 0;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = store_write_begin(st, &txn)))
+		return rc;
+	if (mdb_get(txn, st->meta, &k, &v) == 0 && v.mv_size == 8)
+		gen = key_get_u64(v.mv_data);
+	key_put_u64(buf, gen + 1);
+	v = mval(buf, 8);
+	if ((rc = mdb_put(txn, st->meta, &k, &v, 0))) {
+		mdb_txn_abort(txn);
+		return store_err(rc, "auth_flush");
+	}
+	return store_write_commit(st, txn, "auth_flush");
+}

@@ -3,7 +3,7 @@
  * LMDB's byte order is numeric order; strings carry a length prefix so no
  * key needs a NUL.
  *
- *   meta       "schema" -> u32 version; "next_id" -> u64
+ *   meta       "schema" -> u32 version; "next_id" -> u64; "auth_gen" -> u64
  *   accounts   login -> [quota u64][created u64][enabled u8][count u32][bytes u64][next_uid u32]
  *   addresses  address -> login                 (extra addresses of a login)
  *   aliases    alias -> target, one duplicate per target (MDB_DUPSORT)

@@ -246,6 +246,14 @@ int store_stats(struct store *st, struct store_stats *out);
  */
 int store_verify(struct store *st, void (*report)(void *arg, const char *problem), void *arg);
 
+/*
+ * The login cache's flush generation: postiectl bumps it, postied compares
+ * it on each cache hit, so a flush reaches a running server without a
+ * signal. ERR_STORE.
+ */
+int store_auth_generation(struct store *st, uint64_t *out);
+int store_auth_flush(struct store *st);
+
 /* A consistent, compacted copy into dir (empty or missing), while running. */
 int store_backup(struct store *st, const char *dir);
 

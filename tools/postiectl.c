@@ -53,6 +53,7 @@ usage(FILE *f)
 	    "  mailbox show LOGIN\n"
 	    "  queue list\n"
 	    "  queue show ID\n"
+	    "  auth flush\n"
 	    "  stats\n"
 	    "  backup DIR\n"
 	    "  verify\n"
@@ -445,7 +446,12 @@ main(int argc, char **argv)
 		rc = cmd_mailbox(st, argc, argv);
 	else if (strcmp(cmd, "queue") == 0)
 		rc = cmd_queue(st, argc, argv);
-	else if (strcmp(cmd, "stats") == 0 && argc == 0)
+	else if (strcmp(cmd, "auth") == 0 && argc == 1 && strcmp(argv[0], "flush") == 0) {
+		if ((rc = store_auth_flush(st)))
+			fail("auth flush: %s", what(rc));
+		if (!json)
+			printf("login cache flushed\n");
+	} else if (strcmp(cmd, "stats") == 0 && argc == 0)
 		rc = cmd_stats(st);
 	else if (strcmp(cmd, "backup") == 0 && argc == 1) {
 		if ((rc = store_backup(st, argv[0])))

@@ -115,6 +115,40 @@ def test_helper_restart_gives_tempfail_never_success():
         s.quit()
 
 
+def test_login_cache():
+    """A remembered success skips PAM; a new password goes to PAM; a flush forgets."""
+    with harness.Server(auth={"failure_delay": "100ms"}) as srv:
+        srv.add_users("alice")
+        for _ in range(2):
+            s = submission(srv)
+            assert auth_plain(s, "alice", "alice-password")[0] == 235
+            s.quit()
+        srv.wait_log(r'login="alice" cached=no')
+        srv.wait_log(r'login="alice" cached=yes')
+        # PAM now says otherwise: the cached hash still matches the old password
+        with open(os.path.join(srv.pam_dir, "passdb"), "w") as f:
+            f.write("alice:new-password:postie\nbob:bob-password:postie\n")
+        s = submission(srv)
+        assert auth_plain(s, "alice", "alice-password")[0] == 235
+        s.quit()
+        # a password that does not match the cache goes to PAM
+        s = submission(srv)
+        assert auth_plain(s, "alice", "new-password")[0] == 235
+        s.quit()
+        # postiectl auth flush reaches the running server: the old password is gone
+        assert srv.ctl("auth", "flush")[0] == 0
+        s = submission(srv)
+        assert auth_plain(s, "alice", "alice-password")[0] == 535
+        s.quit()
+    with harness.Server(auth={"cache_ttl": 0}) as srv:
+        srv.add_users("alice")
+        for _ in range(2):
+            s = submission(srv)
+            assert auth_plain(s, "alice", "alice-password")[0] == 235
+            s.quit()
+        assert "cached=yes" not in srv.log_text()
+
+
 def test_real_system_user_through_pam_unix():
     """pam_unix reads /etc/shadow in the root helper (CI runs as root)."""
     if os.geteuid() != 0:
@@ -135,8 +169,10 @@ def test_real_system_user_through_pam_unix():
             s = submission(srv)
             assert auth_plain(s, user, "not-it")[0] == 535
             s.quit()
-            # a locked account is refused even with the right password
+            # a locked account is refused even with the right password (once the
+            # login cache is flushed, as an admin does after locking someone out)
             subprocess.run(["usermod", "-L", user], check=True)
+            assert srv.ctl("auth", "flush")[0] == 0
             s = submission(srv)
             assert auth_plain(s, user, password)[0] == 535
             s.quit()
