@@ -21,3 +21,8 @@ noinst_PROGRAMS += tools/bench/bench-smtp
 tools_bench_bench_smtp_SOURCES = tools/bench/smtp.c
 tools_bench_bench_smtp_LDADD = $(PTHREAD_LIBS)
 tools_bench_bench_smtp_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+
+noinst_PROGRAMS += tools/bench/bench-login
+tools_bench_bench_login_SOURCES = tools/bench/login.c
+tools_bench_bench_login_LDADD = $(PTHREAD_LIBS)
+tools_bench_bench_login_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
