@@ -5,7 +5,9 @@
  * and the figure is the good clients' latency. Prints JSON.
  *
  *   bench-login --port 2110 [-c 16] [--bad 0] [--seconds 5]
- *               [--user alice --password alice-password]
+ *               [--user user --password password]
+ * Client i logs in as USER<i> (one mailbox each: a mailbox takes one
+ * session at a time), all with the same password.
  */
 #include "config.h"
 
@@ -14,6 +16,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +29,7 @@
 #define MAX_THREADS 512
 #define MAX_SAMPLES 1000000
 
-static const char *user = "alice", *password = "alice-password";
+static const char *user = "user", *password = "password";
 static int port, seconds = 5;
 static volatile int stop;
 static double *samples;
@@ -63,7 +66,7 @@ answer(int fd)
 
 /* One login; returns its latency, or a negative number when it failed. */
 static double
-login(bool good)
+login(bool good, int index)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	char cmd[600];
@@ -75,7 +78,7 @@ login(bool good)
 		close(fd);
 		return -1;
 	}
-	len = snprintf(cmd, sizeof(cmd), "USER %s\r\nPASS %s\r\n", user, good ? password : "wrong-password");
+	len = snprintf(cmd, sizeof(cmd), "USER %s%d\r\nPASS %s\r\n", user, index, good ? password : "wrong-password");
 	if (send(fd, cmd, (size_t)len, MSG_NOSIGNAL) != len || answer(fd) != 1) {
 		close(fd);
 		return -1;
@@ -91,9 +94,10 @@ login(bool good)
 static void *
 good_client(void *arg)
 {
-	(void)arg;
+	int index = (int)(intptr_t)arg;
+
 	while (!stop) {
-		double t = login(true);
+		double t = login(true, index);
 
 		pthread_mutex_lock(&lock);
 		if (t < 0)
@@ -108,9 +112,10 @@ good_client(void *arg)
 static void *
 bad_client(void *arg)
 {
-	(void)arg;
+	int index = (int)(intptr_t)arg;
+
 	while (!stop)
-		login(false);
+		login(false, index);
 	return NULL;
 }
 
@@ -151,9 +156,9 @@ main(int argc, char **argv)
 	samples = malloc(MAX_SAMPLES * sizeof(double));
 	t0 = now();
 	for (i = 0; i < bad; i++)
-		pthread_create(&t[good + i], NULL, bad_client, NULL);
+		pthread_create(&t[good + i], NULL, bad_client, (void *)(intptr_t)(1000 + i));
 	for (i = 0; i < good; i++)
-		pthread_create(&t[i], NULL, good_client, NULL);
+		pthread_create(&t[i], NULL, good_client, (void *)(intptr_t)i);
 	while (now() - t0 < seconds)
 		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
 	stop = 1;
