@@ -334,8 +334,12 @@ accept_request(struct span frame, struct span body)
 		exit(1);
 	}
 	if (!take_token() || qlen == QUEUE_MAX) {
-		log_msg(LOG_LEVEL_WARN, "event=auth_helper result=tempfail reason=%s",
-		    qlen == QUEUE_MAX ? "queue_full" : "rate_limit");
+		static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 3);
+		unsigned suppressed;
+
+		if (log_ratelimit_ok(&rl, &suppressed))
+			log_msg(LOG_LEVEL_WARN, "event=auth_helper result=tempfail reason=%s suppressed=%u",
+			    qlen == QUEUE_MAX ? "queue_full" : "rate_limit", suppressed);
 		reply(req.id, AUTH_RESULT_TEMPFAIL);
 		return;
 	}
