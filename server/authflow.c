@@ -39,8 +39,9 @@ finish(struct attempt *a)
 	struct conn *c = a->conn;
 
 	if (!conn_is_closed(c)) {
-		conn_resume(c);
+		/* answer first: a resume may carry a pending shutdown's goodbye */
 		a->done(c, a->outcome, a->login);
+		conn_resume(c);
 	}
 	conn_unref(c);
 	free(a);

@@ -184,6 +184,46 @@ def test_authenticated_relay_is_queued():
         assert "store OK" in srv.ctl("verify")[1]
 
 
+def test_kill_9_loses_no_acknowledged_message():
+    """SPEC: a 250 after DATA means the message is on disk; kill -9 cannot undo it."""
+    import random
+    import threading
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        acked, stop = [], threading.Event()
+
+        def sender(n):
+            i = 0
+            while not stop.is_set():
+                try:
+                    s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=10)
+                    while not stop.is_set():
+                        tag = "%d-%d" % (n, i)
+                        s.sendmail("a@remote.test", ["alice@example.test"],
+                                   ("Subject: %s\r\n\r\nx\r\n" % tag).encode())
+                        acked.append(tag)  # only after the 250
+                        i += 1
+                except (OSError, smtplib.SMTPException):
+                    return
+
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.5 + random.random())
+        srv.proc.kill()  # SIGKILL in the middle of deliveries
+        srv.proc.wait(10)
+        stop.set()
+        for t in threads:
+            t.join(15)
+        assert acked, "nothing was acknowledged before the kill"
+        srv.start()  # the same store
+        subjects = [m.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for m in fetch_all(srv)]
+        missing = [tag for tag in acked if tag not in subjects]
+        assert not missing, "acknowledged but lost: %s" % missing[:5]
+        assert len(subjects) == len(set(subjects)), "a message was delivered twice"
+        assert "store OK" in srv.ctl("verify")[1]
+
+
 def test_25mb_message():
     with harness.Server() as srv:
         srv.add_users("alice")
