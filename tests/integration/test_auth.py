@@ -115,6 +115,58 @@ def test_helper_restart_gives_tempfail_never_success():
         s.quit()
 
 
+def children_of(pid):
+    kids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(entry))
+    return kids
+
+
+def test_pam_worker_death_mid_request_is_tempfail():
+    """A PAM worker that dies holding a request answers TEMPFAIL, never a success."""
+    sleeper = os.path.join(harness.LIBDIR, "security", "pam_exec.so")
+    matrix = os.path.join(harness.LIBDIR, "pam_wrapper", "pam_matrix.so")
+    with harness.Server(auth={"failure_delay": "100ms", "cache_ttl": 0}, pam_stack=None) as srv:
+        passdb = os.path.join(srv.pam_dir, "passdb")
+        with open(os.path.join(srv.pam_dir, "postie"), "w") as f:  # a PAM module that takes its time
+            f.write("auth required %s /bin/sleep 5\nauth required %s passdb=%s\n"
+                    "account required %s passdb=%s\n" % (sleeper, matrix, passdb, matrix, passdb))
+        srv.add_users("alice")
+        s = submission(srv)
+        token = base64.b64encode(b"\0alice\0alice-password").decode()
+        s.send(("AUTH PLAIN %s\r\n" % token).encode())
+        helper = [k for k in children_of(srv.proc.pid)]
+        deadline = time.time() + 5
+        workers = []
+        while not workers and time.time() < deadline:
+            workers = [w for h in helper for w in children_of(h)]
+            time.sleep(0.05)
+        assert workers, "no PAM worker process"
+        for w in workers:
+            os.kill(w, 9)
+        assert s.getreply()[0] == 454
+        srv.wait_log(r"PAM worker \d+ died")
+        s.close()
+
+
+def test_auth_exchange_that_never_answers_times_out():
+    with harness.Server(limits={"command_timeout": 2}) as srv:
+        srv.add_users("alice")
+        s = submission(srv)
+        assert s.docmd("AUTH", "LOGIN")[0] == 334
+        start = time.time()
+        assert s.getreply()[0] == 421  # nothing more sent: the deadline ends it
+        assert time.time() - start < 6
+        s.close()
+
+
 def test_login_cache():
     """A remembered success skips PAM; a new password goes to PAM; a flush forgets."""
     with harness.Server(auth={"failure_delay": "100ms"}) as srv:
