@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,42 @@ struct pop3_cmd {
 
 static void pop3_input(struct conn *c);
 
+/*
+ * LOGIN-DELAY (RFC 2449 6.8): the last successful login per login, shared by
+ * all workers. A fixed table: a collision forgets the older login, which can
+ * only make the delay laxer, never lock anyone out.
+ */
+#define LOGIN_DELAY_SLOTS 4096
+
+static struct {
+	char login[AUTH_LOGIN_MAX + 1];
+	uint64_t at;
+} last_login[LOGIN_DELAY_SLOTS];
+static pthread_mutex_t last_login_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Too soon after the previous login of this login? If not, record this one. */
+static bool
+login_too_soon(const char *login, unsigned delay, uint64_t now)
+{
+	uint32_t h = 2166136261u;
+	const char *p;
+	bool soon;
+
+	if (!delay)
+		return false;
+	for (p = login; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	pthread_mutex_lock(&last_login_lock);
+	h %= LOGIN_DELAY_SLOTS;
+	soon = strcmp(last_login[h].login, login) == 0 && now < last_login[h].at + delay;
+	if (!soon) {
+		snprintf(last_login[h].login, sizeof(last_login[h].login), "%s", login);
+		last_login[h].at = now;
+	}
+	pthread_mutex_unlock(&last_login_lock);
+	return soon;
+}
+
 static void
 reply(struct pop3_session *s, const char *text)
 {
@@ -151,8 +188,10 @@ cmd_capa(struct pop3_session *s, struct span arg)
 		reply(s, "STLS\r\n");
 	if (s->state == POP3_STATE_AUTHORIZATION && authflow_allowed(s->conn))
 		reply(s, "USER\r\nSASL PLAIN LOGIN\r\n");
-	reply(s, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n"
-	    "IMPLEMENTATION postie\r\n.\r\n");
+	reply(s, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n");
+	if (s->conn->cfg->pop3.login_delay)
+		conn_printf(s->conn, "LOGIN-DELAY %u\r\n", s->conn->cfg->pop3.login_delay);
+	reply(s, "IMPLEMENTATION postie\r\n.\r\n");
 }
 
 static void
@@ -200,6 +239,11 @@ logged_in(struct conn *c, enum authflow_result r, const char *login)
 	}
 	if (r != AUTHFLOW_OK) {
 		reply(s, "-ERR [SYS/TEMP] Temporary authentication failure, try again later\r\n");
+		return;
+	}
+	if (login_too_soon(login, c->cfg->pop3.login_delay, (uint64_t)time(NULL))) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=login_delay login=\"%s\"", c->sid, login);
+		conn_printf(c, "-ERR [LOGIN-DELAY] Wait %u seconds between logins\r\n", c->cfg->pop3.login_delay);
 		return;
 	}
 	if (store_mailbox_lock(server_store, login)) {

@@ -170,5 +170,42 @@ def test_mpop_fetches():
         assert b"Subject: dots" in got and b"after a lone dot" in got, got
 
 
+def fetchmail(srv, d, port, ssl_mode, keep):
+    """Run fetchmail once; messages land in d/out through a shell MDA."""
+    rc = os.path.join(d, "fetchmailrc")
+    out = os.path.join(d, "out")
+    with open(rc, "w") as f:
+        f.write('poll 127.0.0.1 service %d protocol POP3 uidl\n'
+                '  user "alice" there with password "alice-password" is "alice" here\n'
+                '  %s no sslcertck sslproto "TLS1.2+"\n'
+                '  %s mda "/bin/sh -c \'cat >> %s\'"\n'
+                % (port, "ssl" if ssl_mode == "implicit" else "", "keep" if keep else "nokeep", out))
+    os.chmod(rc, 0o600)
+    env = dict(os.environ, HOME=d, FETCHMAILHOME=d)
+    r = subprocess.run(["fetchmail", "-f", rc, "--nosyslog", "--nodetach", "-v"], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert r.returncode in (0, 1), r.stdout[-3000:] + r.stderr[-2000:]  # 1: no mail
+    with open(out, "rb") if os.path.exists(out) else open(os.devnull, "rb") as f:
+        return f.read(), r.stdout + r.stderr
+
+
+def test_fetchmail_keep_and_nokeep():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        seed(srv, "alice", MESSAGE, count=2)
+        d = tempfile.mkdtemp()
+        got, log = fetchmail(srv, d, srv.ports["pop3"], "stls", keep=True)
+        assert got.count(b"Subject: dots") == 2 and b"after a lone dot" in got, log[-2000:]
+        assert "STLS" in log or "starttls" in log.lower() or "TLS" in log, log[-2000:]
+        p = pop3(srv)
+        assert p.stat()[0] == 2  # kept
+        p.quit()
+        got, log = fetchmail(srv, tempfile.mkdtemp(), srv.ports["pop3s"], "implicit", keep=False)
+        assert got.count(b"Subject: dots") == 2, log[-2000:]
+        p = pop3(srv)
+        assert p.stat()[0] == 0  # deleted at QUIT
+        p.quit()
+
+
 if __name__ == "__main__":
     harness.main(globals())

@@ -208,6 +208,19 @@ test_maildrop(void)
 	fake_conn_free(&c);
 	CHECK(store_verify(server_store, NULL, NULL) == 0);
 
+	/* LOGIN-DELAY: advertised when configured, and a login too soon is refused */
+	cfg.pop3.login_delay = 60;
+	login(&c);
+	CHECK(has(out_of(&c), "+OK Logged in"));
+	buf_reset(&c.out);
+	feed(&c, "CAPA\r\nQUIT\r\n");
+	CHECK(has(out_of(&c), "LOGIN-DELAY 60\r\n"));
+	fake_conn_free(&c);
+	login(&c);
+	CHECK(has(out_of(&c), "-ERR [LOGIN-DELAY] Wait 60 seconds") && !has(out_of(&c), "Logged in"));
+	fake_conn_free(&c);
+	cfg.pop3.login_delay = 0;
+
 	store_close(server_store);
 	server_store = NULL;
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
