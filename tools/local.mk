@@ -26,3 +26,8 @@ noinst_PROGRAMS += tools/bench/bench-login
 tools_bench_bench_login_SOURCES = tools/bench/login.c
 tools_bench_bench_login_LDADD = $(PTHREAD_LIBS)
 tools_bench_bench_login_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+
+noinst_PROGRAMS += tools/bench/bench-pop3
+tools_bench_bench_pop3_SOURCES = tools/bench/pop3.c
+tools_bench_bench_pop3_LDADD = server/libtls.a server/core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS)
+tools_bench_bench_pop3_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)

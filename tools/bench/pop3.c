@@ -1,0 +1,282 @@
+/*
+ * bench-pop3: POP3 retrieval. N clients, client i logs in as USER<i>
+ * (one mailbox each), takes the message list, and RETRs every message,
+ * over and over for SECONDS; prints messages/s, MB/s, and the latency of
+ * login + STAT + UIDL, as JSON. --tls uses implicit TLS (port 995 style),
+ * otherwise plaintext USER/PASS on loopback (auth.allow_plaintext_loopback).
+ * Fill the mailboxes first (tests/integration/postie-seed does).
+ *
+ *   bench-pop3 --port P [-c 1] [--tls] [--seconds 5] [--user user --password password]
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "tls.h"
+#include "core/compat.h"
+
+static const char *user = "user", *password = "password";
+static int port, seconds = 5;
+static bool use_tls;
+static struct tls_creds *creds;
+static volatile int stop;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t total_msgs, total_bytes, failures;
+static double login_sum, login_max;
+static unsigned long logins;
+
+struct pconn {
+	int fd;
+	struct tls_conn *tls;
+	unsigned char buf[65536];
+	size_t off, len;
+};
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+wait_fd(int fd, int rc)
+{
+	struct pollfd p = { .fd = fd, .events = rc == TLS_WANT_WRITE ? POLLOUT : POLLIN };
+
+	poll(&p, 1, 1000);
+}
+
+static ssize_t
+pread_some(struct pconn *c)
+{
+	for (;;) {
+		ssize_t n = c->tls ? tls_read(c->tls, c->buf, sizeof(c->buf)) : recv(c->fd, c->buf, sizeof(c->buf), 0);
+
+		if (c->tls && (n == TLS_WANT_READ || n == TLS_WANT_WRITE)) {
+			wait_fd(c->fd, (int)n);
+			continue;
+		}
+		return n;
+	}
+}
+
+static bool
+psend(struct pconn *c, const char *s)
+{
+	size_t n = strlen(s);
+
+	while (n) {
+		ssize_t w = c->tls ? tls_write(c->tls, s, n) : send(c->fd, s, n, MSG_NOSIGNAL);
+
+		if (c->tls && (w == TLS_WANT_READ || w == TLS_WANT_WRITE)) {
+			wait_fd(c->fd, (int)w);
+			continue;
+		}
+		if (w <= 0)
+			return false;
+		s += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/* One line into out (without CRLF); false at EOF. */
+static bool
+line(struct pconn *c, char *out, size_t cap, size_t *len_out)
+{
+	size_t n = 0;
+
+	for (;;) {
+		if (c->off == c->len) {
+			ssize_t r = pread_some(c);
+			if (r <= 0)
+				return false;
+			c->off = 0;
+			c->len = (size_t)r;
+		}
+		while (c->off < c->len) {
+			char ch = (char)c->buf[c->off++];
+
+			if (ch == '\n') {
+				if (n && out[n - 1] == '\r')
+					n--;
+				out[n] = '\0';
+				*len_out = n;
+				return true;
+			}
+			if (n < cap - 1)
+				out[n++] = ch;
+		}
+	}
+}
+
+/* A +OK status line, then (multi) lines until "." when multi. Returns bytes of the body. */
+static int64_t
+response(struct pconn *c, bool multi)
+{
+	static __thread char l[2048];
+	int64_t bytes = 0;
+	size_t n;
+
+	if (!line(c, l, sizeof(l), &n) || l[0] != '+')
+		return -1;
+	while (multi) {
+		if (!line(c, l, sizeof(l), &n))
+			return -1;
+		if (n == 1 && l[0] == '.')
+			break;
+		bytes += (int64_t)n + 2;
+	}
+	return bytes;
+}
+
+static bool
+connect_login(struct pconn *c, int index, double *latency, long *count)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	char cmd[512];
+	double t0 = now();
+	static __thread char l[256];
+	size_t n;
+
+	memset(c, 0, sizeof(*c));
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return false;
+	if (use_tls) {
+		int rc;
+
+		if (tls_conn_new_client(creds, c->fd, "localhost", &c->tls))
+			return false;
+		while ((rc = tls_handshake(c->tls)) == TLS_WANT_READ || rc == TLS_WANT_WRITE)
+			wait_fd(c->fd, rc);
+		if (rc)
+			return false;
+	}
+	/* login + STAT + UIDL, pipelined as a client that knows PIPELINING sends them */
+	snprintf(cmd, sizeof(cmd), "USER %s%d\r\nPASS %s\r\nSTAT\r\nUIDL\r\n", user, index, password);
+	if (response(c, false) < 0 || !psend(c, cmd) || response(c, false) < 0 || response(c, false) < 0)
+		return false;
+	if (!line(c, l, sizeof(l), &n) || l[0] != '+')
+		return false;
+	*count = strtol(l + 4, NULL, 10);
+	if (response(c, true) < 0)
+		return false;
+	*latency = now() - t0;
+	return true;
+}
+
+static void *
+client(void *arg)
+{
+	int index = (int)(intptr_t)arg;
+
+	while (!stop) {
+		struct pconn *c = malloc(sizeof(*c));
+		double lat;
+		long count, i;
+		uint64_t msgs = 0, bytes = 0;
+
+		if (!connect_login(c, index, &lat, &count) || count <= 0) {
+			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
+			close(c->fd);
+			tls_conn_free(c->tls);
+			free(c);
+			break;
+		}
+		for (i = 1; i <= count && !stop; i++) {
+			char cmd[32];
+			int64_t b;
+
+			snprintf(cmd, sizeof(cmd), "RETR %ld\r\n", i);
+			if (!psend(c, cmd) || (b = response(c, true)) < 0) {
+				__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
+				break;
+			}
+			msgs++;
+			bytes += (uint64_t)b;
+		}
+		psend(c, "QUIT\r\n");
+		response(c, false);
+		close(c->fd);
+		tls_conn_free(c->tls);
+		free(c);
+		pthread_mutex_lock(&lock);
+		total_msgs += msgs;
+		total_bytes += bytes;
+		login_sum += lat;
+		if (lat > login_max)
+			login_max = lat;
+		logins++;
+		pthread_mutex_unlock(&lock);
+	}
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' }, { "tls", no_argument, NULL, 'T' },
+		{ "seconds", required_argument, NULL, 't' }, { "user", required_argument, NULL, 'u' },
+		{ "password", required_argument, NULL, 'w' }, { NULL, 0, NULL, 0 }
+	};
+	pthread_t t[256];
+	int n = 1, i, opt;
+	double t0, elapsed;
+
+	while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': n = (int)strtol(optarg, NULL, 10); break;
+		case 'p': port = (int)strtol(optarg, NULL, 10); break;
+		case 'T': use_tls = true; break;
+		case 't': seconds = (int)strtol(optarg, NULL, 10); break;
+		case 'u': user = optarg; break;
+		case 'w': password = optarg; break;
+		default: return 2;
+		}
+	}
+	if (!port || n < 1 || n > 256 || seconds < 1) {
+		fprintf(stderr, "usage: bench-pop3 --port P [-c N] [--tls] [--seconds S]\n");
+		return 2;
+	}
+	log_open("bench-pop3", true, LOG_LEVEL_WARN);
+	if (use_tls && (tls_global_init() || tls_creds_client_new(NULL, &creds)))
+		return 1;
+	t0 = now();
+	for (i = 0; i < n; i++)
+		pthread_create(&t[i], NULL, client, (void *)(intptr_t)i);
+	while (now() - t0 < seconds)
+		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+	stop = 1;
+	for (i = 0; i < n; i++)
+		pthread_join(t[i], NULL);
+	elapsed = now() - t0;
+	printf("{\"bench\":\"pop3_retr\",\"clients\":%d,\"tls\":%s,\"messages\":%llu,\"per_s\":%.0f,\"mb_per_s\":%.1f,"
+	    "\"login_stat_uidl_ms_avg\":%.2f,\"login_stat_uidl_ms_max\":%.2f,\"failures\":%llu}\n", n,
+	    use_tls ? "true" : "false", (unsigned long long)total_msgs, total_msgs / elapsed,
+	    total_bytes / elapsed / 1e6, logins ? login_sum / logins * 1000 : 0, login_max * 1000,
+	    (unsigned long long)failures);
+	if (creds) {
+		tls_creds_unref(creds);
+		tls_global_deinit();
+	}
+	return 0;
+}
