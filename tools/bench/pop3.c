@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -158,6 +159,7 @@ connect_login(struct pconn *c, int index, double *latency, long *count)
 	memset(c, 0, sizeof(*c));
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return false;
 	if (use_tls) {
@@ -194,7 +196,16 @@ client(void *arg)
 		long count, i;
 		uint64_t msgs = 0, bytes = 0;
 
-		if (!connect_login(c, index, &lat, &count) || count <= 0) {
+		int tries = 0;
+		bool ok;
+
+		/* the previous session's lock goes a moment after its QUIT: [IN-USE] is retried */
+		while (!(ok = connect_login(c, index, &lat, &count)) && ++tries < 5 && !stop) {
+			close(c->fd);
+			tls_conn_free(c->tls);
+			usleep(2000);
+		}
+		if (!ok || count <= 0) {
 			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
 			close(c->fd);
 			tls_conn_free(c->tls);
