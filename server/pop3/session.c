@@ -44,8 +44,8 @@ enum {
 
 /* Failed logins in one session before it is closed. */
 #define POP3_AUTH_FAILURES_MAX 3
-/* RETR reads the store in pieces of this size, each in its own short transaction. */
-#define POP3_READ_PIECE (16 * 1024)
+/* RETR reads the store in pieces of this size (one chunk), each in its own short transaction. */
+#define POP3_READ_PIECE (64 * 1024)
 /* Output queued before RETR waits for the client to drain it (back-pressure). */
 #define POP3_STREAM_HIGH (64 * 1024)
 
@@ -433,10 +433,16 @@ pump(struct pop3_session *s)
 
 	c->in_callback = true;	/* queue only; the loop sends */
 	while (r->active && conn_out_pending(c) < POP3_STREAM_HIGH && !conn_is_closed(c)) {
-		size_t got = 0, i, o = 0;
+		size_t got = 0, i, o = 0, want = sizeof(piece), room = buf_room(&c->out);
 		bool done = false;
-		int rc = r->offset < r->size ? store_body_read(server_store, r->body_id, r->offset, piece,
-		    sizeof(piece), &got) : 0;
+		int rc;
+
+		/* stuffing can double a piece: never queue more than the output buffer takes */
+		if (room < 2 * want + 8)
+			want = room > 24 ? (room - 8) / 2 : 0;
+		if (!want)
+			break;	/* the drained callback comes back when the client read some */
+		rc = r->offset < r->size ? store_body_read(server_store, r->body_id, r->offset, piece, want, &got) : 0;
 
 		if (rc) {
 			/* the snapshot promised this message: fail closed, say nothing more */
@@ -444,7 +450,25 @@ pump(struct pop3_session *s)
 			conn_close(c, "store_read_failed");
 			break;
 		}
-		for (i = 0; i < got && !done; i++) {
+		if (!r->top) {
+			/* RETR: copy whole lines, adding a dot before each that starts with one */
+			i = 0;
+			while (i < got) {
+				const unsigned char *nl;
+				size_t len;
+
+				if (r->line_start && piece[i] == '.')
+					out[o++] = '.';	/* UNSAFE: out holds two bytes per input byte */
+				nl = memchr(piece + i, '\n', got - i);
+				len = nl ? (size_t)(nl - (piece + i)) + 1 : got - i;
+				memcpy(out + o, piece + i, len);	/* UNSAFE: o + len <= 2 * got */
+				o += len;
+				i += len;
+				r->line_start = nl != NULL;
+			}
+		}
+		/* TOP: byte by byte, counting the body's lines */
+		for (i = r->top ? 0 : got; i < got && !done; i++) {
 			unsigned char b = piece[i];
 
 			if (r->line_start) {
