@@ -255,7 +255,10 @@ logged_in(struct conn *c, enum authflow_result r, const char *login)
 	if (rc) {
 		store_mailbox_unlock(server_store, login);
 		log_msg(LOG_LEVEL_ERR, "sid=%s event=snapshot login=\"%s\" error=\"%s\"", c->sid, login, err_str(rc));
-		reply(s, "-ERR [SYS/TEMP] Mailbox unavailable, try again later\r\n");
+		/* a damaged or oversized maildrop will not get better by retrying */
+		reply(s, rc == ERR_CORRUPT || rc == ERR_LIMIT ?
+		    "-ERR [SYS/PERM] Mailbox cannot be opened; contact the administrator\r\n" :
+		    "-ERR [SYS/TEMP] Mailbox unavailable, try again later\r\n");
 		return;
 	}
 	s->locked = true;
