@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,72 @@ is_submission(const struct conn *c)
 	return c->proto == LISTEN_SUBMISSION || c->proto == LISTEN_SUBMISSIONS;
 }
 
+/* --- messages per hour per authenticated login (smtp.max_messages_per_hour) --- */
+
+#define HOURLY_SLOTS 4096	/* bounded memory; a full neighbourhood forgets its oldest hour */
+#define HOURLY_PROBES 8
+
+static struct {
+	char login[256];
+	uint64_t hour;
+	unsigned count;
+} hourly[HOURLY_SLOTS];
+static pthread_mutex_t hourly_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The counter of login for the current hour (created when add is set). Lock held. */
+static unsigned *
+hourly_counter(const char *login, uint64_t hour, bool add)
+{
+	uint32_t h = 2166136261u;
+	size_t i, pick = HOURLY_SLOTS;
+	const char *p;
+
+	for (p = login; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	for (i = 0; i < HOURLY_PROBES; i++) {
+		size_t k = (h + i) % HOURLY_SLOTS;
+
+		if (strcmp(hourly[k].login, login) == 0) {
+			if (hourly[k].hour != hour) {
+				hourly[k].hour = hour;
+				hourly[k].count = 0;
+			}
+			return &hourly[k].count;
+		}
+		if (pick == HOURLY_SLOTS || hourly[k].hour < hourly[pick].hour)
+			pick = k;
+	}
+	if (!add)
+		return NULL;
+	snprintf(hourly[pick].login, sizeof(hourly[pick].login), "%s", login);
+	hourly[pick].hour = hour;
+	hourly[pick].count = 0;
+	return &hourly[pick].count;
+}
+
+static bool
+hourly_exceeded(const char *login, unsigned max)
+{
+	unsigned *n;
+	bool over;
+
+	if (!max)
+		return false;
+	pthread_mutex_lock(&hourly_lock);
+	n = hourly_counter(login, (uint64_t)time(NULL) / 3600, false);
+	over = n && *n >= max;
+	pthread_mutex_unlock(&hourly_lock);
+	return over;
+}
+
+static void
+hourly_count(const char *login)
+{
+	pthread_mutex_lock(&hourly_lock);
+	++*hourly_counter(login, (uint64_t)time(NULL) / 3600, true);
+	pthread_mutex_unlock(&hourly_lock);
+}
+
 /* --- MAIL --- */
 
 /* store_resolve() with the local domains of the session's configuration. */
@@ -220,6 +287,11 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=messages_per_session ip=%s", c->sid, c->ip);
 		conn_printf(c, "421 4.7.0 %s Too many messages in one session\r\n", c->cfg->hostname);
 		conn_close_after_flush(c);
+		return;
+	}
+	if (s->authenticated && hourly_exceeded(s->login, c->cfg->smtp.max_messages_per_hour)) {
+		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=limit limit=messages_per_hour login=\"%s\"", c->sid, s->login);
+		smtp_reply(s, "450 4.7.0 Too many messages this hour, try again later\r\n");
 		return;
 	}
 	t = xcalloc(1, sizeof(*t));
@@ -449,6 +521,8 @@ delivered_here(void *arg)
 		switch (d->rc) {
 		case 0:
 			s->messages++;
+			if (s->authenticated && c->cfg->smtp.max_messages_per_hour)
+				hourly_count(s->login);
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=accepted from=<%s> local=%zu remote=%zu size=%" PRIu64
 			    " body=%016" PRIx64, c->sid, d->txn->mail.path.addr, d->txn->nlogins, d->txn->nremote,
 			    d->req.u.deliver.prefix_len + d->txn->spool.len, d->req.u.deliver.body_id_out);

@@ -170,6 +170,22 @@ def test_submission_swaks_msmtp_and_headers():
         s.quit()
 
 
+def test_messages_per_hour_per_login():
+    with harness.Server(smtp={"max_messages_per_hour": 2}) as srv:
+        srv.add_users("alice", "bob")
+        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
+        s.login("bob", "bob-password")
+        for _ in range(2):
+            s.sendmail("bob@example.test", ["alice@example.test"], b"Subject: n\r\n\r\nx\r\n")
+        assert s.docmd("MAIL FROM:<bob@example.test>")[0] == 450
+        s.quit()
+        srv.wait_log(r'event=limit limit=messages_per_hour login="bob"')
+        # unauthenticated inbound mail is not counted against anyone
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.sendmail("x@remote.test", ["bob@example.test"], b"Subject: in\r\n\r\nx\r\n")
+        s.quit()
+
+
 def test_authenticated_relay_is_queued():
     with harness.Server() as srv:
         srv.add_users("alice", "bob")
