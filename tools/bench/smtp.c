@@ -7,6 +7,8 @@
  *
  *   bench-smtp --port 2525 [--host 127.0.0.1] [-c 32] [--size 4096]
  *              [--seconds 10] [--rcpt alice@example.test]
+ *              [--auth USER:PASSWORD]   (submission: STARTTLS, then AUTH PLAIN)
+ *              [--from ADDRESS]         (the envelope sender; with --auth, one of the user's)
  */
 #include "config.h"
 
@@ -14,6 +16,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,12 +27,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/log.h"
+#include "tls.h"
 #include "core/compat.h"
 
 #define MAX_CLIENTS 1024
 #define MAX_SAMPLES 4000000
 
-static const char *host = "127.0.0.1", *rcpt = "alice@example.test";
+static const char *host = "127.0.0.1", *rcpt = "alice@example.test", *from = "bench@remote.test";
 static int port, seconds = 10;
 static size_t size = 4096;
 static char *message;
@@ -40,11 +45,37 @@ static size_t nsamples;
 static unsigned long failures;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
+static const char *auth;	/* "user:password": STARTTLS + AUTH PLAIN before sending */
+static struct tls_creds *creds;
+
 struct reader {
 	int fd;
+	struct tls_conn *tls;
 	char buf[8192];
 	size_t len, off;
 };
+
+static void
+wait_fd(int fd, long rc)
+{
+	struct pollfd p = { .fd = fd, .events = rc == TLS_WANT_WRITE ? POLLOUT : POLLIN };
+
+	poll(&p, 1, 1000);
+}
+
+static ssize_t
+io_read(struct reader *r, void *p, size_t n)
+{
+	for (;;) {
+		ssize_t got = r->tls ? tls_read(r->tls, p, n) : recv(r->fd, p, n, 0);
+
+		if (r->tls && (got == TLS_WANT_READ || got == TLS_WANT_WRITE)) {
+			wait_fd(r->fd, got);
+			continue;
+		}
+		return got;
+	}
+}
 
 static double
 now(void)
@@ -64,7 +95,7 @@ reply(struct reader *r)
 
 	for (;;) {
 		if (r->off == r->len) {
-			ssize_t got = recv(r->fd, r->buf, sizeof(r->buf), 0);
+			ssize_t got = io_read(r, r->buf, sizeof(r->buf));
 			if (got <= 0)
 				return -1;
 			r->len = (size_t)got;
@@ -88,16 +119,53 @@ reply(struct reader *r)
 }
 
 static bool
-send_all(int fd, const char *p, size_t n)
+send_all(struct reader *r, const char *p, size_t n)
 {
 	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		ssize_t w = r->tls ? tls_write(r->tls, p, n) : send(r->fd, p, n, MSG_NOSIGNAL);
+
+		if (r->tls && (w == TLS_WANT_READ || w == TLS_WANT_WRITE)) {
+			wait_fd(r->fd, w);
+			continue;
+		}
 		if (w <= 0)
 			return false;
 		p += w;
 		n -= (size_t)w;
 	}
 	return true;
+}
+
+/* STARTTLS, EHLO again, AUTH PLAIN with the --auth credentials. */
+static bool
+secure(struct reader *r)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char plain[600], cmd[900];
+	const char *colon = strchr(auth, ':');
+	size_t n, i, o;
+	int rc;
+
+	if (!colon || !send_all(r, "STARTTLS\r\n", 10) || reply(r) != 220)
+		return false;
+	if (tls_conn_new_client(creds, r->fd, "localhost", &r->tls))
+		return false;
+	while ((rc = tls_handshake(r->tls)) == TLS_WANT_READ || rc == TLS_WANT_WRITE)
+		wait_fd(r->fd, rc);
+	if (rc || !send_all(r, "EHLO bench.test\r\n", 17) || reply(r) != 250)
+		return false;
+	n = (size_t)snprintf(plain, sizeof(plain), "%c%.*s%c%s", 0, (int)(colon - auth), auth, 0, colon + 1);
+	o = (size_t)snprintf(cmd, sizeof(cmd), "AUTH PLAIN ");
+	for (i = 0; i < n; i += 3) {	/* base64 */
+		unsigned v = (unsigned char)plain[i] << 16 | (i + 1 < n ? (unsigned char)plain[i + 1] << 8 : 0) |
+		    (i + 2 < n ? (unsigned char)plain[i + 2] : 0);
+		cmd[o++] = b64[v >> 18];
+		cmd[o++] = b64[(v >> 12) & 63];
+		cmd[o++] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+		cmd[o++] = i + 2 < n ? b64[v & 63] : '=';
+	}
+	memcpy(cmd + o, "\r\n", 3);
+	return send_all(r, cmd, o + 2) && reply(r) == 235;
 }
 
 /* Transactions per connection: below the server's smtp.max_messages_per_session (100). */
@@ -126,7 +194,7 @@ client(void *arg)
 
 	(void)arg;
 	inet_pton(AF_INET, host, &sa.sin_addr);
-	envlen = snprintf(env, sizeof(env), "MAIL FROM:<bench@remote.test>\r\nRCPT TO:<%s>\r\nDATA\r\n", rcpt);
+	envlen = snprintf(env, sizeof(env), "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", from, rcpt);
 	while (!stop) {
 		struct reader r = { 0 };
 		int i;
@@ -134,16 +202,17 @@ client(void *arg)
 		r.fd = socket(AF_INET, SOCK_STREAM, 0);
 		setsockopt(r.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (connect(r.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || reply(&r) != 220 ||
-		    !send_all(r.fd, "EHLO bench.test\r\n", 17) || reply(&r) != 250) {
+		    !send_all(&r, "EHLO bench.test\r\n", 17) || reply(&r) != 250 || (auth && !secure(&r))) {
 			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
+			tls_conn_free(r.tls);
 			close(r.fd);
 			break;
 		}
 		for (i = 0; i < PER_CONNECTION && !stop; i++) {
 			double t0 = now();
 
-			if (!send_all(r.fd, env, (size_t)envlen) || reply(&r) != 250 || reply(&r) != 250 ||
-			    reply(&r) != 354 || !send_all(r.fd, message, message_len) || reply(&r) != 250) {
+			if (!send_all(&r, env, (size_t)envlen) || reply(&r) != 250 || reply(&r) != 250 ||
+			    reply(&r) != 354 || !send_all(&r, message, message_len) || reply(&r) != 250) {
 				__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
 				stop = 1;
 				break;
@@ -151,7 +220,8 @@ client(void *arg)
 			local[nlocal++] = now() - t0;
 		}
 		record(local, &nlocal);
-		send_all(r.fd, "QUIT\r\n", 6);
+		send_all(&r, "QUIT\r\n", 6);
+		tls_conn_free(r.tls);
 		close(r.fd);
 	}
 	return NULL;
@@ -170,7 +240,9 @@ main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' }, { "host", required_argument, NULL, 'H' },
 		{ "size", required_argument, NULL, 's' }, { "seconds", required_argument, NULL, 't' },
-		{ "rcpt", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 }
+		{ "rcpt", required_argument, NULL, 'r' }, { "auth", required_argument, NULL, 'a' },
+		{ "from", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 }
 	};
 	pthread_t t[MAX_CLIENTS];
 	struct rusage ru;
@@ -186,6 +258,8 @@ main(int argc, char **argv)
 		case 's': size = (size_t)strtoul(optarg, NULL, 10); break;
 		case 't': seconds = (int)strtol(optarg, NULL, 10); break;
 		case 'r': rcpt = optarg; break;
+		case 'a': auth = optarg; break;
+		case 'f': from = optarg; break;
 		default: return 2;
 		}
 	}
@@ -201,6 +275,9 @@ main(int argc, char **argv)
 	memcpy(message + filled, ".\r\n", 3);
 	message_len = filled + 3;
 	samples = malloc(MAX_SAMPLES * sizeof(double));
+	log_open("bench-smtp", true, LOG_LEVEL_WARN);
+	if (auth && (tls_global_init() || tls_creds_client_new(NULL, &creds)))
+		return 1;
 
 	t0 = now();
 	for (i = 0; i < n; i++)
@@ -214,8 +291,9 @@ main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru);
 	cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	qsort(samples, nsamples, sizeof(double), cmp);
-	printf("{\"bench\":\"smtp_accept\",\"sessions\":%d,\"size\":%zu,\"messages\":%zu,\"per_s\":%.0f,"
-	    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"failures\":%lu,\"client_cpu_share\":%.2f}\n", n, message_len,
+	printf("{\"bench\":\"smtp_accept\",\"starttls_auth\":%s,\"sessions\":%d,\"size\":%zu,\"messages\":%zu,\"per_s\":%.0f,"
+	    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"failures\":%lu,\"client_cpu_share\":%.2f}\n", auth ? "true" : "false",
+	    n, message_len,
 	    nsamples, nsamples / elapsed, nsamples ? samples[nsamples / 2] * 1000 : 0,
 	    nsamples ? samples[nsamples * 99 / 100] * 1000 : 0, failures, cpu / elapsed);
 	free(samples);
