@@ -82,7 +82,7 @@ smtp_data_feed(struct smtp_data *d, const unsigned char *in, size_t n)
 			fail(d, SMTP_DATA_BARE_CR_LF);
 		switch (d->state) {
 		case DS_LINE_START:
-			if (c == '.') {
+			if (c == '.' && !d->bdat) {
 				d->state = DS_DOT;	/* an end, or a stuffed dot */
 				break;
 			}
@@ -136,4 +136,16 @@ smtp_data_feed(struct smtp_data *d, const unsigned char *in, size_t n)
 		}
 	}
 	return i;
+}
+
+void
+smtp_data_bdat_last(struct smtp_data *d)
+{
+	static const unsigned char cr = '\r';
+
+	if (d->state == DS_CR) {
+		fail(d, SMTP_DATA_BARE_CR_LF);	/* a CR with no LF after it */
+		out(d, &cr, 1);
+	}
+	d->state = DS_END;
 }

@@ -36,6 +36,7 @@ struct smtp_data {
 	unsigned headers;
 	char head[12];			/* the start of the current line, for header names */
 	size_t head_len;
+	bool bdat;			/* RFC 3030 chunks: no dot-stuffing, no terminator */
 	/* output */
 	void (*emit)(void *arg, const unsigned char *p, size_t n);
 	void *arg;
@@ -52,5 +53,13 @@ void smtp_data_init(struct smtp_data *d, uint64_t max_size,
 size_t smtp_data_feed(struct smtp_data *d, const unsigned char *in, size_t n);
 
 static inline bool smtp_data_done(const struct smtp_data *d) { return d->state == DS_END; }
+
+/*
+ * BDAT (RFC 3030): after smtp_data_init(), switch to chunk mode; feed each
+ * chunk's bytes (all are consumed), then call smtp_data_bdat_last() after
+ * the LAST chunk: a CR left hanging at the very end is a bare CR.
+ */
+static inline void smtp_data_bdat(struct smtp_data *d) { d->bdat = true; }
+void smtp_data_bdat_last(struct smtp_data *d);
 
 #endif

@@ -20,6 +20,7 @@ enum smtp_state {
 	SMTP_STATE_MAIL  = 1u << 2,	/* after MAIL */
 	SMTP_STATE_RCPT  = 1u << 3,	/* at least one recipient accepted */
 	SMTP_STATE_DATA  = 1u << 4,	/* receiving the message, or committing it */
+	SMTP_STATE_BDAT  = 1u << 5,	/* between BDAT chunks (RFC 3030) */
 };
 #define SMTP_STATE_ANY (SMTP_STATE_INIT | SMTP_STATE_READY | SMTP_STATE_MAIL | SMTP_STATE_RCPT)
 #define SMTP_STATE_TXN (SMTP_STATE_MAIL | SMTP_STATE_RCPT)
@@ -63,6 +64,11 @@ void smtp_cmd_mail(struct smtp_session *s, struct span arg);
 void smtp_cmd_rcpt(struct smtp_session *s, struct span arg);
 void smtp_cmd_data(struct smtp_session *s, struct span arg);
 void smtp_cmd_vrfy(struct smtp_session *s, struct span arg);
+void smtp_cmd_bdat(struct smtp_session *s, struct span arg);
+/* Bytes of the current BDAT chunk still to read (0: none pending). */
+uint64_t smtp_bdat_pending(const struct smtp_session *s);
+/* BDAT chunk bytes arrived: take up to the chunk's size. */
+void smtp_bdat_input(struct smtp_session *s);
 /* DATA bytes arrived: feed the decoder; returns after the end or when input runs out. */
 void smtp_data_input(struct smtp_session *s);
 /* Forget the transaction (RSET, EHLO, STARTTLS, the end of a session). */

@@ -48,6 +48,10 @@ struct smtp_txn {
 	char first_rcpt[STORE_ADDRESS_MAX + 1];
 	struct smtp_data data;
 	struct spool spool;
+	/* BDAT */
+	bool chunking;		/* the message comes in BDAT chunks */
+	bool last;		/* the chunk being read is the LAST one */
+	uint64_t chunk_left;	/* bytes of the current chunk still to read */
 };
 
 /* A delivery in flight: owns everything the store request points to. */
@@ -118,8 +122,14 @@ smtp_txn_reset(struct smtp_session *s)
 {
 	txn_free(s->txn);
 	s->txn = NULL;
-	if (s->state & (SMTP_STATE_TXN | SMTP_STATE_DATA))
+	if (s->state & (SMTP_STATE_TXN | SMTP_STATE_DATA | SMTP_STATE_BDAT))
 		smtp_set_state(s, SMTP_STATE_READY);
+}
+
+uint64_t
+smtp_bdat_pending(const struct smtp_session *s)
+{
+	return s->txn && s->txn->chunking ? s->txn->chunk_left : 0;
 }
 
 static bool
@@ -456,7 +466,9 @@ smtp_cmd_vrfy(struct smtp_session *s, struct span arg)
 	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery\r\n");
 }
 
-/* --- DATA --- */
+/* --- DATA and BDAT --- */
+
+void smtp_bdat_input(struct smtp_session *s);
 
 void
 smtp_cmd_data(struct smtp_session *s, struct span arg)
@@ -468,6 +480,43 @@ smtp_cmd_data(struct smtp_session *s, struct span arg)
 	buf_init(&t->spool.mem, SPOOL_MEM_MAX);
 	smtp_set_state(s, SMTP_STATE_DATA);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>\r\n");
+}
+
+/*
+ * BDAT size [LAST] (RFC 3030). The chunk's bytes are always read, whatever
+ * the answer will be, so they can never be taken for commands.
+ */
+void
+smtp_cmd_bdat(struct smtp_session *s, struct span arg)
+{
+	struct smtp_txn *t = s->txn;
+	long sp = span_find(arg, ' ');
+	struct span num = sp < 0 ? arg : span_head(arg, (size_t)sp);
+	struct span rest = sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1);
+	uint64_t size = 0;
+	size_t i;
+
+	for (i = 0; i < num.len && i < 20; i++) {
+		if (num.p[i] < '0' || num.p[i] > '9')
+			break;
+		size = size * 10 + (uint64_t)(num.p[i] - '0');
+	}
+	if (!num.len || i != num.len || num.len > 19 || (rest.len && !span_ieq(rest, "LAST"))) {
+		/* the chunk size is unknown: the connection cannot be kept in step */
+		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]; closing\r\n");
+		conn_close_after_flush(s->conn);
+		return;
+	}
+	if (!t->chunking) {
+		t->chunking = true;
+		smtp_data_init(&t->data, s->conn->cfg->smtp.max_message_size, spool_emit, &t->spool);
+		smtp_data_bdat(&t->data);
+		buf_init(&t->spool.mem, SPOOL_MEM_MAX);
+	}
+	t->chunk_left = size;
+	t->last = rest.len != 0;
+	smtp_set_state(s, SMTP_STATE_DATA);
+	smtp_bdat_input(s);
 }
 
 static void
@@ -622,6 +671,35 @@ finish(struct smtp_session *s)
 		d->rc = ERR_STATE;
 		delivered_here(d);
 	}
+}
+
+void
+smtp_bdat_input(struct smtp_session *s)
+{
+	struct conn *c = s->conn;
+	struct smtp_txn *t = s->txn;
+	struct buf *in = conn_input(c);
+	size_t take = in->len < t->chunk_left ? in->len : (size_t)t->chunk_left;
+
+	if (take) {
+		smtp_data_feed(&t->data, in->data, take);	/* BDAT mode consumes all it is given */
+		conn_consume(c, take);
+		conn_touch(c);
+		t->chunk_left -= take;
+	}
+	if (t->chunk_left)
+		return;
+	if (t->last) {
+		smtp_data_bdat_last(&t->data);
+		finish(s);
+		return;
+	}
+	/* a chunk in the middle: say how it went, then wait for the next BDAT */
+	if (t->data.error || t->spool.err)
+		smtp_reply(s, "554 5.6.0 Message refused; send RSET\r\n");
+	else
+		conn_printf(c, "250 2.0.0 %" PRIu64 " octets received\r\n", t->data.size);
+	smtp_set_state(s, SMTP_STATE_BDAT);
 }
 
 void

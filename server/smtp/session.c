@@ -90,7 +90,7 @@ cmd_ehlo(struct smtp_session *s, struct span arg)
 	smtp_set_state(s, SMTP_STATE_READY);
 	conn_printf(c, "250-%s greets %s [%s]\r\n", c->cfg->hostname, s->helo, c->ip);
 	conn_printf(c, "250-SIZE %" PRIu64 "\r\n", c->cfg->smtp.max_message_size);
-	smtp_reply(s, "250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n");
+	smtp_reply(s, "250-8BITMIME\r\n250-SMTPUTF8\r\n250-DSN\r\n250-CHUNKING\r\n");
 	if (offers_starttls(s))
 		smtp_reply(s, "250-STARTTLS\r\n");
 	if (authflow_allowed(c) && !s->authenticated)
@@ -294,15 +294,16 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "EHLO",     SMTP_STATE_ANY,   CMD_ARG,   cmd_ehlo },
 	{ "HELO",     SMTP_STATE_ANY,   CMD_ARG,   cmd_helo },
 	{ "STARTTLS", SMTP_STATE_READY, CMD_NOARG, cmd_starttls },
-	{ "NOOP",     SMTP_STATE_ANY,   0,         cmd_noop },
-	{ "RSET",     SMTP_STATE_ANY,   CMD_NOARG, cmd_rset },
+	{ "NOOP",     SMTP_STATE_ANY | SMTP_STATE_BDAT, 0, cmd_noop },
+	{ "RSET",     SMTP_STATE_ANY | SMTP_STATE_BDAT, CMD_NOARG, cmd_rset },
 	{ "HELP",     SMTP_STATE_ANY,   0,         cmd_help },
-	{ "QUIT",     SMTP_STATE_ANY,   CMD_NOARG, cmd_quit },
+	{ "QUIT",     SMTP_STATE_ANY | SMTP_STATE_BDAT, CMD_NOARG, cmd_quit },
 	{ "AUTH",     SMTP_STATE_READY, CMD_ARG,   cmd_auth },
 	{ "MAIL",     SMTP_STATE_READY, CMD_ARG,   smtp_cmd_mail },
 	{ "RCPT",     SMTP_STATE_TXN,   CMD_ARG,   smtp_cmd_rcpt },
 	{ "DATA",     SMTP_STATE_RCPT,  CMD_NOARG, smtp_cmd_data },
 	{ "VRFY",     SMTP_STATE_ANY,   CMD_ARG,   smtp_cmd_vrfy },
+	{ "BDAT",     SMTP_STATE_RCPT | SMTP_STATE_BDAT, CMD_ARG, smtp_cmd_bdat },
 };
 
 static void
@@ -370,7 +371,10 @@ smtp_input(struct conn *c)
 		if (s->state == SMTP_STATE_DATA) {
 			if (!s->txn || !conn_input(c)->len)
 				break;	/* committing, or waiting for more of the message */
-			smtp_data_input(s);
+			if (smtp_bdat_pending(s))
+				smtp_bdat_input(s);
+			else
+				smtp_data_input(s);
 			continue;
 		}
 		if (s->sasl && s->sasl_line) {

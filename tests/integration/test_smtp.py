@@ -115,6 +115,52 @@ def test_smuggling_variants_refused():
         assert fetch_all(srv) == [], "a smuggled message was delivered"
 
 
+def test_bdat_chunking():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        part1 = b"Subject: chunks\r\n\r\n.first line starts with a dot\r\n"
+        part2 = b"second\r\n"
+        data = (b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\n" +
+                b"BDAT %d\r\n" % len(part1) + part1 + b"BDAT %d LAST\r\n" % len(part2) + part2 +
+                # a chunk whose bytes look like commands stays a chunk
+                b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
+                b"BDAT 38 LAST\r\nMAIL FROM:<evil@remote.test>\r\nDATA\r\n\r\n"
+                # a bare LF inside a chunk refuses the message at LAST
+                b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nBDAT 6 LAST\r\nbad\nx\n"
+                b"QUIT\r\n")
+        out = raw(srv, "smtp", data)
+        assert b"250-CHUNKING" in out
+        assert b"250 2.0.0 %d octets received" % len(part1) in out, out
+        assert out.count(b"250 2.0.0 Ok: queued") == 2, out
+        assert b"550 5.6.0" in out, out
+        msgs = fetch_all(srv)
+        assert len(msgs) == 2
+        assert body_of(msgs[0]) == part1 + part2, msgs[0]
+        assert body_of(msgs[1]) == b"MAIL FROM:<evil@remote.test>\r\nDATA\r\n\r\n", msgs[1]
+        out = raw(srv, "smtp", b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
+                  b"BDAT 1x\r\nNOOP\r\n")
+        assert b"501 5.5.4 Syntax: BDAT" in out and b"250 2.0.0 OK" not in out, out
+
+
+def test_over_quota_at_rcpt_or_data():
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        assert srv.ctl("user", "add", "carol", "--quota", "200")[0] == 0
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.ehlo("x.test")
+        s.docmd("MAIL FROM:<a@remote.test> SIZE=500")
+        assert s.docmd("RCPT TO:<carol@example.test>")[0] == 452  # known at RCPT: SIZE says so
+        assert s.docmd("RSET")[0] == 250
+        s.docmd("MAIL FROM:<a@remote.test>")
+        assert s.docmd("RCPT TO:<carol@example.test>")[0] == 250  # not known yet
+        assert s.docmd("DATA")[0] == 354
+        s.send(b"Subject: q\r\n\r\n" + b"x" * 400 + b"\r\n.\r\n")
+        code, text = s.getreply()
+        assert code == 452 and b"4.2.2" in text, (code, text)  # refused whole, not half-done
+        s.quit()
+        assert srv.ctl("--json", "mailbox", "show", "carol")[1].count('"messages":0') == 1
+
+
 def test_limits_and_pipelining():
     with harness.Server(smtp={"max_message_size": 20000, "max_recipients": 2}) as srv:
         srv.add_users("alice", "bob")
