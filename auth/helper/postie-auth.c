@@ -38,6 +38,7 @@
 #define QUEUE_MAX 256		/* requests waiting for a worker; more get TEMPFAIL */
 #define RATE_PER_SECOND 200	/* attempts accepted per second, burst as large */
 #define INBUF_MAX (64 * 1024)
+#define WORKER_START_MS 10000	/* a PAM stack that takes longer to load is broken */
 
 struct worker {
 	pid_t pid;
@@ -190,6 +191,17 @@ worker_main(int fd)
 	static unsigned char frame[AUTH_FRAME_MAX + 4];
 	char service[AUTH_SERVICE_MAX + 1], rhost[AUTH_RHOST_MAX + 1];
 	char login[AUTH_LOGIN_MAX + 1], password[AUTH_PASSWORD_MAX + 1];
+	struct creds none = { "", "" };
+	struct pam_conv conv = { conversation, &none };
+	pam_handle_t *h = NULL;
+
+	/* load the PAM stack once before the first request, then say so: workers
+	   start one after another (PAM wrappers and modules that set up per-process
+	   state at first use need not be safe against a start at the same moment) */
+	if (pam_start("postie", NULL, &conv, &h) == PAM_SUCCESS)
+		pam_end(h, PAM_SUCCESS);
+	if (!write_full(fd, "R", 1))
+		exit(0);
 
 	for (;;) {
 		struct auth_request req;
@@ -199,8 +211,9 @@ worker_main(int fd)
 		struct buf out;
 		enum auth_result res;
 
+		/* exit(), not _exit(): PAM modules and test wrappers clean up in their destructors */
 		if (!read_full(fd, lenb, 4))
-			_exit(0);
+			exit(0);
 		len = (uint32_t)lenb[0] << 24 | (uint32_t)lenb[1] << 16 | (uint32_t)lenb[2] << 8 | lenb[3];
 		if (len > AUTH_FRAME_MAX)
 			_exit(1);
@@ -220,7 +233,7 @@ worker_main(int fd)
 		buf_init(&out, 64);
 		auth_proto_encode_reply(&out, req.id, res);
 		if (!write_full(fd, out.data, out.len))
-			_exit(0);
+			exit(0);
 		buf_free(&out);
 	}
 }
@@ -256,6 +269,19 @@ spawn(struct worker *w)
 	w->fd = sv[0];
 	w->busy = false;
 	w->nreply = 0;
+	/* wait (bounded) for the worker's "ready" before starting another */
+	{
+		struct pollfd p = { .fd = w->fd, .events = POLLIN };
+		char ready;
+
+		if (poll(&p, 1, WORKER_START_MS) != 1 || read(w->fd, &ready, 1) != 1 || ready != 'R') {
+			kill(pid, SIGKILL);
+			close(w->fd);
+			w->fd = -1;
+			waitpid(pid, NULL, 0);
+			return false;
+		}
+	}
 	return true;
 }
 
