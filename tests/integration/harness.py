@@ -150,11 +150,7 @@ class Server:
 
     def env(self):
         env = dict(os.environ)
-        # pam_wrapper's default runtime names (/tmp/pam.X) are few and shared across
-        # processes; killed helpers leave theirs behind: give every server its own
-        runtime = os.path.join(self.dir, "pam-run")
-        os.makedirs(runtime, exist_ok=True)
-        env.update(PAM_WRAPPER="1", PAM_WRAPPER_SERVICE_DIR=self.pam_dir, PAM_WRAPPER_RUNTIME_DIR=runtime,
+        env.update(PAM_WRAPPER="1", PAM_WRAPPER_SERVICE_DIR=self.pam_dir,
                    LD_PRELOAD=os.path.join(LIBDIR, "libpam_wrapper.so"))
         # the sanitizer runtime must not insist on being first in the preload list
         env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),

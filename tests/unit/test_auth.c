@@ -270,7 +270,6 @@ test_helper(void)
 	/* the helper inherits these; this (already running) test process is not affected */
 	setenv("PAM_WRAPPER", "1", 1);
 	setenv("PAM_WRAPPER_SERVICE_DIR", dir, 1);
-	setenv("PAM_WRAPPER_RUNTIME_DIR", dir, 1);	/* not the few shared /tmp/pam.X names */
 	setenv("LD_PRELOAD", "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so", 1);
 	setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 1);
 
