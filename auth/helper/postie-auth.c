@@ -53,7 +53,6 @@
 #define WORKER_TIMEOUT_DEFAULT 30
 #define WORKER_TIMEOUT_MAX 3600
 
-
 struct worker {
 	pid_t pid;
 	int fd;			/* -1 = no process */
@@ -539,7 +538,7 @@ main(int argc, char **argv)
 			if (pfd[j].revents && workers[map[j]].fd == pfd[j].fd)
 				worker_event(&workers[map[j]]);
 		if (pfd[0].revents) {
-			ssize_t r = read(SERVER_FD, in + inlen, sizeof(in) - inlen);
+			ssize_t r = read(SERVER_FD, in + inlen, INBUF_MAX - inlen);
 			struct span body;
 			long fl;
 
