@@ -71,8 +71,9 @@ long auth_client_helper_pid(struct auth_client *c);
  * Ask whether login/password is good for PAM service `service` from client
  * address rhost (given to PAM as PAM_RHOST; "" for none).
  *
- * done(arg, result) is called exactly once: normally on the reader thread,
- * but before this returns when the request is refused at once:
+ * done(arg, result) is called exactly once: normally on the reader thread;
+ * with TEMPFAIL on the thread calling auth_client_stop() for requests still
+ * pending then; and before this returns when the request is refused at once:
  *   AUTH_RESULT_FAIL      a field no PAM stack can accept (login empty, over
  *                         AUTH_LOGIN_MAX or with control characters,
  *                         password over AUTH_PASSWORD_MAX or with a NUL,
