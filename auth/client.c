@@ -30,11 +30,12 @@ struct slot {
 struct auth_client {
 	char *helper;
 	bool foreground;
-	pthread_mutex_t lock;	/* fd, pid, slots, next_id; never held while calling done */
+	pthread_mutex_t lock;	/* everything below; never held while calling done */
 	int fd;			/* -1 while the helper is down */
 	pid_t pid;
 	uint32_t next_id;
-	struct slot slots[AUTH_CLIENT_PENDING_MAX];
+	size_t npending;	/* slots in use */
+	struct slot slots[AUTH_CLIENT_PENDING_MAX];	/* request id % max -> its slot */
 	pthread_t reader;
 	bool stopping;
 	int wake[2];		/* stop wakes the reader out of its wait */
@@ -58,8 +59,13 @@ spawn(struct auth_client *c)
 		char *argv[3] = { (char *)(uintptr_t)"postie-auth", NULL, NULL };
 		sigset_t none;
 
-		/* a fresh program with the socket as fd 3 and nothing else inherited */
-		if (dup2(sv[1], 3) < 0)
+		/*
+		 * A fresh program with the socket as fd 3 and nothing else
+		 * inherited (0-2 stay: the helper points 0 and 1 at /dev/null and
+		 * logs to 2 with -f). Only async-signal-safe calls: postied has
+		 * threads. dup2 onto itself keeps FD_CLOEXEC, so clear it then.
+		 */
+		if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sv[1], 3) < 0)
 			_exit(127);
 		close_range(4, ~0u, 0);
 		sigemptyset(&none);
@@ -89,6 +95,7 @@ fail_all(struct auth_client *c)
 			c->slots[i].used = false;
 		}
 	}
+	c->npending = 0;
 	pthread_mutex_unlock(&c->lock);
 	for (i = 0; i < n; i++)
 		failed[i].done(failed[i].arg, AUTH_RESULT_TEMPFAIL);
@@ -106,6 +113,7 @@ deliver_reply(struct auth_client *c, uint32_t id, enum auth_result res)
 		done = s->done;
 		arg = s->arg;
 		s->used = false;
+		c->npending--;
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (done)
@@ -132,19 +140,23 @@ reader_main(void *arg)
 	unsigned backoff = 1;
 
 	for (;;) {
+		bool stopping;
 		int fd;
 		ssize_t r;
 
 		pthread_mutex_lock(&c->lock);
 		fd = c->fd;
+		stopping = c->stopping;
 		pthread_mutex_unlock(&c->lock);
 		if (fd < 0) {
-			if (c->stopping)
+			if (stopping)
 				return NULL;
 			nap(c, backoff);
-			if (c->stopping)
-				return NULL;
 			pthread_mutex_lock(&c->lock);
+			if (c->stopping) {
+				pthread_mutex_unlock(&c->lock);
+				return NULL;
+			}
 			if (spawn(c) == 0) {
 				log_msg(LOG_LEVEL_NOTICE, "event=auth_helper action=restarted pid=%ld%s", (long)c->pid,
 				    geteuid() ? " note=\"without root: PAM modules that need it will refuse\"" : "");
@@ -159,16 +171,21 @@ reader_main(void *arg)
 			continue;
 		if (r <= 0) {
 			int status = 0;
+			pid_t pid;
 
 			pthread_mutex_lock(&c->lock);
 			close(c->fd);
-			c->fd = -1;
-			waitpid(c->pid, &status, 0);
+			c->fd = -1;	/* from now on, new requests get TEMPFAIL at once */
+			pid = c->pid;
+			stopping = c->stopping;
 			pthread_mutex_unlock(&c->lock);
-			if (!c->stopping)
+			/* only this thread spawns, so pid stays ours; the helper may still be ending */
+			waitpid(pid, &status, 0);
+			if (!stopping)
 				log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"postie-auth exited (status %d); pending logins get a temporary failure\"",
 				    status);
 			fail_all(c);
+			inlen = 0;
 			continue;
 		}
 		inlen += (size_t)r;
@@ -271,20 +288,24 @@ auth_client_check(struct auth_client *c, const char *service, struct span login,
 	buf_init(&frame, AUTH_FRAME_MAX + 4);
 	frame.secret = true;
 	pthread_mutex_lock(&c->lock);
-	id = c->next_id++;
-	s = &c->slots[id % AUTH_CLIENT_PENDING_MAX];
-	if (c->fd < 0 || s->used) {
+	if (c->fd < 0 || c->npending == AUTH_CLIENT_PENDING_MAX) {
 		pthread_mutex_unlock(&c->lock);
 		buf_free(&frame);
 		done(arg, AUTH_RESULT_TEMPFAIL);
 		return;
 	}
+	/* a free slot exists (npending < max): ids skip the ones whose slot is busy */
+	do
+		id = c->next_id++;
+	while (c->slots[id % AUTH_CLIENT_PENDING_MAX].used);
 	if (auth_proto_encode_request(&frame, id, span_cstr(service), span_cstr(rhost), login, password)) {
 		pthread_mutex_unlock(&c->lock);
 		buf_free(&frame);
 		done(arg, AUTH_RESULT_FAIL);	/* a login no PAM stack can accept */
 		return;
 	}
+	s = &c->slots[id % AUTH_CLIENT_PENDING_MAX];
+	c->npending++;
 	s->used = true;
 	s->id = id;
 	s->done = done;
@@ -293,6 +314,7 @@ auth_client_check(struct auth_client *c, const char *service, struct span login,
 	w = send(c->fd, frame.data, frame.len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (w != (ssize_t)frame.len) {
 		s->used = false;
+		c->npending--;
 		if (w > 0) {
 			log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"helper not reading; restarting it\"");
 			kill(c->pid, SIGKILL);

@@ -1,16 +1,36 @@
 /*
- * auth/client.h: postied's side of the PAM helper. Sessions ask "is this
- * login and password good"; the answer comes back on the client's reader
- * thread, which the caller marshals to its own worker (worker_post).
+ * auth/client.h: postied's side of the PAM helper (auth/helper/postie-auth).
+ * Sessions ask "is this login and password good"; the answer comes back on
+ * the client's reader thread, which the caller marshals to its own worker
+ * (worker_post). No caller ever blocks on PAM.
  *
- * Restart: when postie-auth exits, every pending request gets TEMPFAIL
- * (never a success) and the client starts it again with backoff. A helper
- * restarted after postied dropped root runs without root: PAM modules that
- * need it (pam_unix for other users) then refuse, and an error says so.
- * postie-auth itself replaces its PAM worker processes when they die, so
- * the root process that matters rarely goes.
+ * The helper: auth_client_start() makes a socketpair, forks, and execs
+ * postie-auth with the socket as fd 3 and no other descriptor but 0-2
+ * (which it points at /dev/null, keeping stderr for -f). It inherits
+ * postied's environment: that is how the tests (and `tools/dev run`) give
+ * it pam_wrapper (PAM_WRAPPER=1, PAM_WRAPPER_SERVICE_DIR, LD_PRELOAD set
+ * before the call; postied itself is not affected by a later LD_PRELOAD).
+ * postie-auth's main process never calls PAM: it checks each request,
+ * rate-limits, and hands it to one of its PAM worker processes; a worker
+ * that dies or takes longer than its timeout (30 s) answers TEMPFAIL and
+ * is replaced. So every request is answered, or the helper is gone.
  *
- * Threads: start/stop from the main thread; check from any thread.
+ * Restart: when the socket reaches EOF (postie-auth exited or was killed),
+ * every pending request gets TEMPFAIL, never a success, an error is
+ * logged, and the reader thread starts postie-auth again after a backoff
+ * (1 s, doubling up to 30 s; reset by the next answer). Requests made while
+ * it is down get TEMPFAIL at once. A helper restarted after postied dropped
+ * root runs without root: PAM modules that need it (pam_unix for other
+ * users) then refuse, and the restart log line says so. This is why the
+ * root process is the tiny supervisor, which in practice only ends when
+ * postied closes the socket.
+ *
+ * Memory: at most AUTH_CLIENT_PENDING_MAX requests in flight. The password
+ * is copied only into a secret buffer for the write, wiped before
+ * auth_client_check returns.
+ *
+ * Threads: start/stop from the main thread (stop after the workers that
+ * call check have ended); check and helper_pid from any thread.
  */
 #ifndef POSTIE_AUTH_CLIENT_H
 #define POSTIE_AUTH_CLIENT_H
@@ -25,25 +45,44 @@
 
 struct auth_client;
 
+/* The answer to one request: AUTH_RESULT_OK, _FAIL or _TEMPFAIL. */
 typedef void (*auth_done_fn)(void *arg, enum auth_result result);
 
 /*
- * Start helper_path (fork + exec, the socket as fd 3, no other descriptor
- * inherited) and the reader thread. foreground: the helper logs to stderr.
- * Returns 0, ERR_IO (logged).
+ * Start helper_path (fork + exec as above) and the reader thread.
+ * foreground: pass -f, the helper logs to stderr rather than syslog.
+ * helper_path is copied. On success *out is the client; on failure NULL.
+ * Returns 0 or ERR_IO (not executable, socketpair/fork/thread failed;
+ * logged).
  */
 int auth_client_start(const char *helper_path, bool foreground, struct auth_client **out);
-/* Stop: the helper sees its socket close and exits; pending requests get TEMPFAIL. */
+
+/*
+ * Stop: close the socket (postie-auth sees EOF, kills its PAM workers and
+ * exits), join the reader thread, answer every pending request TEMPFAIL,
+ * free c. c may be NULL. No error.
+ */
 void auth_client_stop(struct auth_client *c);
 
 /* The helper's process id now (0 while it is down): for logs and tests. */
 long auth_client_helper_pid(struct auth_client *c);
 
 /*
- * Ask. done(arg, result) is called exactly once, on the reader thread (or,
- * on an immediate refusal, before this returns: a malformed field gives
- * FAIL, a full table or a broken helper TEMPFAIL). The password is copied
- * into a wiped buffer only for the write.
+ * Ask whether login/password is good for PAM service `service` from client
+ * address rhost (given to PAM as PAM_RHOST; "" for none).
+ *
+ * done(arg, result) is called exactly once: normally on the reader thread;
+ * with TEMPFAIL on the thread calling auth_client_stop() for requests still
+ * pending then; and before this returns when the request is refused at once:
+ *   AUTH_RESULT_FAIL      a field no PAM stack can accept (login empty, over
+ *                         AUTH_LOGIN_MAX or with control characters,
+ *                         password over AUTH_PASSWORD_MAX or with a NUL,
+ *                         a service or rhost that fails proto.h's checks);
+ *   AUTH_RESULT_TEMPFAIL  helper down, AUTH_CLIENT_PENDING_MAX requests in
+ *                         flight, or the helper not reading.
+ * So done must not take a lock the caller holds around this call.
+ * service and rhost are NUL-terminated; login and password are only read
+ * during the call (the caller may wipe them right after it returns).
  */
 void auth_client_check(struct auth_client *c, const char *service, struct span login,
     struct span password, const char *rhost, auth_done_fn done, void *arg);

@@ -16,11 +16,21 @@ auth_helper_postie_auth_LDADD = $(PAM_LIBS)
 
 EXTRA_DIST += packaging/fail2ban/filter.d/postie.conf packaging/fail2ban/jail.d/postie.conf
 
-check_PROGRAMS += tests/unit/test_auth
-TESTS += tests/unit/test_auth
+check_PROGRAMS += tests/unit/test_authproto tests/unit/test_sasl tests/unit/test_throttle tests/unit/test_auth
+TESTS += tests/unit/test_authproto tests/unit/test_sasl tests/unit/test_throttle tests/unit/test_auth \
+	tests/unit/test_auth_fail2ban.sh
+dist_check_SCRIPTS += tests/unit/test_auth_fail2ban.sh
+tests_unit_test_authproto_SOURCES = tests/unit/test_authproto.c
+tests_unit_test_authproto_LDADD = auth/libauth.a server/core/libcore.a
+tests_unit_test_sasl_SOURCES = tests/unit/test_sasl.c
+tests_unit_test_sasl_LDADD = auth/libauth.a server/core/libcore.a
+tests_unit_test_throttle_SOURCES = tests/unit/test_throttle.c
+tests_unit_test_throttle_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
+# test_auth runs the real postie-auth (under pam_wrapper) through auth/client.c
 tests_unit_test_auth_SOURCES = tests/unit/test_auth.c
 tests_unit_test_auth_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
 tests_unit_test_auth_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+EXTRA_tests_unit_test_auth_DEPENDENCIES = auth/helper/postie-auth
 
 FUZZ_TARGETS += tests/fuzz/fuzz_sasl tests/fuzz/fuzz_authproto
 tests_fuzz_fuzz_sasl_SOURCES = tests/fuzz/fuzz_sasl.c tests/fuzz/replay.c

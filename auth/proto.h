@@ -10,7 +10,8 @@
  *             [login len u8][login][password len u16][password]
  *   reply   = [version u8 = 1][type u8 = 'R'][id u32][result u8]
  *
- * Pure functions; any thread.
+ * Pure functions, no I/O; any thread. Used by postie-auth (decode requests,
+ * encode replies) and auth/client.c (the other way round).
  */
 #ifndef POSTIE_AUTH_PROTO_H
 #define POSTIE_AUTH_PROTO_H
@@ -24,8 +25,8 @@
 #define AUTH_PROTO_VERSION 1
 #define AUTH_LOGIN_MAX 255		/* STYLE 3 */
 #define AUTH_PASSWORD_MAX 1024		/* STYLE 3 */
-#define AUTH_SERVICE_MAX 64		/* a PAM service file name */
-#define AUTH_RHOST_MAX 64		/* a numeric IPv4 or IPv6 address */
+#define AUTH_SERVICE_MAX 64		/* a PAM service file name; ours is "postie" */
+#define AUTH_RHOST_MAX 64		/* a numeric IPv4 or IPv6 address (46 at most) */
 /* The largest frame body: a request with every field at its maximum. */
 #define AUTH_FRAME_MAX (6 + 1 + AUTH_SERVICE_MAX + 1 + AUTH_RHOST_MAX + 1 + AUTH_LOGIN_MAX + 2 + AUTH_PASSWORD_MAX)
 
@@ -41,27 +42,36 @@ struct auth_request {
 };
 
 /*
- * Append a framed request to out (a secret buf: it holds the password).
- * Returns 0, ERR_SYNTAX (a field fails the checks below) or ERR_LIMIT.
+ * Append a framed request to out (make it a secret buf: it holds the
+ * password). Spans are only read during the call. Returns 0, ERR_SYNTAX (a
+ * field fails the decoder's checks below; out is unchanged) or ERR_LIMIT
+ * (out's max reached).
  */
 int auth_proto_encode_request(struct buf *out, uint32_t id, struct span service,
     struct span rhost, struct span login, struct span password);
+/* Append a framed reply. Returns 0 or ERR_LIMIT (out's max reached). */
 int auth_proto_encode_reply(struct buf *out, uint32_t id, enum auth_result result);
 
 /*
  * Find a whole frame at the start of in: returns its total length (to
- * consume), 0 when more bytes are needed, or ERR_SYNTAX when the length is
- * impossible. *body_out is the frame's body.
+ * consume), 0 when more bytes are needed, or ERR_SYNTAX when the length
+ * field is impossible (below a reply's 7 bytes or above AUTH_FRAME_MAX):
+ * the stream cannot be trusted any more. *body_out (set only on a whole
+ * frame) points into in.
  */
 long auth_proto_frame(struct span in, struct span *body_out);
 
 /*
- * Decode a request body: every length within its maximum and the body
- * exactly consumed; service [a-z0-9_.-]; rhost printable without spaces;
- * login non-empty, no control characters, no NUL; password without NUL.
- * Spans point into body. Returns 0 or ERR_SYNTAX.
+ * Decode a request body: version and type; every length within its
+ * maximum and the body exactly consumed; service 1..AUTH_SERVICE_MAX of
+ * [a-z0-9_.-], not starting with '.' (it names a file in /etc/pam.d);
+ * rhost printable ASCII without spaces; login 1..AUTH_LOGIN_MAX bytes with
+ * no control character (NUL, CR, LF, DEL included; 8-bit bytes pass);
+ * password up to AUTH_PASSWORD_MAX without NUL (PAM takes C strings). The
+ * spans in *out point into body. Returns 0 or ERR_SYNTAX.
  */
 int auth_proto_decode_request(struct span body, struct auth_request *out);
+/* Decode a reply body (exactly 7 bytes, a known result). Returns 0 or ERR_SYNTAX. */
 int auth_proto_decode_reply(struct span body, uint32_t *id_out, enum auth_result *result_out);
 
 #endif

@@ -74,46 +74,56 @@ sasl_free(struct sasl *s)
 	s->step = 0;
 }
 
+/* Empty a secret buf (buf_reset wipes what it held) and clear its error. */
+static void
+clear(struct buf *b)
+{
+	buf_reset(b);
+	b->err = 0;
+}
+
 /* A login: non-empty, no NUL, no control characters (the helper checks it again). */
-static bool
-good_login(const struct buf *b)
+static int
+check_login(const struct buf *b)
 {
 	size_t i;
 
 	if (!b->len)
-		return false;
+		return ERR_SYNTAX;
 	for (i = 0; i < b->len; i++)
 		if (b->data[i] < 0x20 || b->data[i] == 0x7f)
-			return false;
-	return true;
+			return ERR_SYNTAX;
+	return 0;
 }
 
-static enum sasl_status
+/* One response: "=" is empty (RFC 4954 section 4), otherwise strict base64. */
+static int
 decode_into(struct span line, struct buf *out)
 {
-	buf_reset(out);
-	out->err = 0;
+	clear(out);
+	if (line.len > SASL_LINE_MAX)
+		return ERR_LIMIT;	/* RFC 4954 section 4 */
 	if (line.len == 1 && line.p[0] == '=')
-		return SASL_DONE;	/* RFC 4954: "=" is an empty response */
-	return sasl_base64_decode(line, out) ? SASL_BAD_SYNTAX : SASL_DONE;
+		return 0;
+	return sasl_base64_decode(line, out);
 }
 
-/* PLAIN: authzid NUL authcid NUL passwd */
-static enum sasl_status
+/* PLAIN (RFC 4616 section 2): [authzid] NUL authcid NUL passwd */
+static int
 plain(struct sasl *s, struct span resp)
 {
 	struct buf raw;
 	struct span all, authz, authc, pass;
 	long nul1, nul2;
-	enum sasl_status st;
+	int rc;
 
+	/* authzid and authcid up to a login each, the password, two NULs */
 	buf_init(&raw, AUTH_LOGIN_MAX * 2 + AUTH_PASSWORD_MAX + 2);
 	raw.secret = true;
-	st = decode_into(resp, &raw);
-	if (st != SASL_DONE)
+	if ((rc = decode_into(resp, &raw)))
 		goto out;
 	all = buf_span(&raw);
-	st = SASL_BAD_SYNTAX;
+	rc = ERR_SYNTAX;
 	if ((nul1 = span_find(all, '\0')) < 0)
 		goto out;
 	authz = span_head(all, (size_t)nul1);
@@ -122,44 +132,70 @@ plain(struct sasl *s, struct span resp)
 		goto out;
 	authc = span_head(all, (size_t)nul2);
 	pass = span_tail(all, (size_t)nul2 + 1);
-	if (span_find(pass, '\0') >= 0 || buf_append_span(&s->login, authc) ||
-	    buf_append_span(&s->password, pass) || !good_login(&s->login))
+	if (span_find(pass, '\0') >= 0)
+		goto out;	/* a third NUL: not PLAIN's shape */
+	rc = ERR_LIMIT;
+	if (authz.len > AUTH_LOGIN_MAX || buf_append_span(&s->login, authc) || buf_append_span(&s->password, pass))
 		goto out;
-	if (authz.len && (authz.len != authc.len || memcmp(authz.p, authc.p, authc.len) != 0)) {
-		st = SASL_BAD_AUTHZ;	/* acting as someone else is not offered */
+	if ((rc = check_login(&s->login)))
 		goto out;
-	}
-	st = SASL_DONE;
+	/* RFC 4616 section 2: acting as someone else is not offered */
+	rc = authz.len && (authz.len != authc.len || memcmp(authz.p, authc.p, authc.len) != 0) ? ERR_AUTH : 0;
 out:
 	buf_free(&raw);
-	return st;
+	return rc;
+}
+
+static bool
+is_cancel(struct span line)
+{
+	return line.len == 1 && line.p[0] == '*';
+}
+
+/* Turn an internal result into a status, remembering the code; the exchange ends unless CONTINUE. */
+static enum sasl_status
+finish(struct sasl *s, int rc, enum sasl_status ok)
+{
+	s->err = rc;
+	if (rc == 0 && ok == SASL_CONTINUE)
+		return SASL_CONTINUE;
+	s->step = 0;
+	if (rc) {
+		clear(&s->login);
+		clear(&s->password);
+	}
+	if (rc == ERR_AUTH)
+		return SASL_BAD_AUTHZ;
+	return rc ? SASL_BAD_SYNTAX : ok;
 }
 
 enum sasl_status
 sasl_start(struct sasl *s, struct span mech, bool has_ir, struct span ir)
 {
-	buf_reset(&s->login);
-	buf_reset(&s->password);
-	s->login.err = s->password.err = 0;
+	clear(&s->login);
+	clear(&s->password);
 	s->step = 0;
+	s->err = 0;
+	s->challenge = "";
 	if (span_ieq(mech, "PLAIN")) {
 		s->mech = SASL_MECH_PLAIN;
 		if (has_ir)
-			return (ir.len == 1 && ir.p[0] == '*') ? SASL_CANCELLED : plain(s, ir);
-		s->challenge = "";
-		s->step = 1;
+			return is_cancel(ir) ? SASL_CANCELLED : finish(s, plain(s, ir), SASL_DONE);
+		s->step = 1;	/* RFC 4616: the server's first challenge is empty */
 		return SASL_CONTINUE;
 	}
 	if (span_ieq(mech, "LOGIN")) {
+		int rc;
+
 		s->mech = SASL_MECH_LOGIN;
-		if (has_ir) {	/* RFC 4954 allows the username as initial response */
-			if (ir.len == 1 && ir.p[0] == '*')
+		if (has_ir) {	/* RFC 4954 section 4 lets the username come as initial response */
+			if (is_cancel(ir))
 				return SASL_CANCELLED;
-			if (decode_into(ir, &s->login) != SASL_DONE || !good_login(&s->login))
-				return SASL_BAD_SYNTAX;
+			if (!(rc = decode_into(ir, &s->login)))
+				rc = check_login(&s->login);
 			s->challenge = LOGIN_PROMPT_PASS;
 			s->step = 2;
-			return SASL_CONTINUE;
+			return finish(s, rc, SASL_CONTINUE);
 		}
 		s->challenge = LOGIN_PROMPT_USER;
 		s->step = 1;
@@ -171,24 +207,27 @@ sasl_start(struct sasl *s, struct span mech, bool has_ir, struct span ir)
 enum sasl_status
 sasl_step(struct sasl *s, struct span line)
 {
-	if (line.len == 1 && line.p[0] == '*')
+	int rc;
+
+	if (s->step == 0)
+		return finish(s, ERR_STATE, SASL_DONE);
+	if (is_cancel(line)) {
+		s->step = 0;
+		clear(&s->login);
+		clear(&s->password);
 		return SASL_CANCELLED;
-	if (line.len > SASL_LINE_MAX)
-		return SASL_BAD_SYNTAX;
-	if (s->mech == SASL_MECH_PLAIN && s->step == 1)
-		return plain(s, line);
-	if (s->mech == SASL_MECH_LOGIN && s->step == 1) {
-		if (decode_into(line, &s->login) != SASL_DONE || !good_login(&s->login))
-			return SASL_BAD_SYNTAX;
+	}
+	if (s->mech == SASL_MECH_PLAIN)
+		return finish(s, plain(s, line), SASL_DONE);
+	if (s->step == 1) {
+		if (!(rc = decode_into(line, &s->login)))
+			rc = check_login(&s->login);
 		s->challenge = LOGIN_PROMPT_PASS;
 		s->step = 2;
-		return SASL_CONTINUE;
+		return finish(s, rc, SASL_CONTINUE);
 	}
-	if (s->mech == SASL_MECH_LOGIN && s->step == 2) {
-		if (decode_into(line, &s->password) != SASL_DONE ||
-		    (s->password.len && memchr(s->password.data, '\0', s->password.len)))
-			return SASL_BAD_SYNTAX;
-		return SASL_DONE;
-	}
-	return SASL_BAD_SYNTAX;
+	if (!(rc = decode_into(line, &s->password)) && s->password.len &&
+	    memchr(s->password.data, '\0', s->password.len))
+		rc = ERR_SYNTAX;
+	return finish(s, rc, SASL_DONE);
 }

@@ -1,6 +1,8 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "auth/throttle.h"
@@ -8,79 +10,118 @@
 #include "core/compat.h"
 
 struct entry {
-	char key[300];		/* "a:<ip>" or "l:<login>" */
+	char key[THROTTLE_KEY_MAX];	/* "a:<address>" or "l:<login>"; "" = free */
 	unsigned failures;
 	uint64_t window_start;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;	/* the table */
 static struct entry table[THROTTLE_SLOTS];
 
 static uint32_t
 hash(const char *s)
 {
-	uint32_t h = 2166136261u;
+	uint32_t h = 2166136261u;	/* FNV-1a */
 
 	while (*s)
 		h = (h ^ (unsigned char)*s++) * 16777619u;
 	return h;
 }
 
-/* The entry for key (probing 8 slots), or NULL; with create, the oldest of them is reused. */
+static bool
+expired(const struct entry *e, uint64_t now, unsigned window)
+{
+	return now >= e->window_start + window;
+}
+
+/* Is a better to reuse than b? Free, then expired, then fewest failures, then oldest. */
+static bool
+better_victim(const struct entry *a, const struct entry *b, uint64_t now, unsigned window)
+{
+	if (!a->key[0] || !b->key[0])
+		return !a->key[0] && b->key[0];
+	if (expired(a, now, window) != expired(b, now, window))
+		return expired(a, now, window);
+	if (a->failures != b->failures)
+		return a->failures < b->failures;
+	return a->window_start < b->window_start;
+}
+
+/* The entry for key among its THROTTLE_PROBE slots, or NULL; with create, a victim is reused. */
 static struct entry *
 find(const char *key, bool create, uint64_t now, unsigned window)
 {
 	uint32_t h = hash(key);
-	struct entry *oldest = NULL;
+	struct entry *victim = NULL;
 	unsigned i;
 
-	for (i = 0; i < 8; i++) {
+	for (i = 0; i < THROTTLE_PROBE; i++) {
 		struct entry *e = &table[(h + i) % THROTTLE_SLOTS];
 
 		if (e->key[0] && strcmp(e->key, key) == 0) {
-			if (now >= e->window_start + window) {	/* its window is over: start again */
+			if (expired(e, now, window)) {	/* its window is over: start again */
 				e->failures = 0;
 				e->window_start = now;
 			}
 			return e;
 		}
-		if (!oldest || (oldest->key[0] && (!e->key[0] || e->window_start < oldest->window_start)))
-			oldest = e;
+		if (!victim || better_victim(e, victim, now, window))
+			victim = e;
 	}
 	if (!create)
 		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	memcpy(oldest->key, key, strlen(key) + 1);	/* keys come from make_key(): bounded */
-	oldest->window_start = now;
-	return oldest;
+	memset(victim, 0, sizeof(*victim));
+	memcpy(victim->key, key, strlen(key) + 1);	/* keys come from make_key(): bounded */
+	victim->window_start = now;
+	return victim;
+}
+
+/*
+ * The address a client is counted by: IPv6 by its /64 (one customer's
+ * block: counting single addresses there would count nothing),
+ * IPv4-mapped IPv6 as IPv4, anything else as given.
+ */
+static void
+address_key(char *out, size_t n, const char *ip)
+{
+	struct in6_addr a6;
+	char text[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET6, ip, &a6) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+			if (inet_ntop(AF_INET, &a6.s6_addr[12], text, sizeof(text)))
+				ip = text;
+		} else {
+			memset(&a6.s6_addr[8], 0, 8);
+			if (inet_ntop(AF_INET6, &a6, text, sizeof(text)) &&
+			    snprintf(out, n, "a:%s/64", text) < (int)n)
+				return;
+		}
+	}
+	if (snprintf(out, n, "a:%s", ip) >= (int)n)
+		out[n - 1] = '\0';	/* cut: still a bounded, stable key */
 }
 
 static void
-make_key(char *out, size_t n, char kind, const char *what)
+login_key(char *out, size_t n, const char *login)
 {
-	size_t len = strlen(what);
-
-	if (len > n - 3)
-		len = n - 3;
-	out[0] = kind;
-	out[1] = ':';
-	memcpy(out + 2, what, len);
-	out[2 + len] = '\0';
+	if (snprintf(out, n, "l:%s", login) >= (int)n)
+		out[n - 1] = '\0';
 }
 
 bool
 throttle_is_blocked(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now)
 {
-	char k[300];
+	char k[THROTTLE_KEY_MAX];
 	struct entry *e;
 	bool blocked = false;
 
 	pthread_mutex_lock(&lock);
-	make_key(k, sizeof(k), 'a', ip);
+	address_key(k, sizeof(k), ip);
 	if ((e = find(k, false, now, lim->window)) && e->failures >= lim->max_failures)
 		blocked = true;
 	if (login && *login) {
-		make_key(k, sizeof(k), 'l', login);
+		login_key(k, sizeof(k), login);
 		if ((e = find(k, false, now, lim->window)) &&
 		    e->failures >= lim->max_failures * THROTTLE_LOGIN_FACTOR)
 			blocked = true;
@@ -92,16 +133,18 @@ throttle_is_blocked(const char *ip, const char *login, const struct throttle_lim
 void
 throttle_record_failure(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now)
 {
-	char k[300];
+	char k[THROTTLE_KEY_MAX];
 	struct entry *e;
 
 	pthread_mutex_lock(&lock);
-	make_key(k, sizeof(k), 'a', ip);
-	if ((e = find(k, true, now, lim->window)))
+	address_key(k, sizeof(k), ip);
+	e = find(k, true, now, lim->window);
+	if (e->failures < ~0u)
 		e->failures++;
 	if (login && *login) {
-		make_key(k, sizeof(k), 'l', login);
-		if ((e = find(k, true, now, lim->window)))
+		login_key(k, sizeof(k), login);
+		e = find(k, true, now, lim->window);
+		if (e->failures < ~0u)
 			e->failures++;
 	}
 	pthread_mutex_unlock(&lock);

@@ -1,15 +1,29 @@
 /*
  * auth/throttle.h: failed-login counters per client address and per login.
  * Past the limit within the window, attempts are refused with a temporary
- * error before PAM is asked. Successes are never slowed.
+ * error before PAM is asked; the session adds its failure delay with a
+ * timer. Successes are never slowed, and they reset nothing: a login that
+ * works (an attacker's own account, or the victim's) must not hand a
+ * guessing run fresh attempts.
  *
- * Limits: auth.max_failures per address per auth.failure_window; per login
- * THROTTLE_LOGIN_FACTOR times that (higher, so an attacker cannot lock a
- * customer out cheaply from a few addresses while a guessing run is still
- * stopped). Memory is bounded: a fixed table; when full, the entry whose
- * window is oldest is reused.
+ * Limits: auth.max_failures per address per auth.failure_window seconds;
+ * per login THROTTLE_LOGIN_FACTOR times that (higher, so that a few
+ * addresses cannot cheaply lock a customer out, while a distributed guessing
+ * run against one login is still stopped: with the defaults 30 per 15
+ * minutes). An IPv6 client counts by its /64, the block one customer
+ * controls; IPv4-mapped IPv6 counts as the IPv4 address.
  *
- * Threads: any; one small mutex inside, never held across I/O.
+ * Windows are fixed: they start at the first failure and, once over, the
+ * count starts again from zero.
+ *
+ * Memory is bounded: a static table of THROTTLE_SLOTS entries (about 2.5
+ * MiB). A key may live in one of THROTTLE_PROBE slots; when all are taken,
+ * the one reused is, in order: one whose window is over, else the one with
+ * the fewest failures (the oldest among equals). So a flood of new
+ * addresses evicts mostly harmless entries, not the ones already blocked.
+ *
+ * Threads: any; one small mutex inside, never held across I/O. Strings are
+ * only read during the call; keys are cut at THROTTLE_KEY_MAX bytes.
  */
 #ifndef POSTIE_AUTH_THROTTLE_H
 #define POSTIE_AUTH_THROTTLE_H
@@ -17,25 +31,38 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define THROTTLE_SLOTS 8192
+#define THROTTLE_SLOTS 8192		/* many more than the addresses failing at once */
+#define THROTTLE_PROBE 8		/* slots one key may use: the cost of each lookup */
 #define THROTTLE_LOGIN_FACTOR 3
+#define THROTTLE_KEY_MAX 260		/* "l:" + a login of AUTH_LOGIN_MAX bytes + NUL */
 
 struct throttle_limits {
-	unsigned max_failures;	/* per address */
-	unsigned window;	/* seconds */
+	unsigned max_failures;	/* per address, >= 1 (config auth.max_failures) */
+	unsigned window;	/* seconds (config auth.failure_window) */
 };
 
-/* Would an attempt from ip for login be refused now? */
+/*
+ * Would an attempt from ip (numeric) for login be refused now? login may be
+ * NULL or "" (not known yet): only the address counts. now is in seconds
+ * from any fixed origin, the same for every call. No error.
+ */
 bool throttle_is_blocked(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now);
-/* Count a failure of ip for login. */
+
+/* Count one failure for ip and for login (NULL or "": the address only). No error. */
 void throttle_record_failure(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now);
+
 /* Forget everything (tests, SIGHUP). */
 void throttle_reset(void);
 
 /*
- * The one log line for a failed login, used by SMTP and POP3 alike, and
- * matched by packaging/fail2ban/filter.d/postie.conf:
- *   sid=... event=auth result=fail proto=smtp ip=192.0.2.7 login="bob" reason=...
+ * Log the one line for a failed or refused login, used by SMTP and POP3
+ * alike and matched by packaging/fail2ban/filter.d/postie.conf (keep them
+ * in step; the order of the fields is part of the contract):
+ *   sid=SID event=auth result=fail proto=PROTO ip=IP login="LOGIN" reason=REASON
+ * at level notice. login goes through log_safe() (no quote, backslash or
+ * control character survives); sid, proto, ip and reason come from the
+ * server (an id, a protocol name, a numeric address, a word), login may be
+ * NULL. Never pass a password.
  */
 void throttle_log_failure(const char *sid, const char *proto, const char *ip, const char *login,
     const char *reason);

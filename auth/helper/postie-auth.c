@@ -7,10 +7,15 @@
  * The main process never calls PAM: it checks every request, rate-limits,
  * and hands each to one of a few worker processes (PAM modules block for
  * seconds on failure and are not all thread-safe, so processes, not
- * threads). A worker that dies answers TEMPFAIL for the request it held
- * and is replaced. The helper exits when postied closes the socket.
+ * threads). A worker that dies, or does not answer within the timeout,
+ * answers TEMPFAIL for the request it held (never a success) and is
+ * replaced. Workers die with the main process (PR_SET_PDEATHSIG). The
+ * helper exits when postied closes the socket.
  *
- *   postie-auth [-f]     (-f: log to stderr rather than syslog)
+ *   postie-auth [-f] [-t SECONDS]
+ *     -f  log to stderr rather than syslog
+ *     -t  seconds a PAM check may take before its worker is killed
+ *         (default WORKER_TIMEOUT_DEFAULT; tests use 1)
  */
 #include "config.h"
 
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -37,7 +43,15 @@
 #define WORKERS_MAX 8		/* PAM checks running at once */
 #define QUEUE_MAX 256		/* requests waiting for a worker; more get TEMPFAIL */
 #define RATE_PER_SECOND 200	/* attempts accepted per second, burst as large */
-#define INBUF_MAX (64 * 1024)
+#define INBUF_MAX (64 * 1024)	/* bytes read ahead from postied: many whole frames */
+/*
+ * A PAM check that has not answered after this long is stuck (a module
+ * waiting on a dead LDAP server): its worker is killed and the request gets
+ * TEMPFAIL, so stuck modules cannot take the whole pool. Network-backed
+ * modules time out well before this on their own.
+ */
+#define WORKER_TIMEOUT_DEFAULT 30
+#define WORKER_TIMEOUT_MAX 3600
 #define WORKER_START_MS 10000	/* a PAM stack that takes longer to load is broken */
 
 struct worker {
@@ -45,6 +59,7 @@ struct worker {
 	int fd;			/* -1 = no process */
 	bool busy;
 	uint32_t id;		/* the request it holds */
+	struct timespec started;	/* when it got that request */
 	unsigned char reply[16];
 	size_t nreply;
 };
@@ -57,9 +72,11 @@ struct pending {
 
 static struct worker workers[WORKERS_MAX];
 static struct pending queue[QUEUE_MAX];
+static unsigned char inbuf[INBUF_MAX];	/* frames from postied not yet queued */
 static size_t qhead, qlen;
 static double tokens = RATE_PER_SECOND;
 static struct timespec last_refill;
+static unsigned worker_timeout = WORKER_TIMEOUT_DEFAULT;
 
 /* --- the PAM side, in a worker process --- */
 
@@ -243,8 +260,8 @@ worker_main(int fd)
 static bool
 spawn(struct worker *w)
 {
+	pid_t parent = getpid(), pid;
 	int sv[2];
-	pid_t pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return false;
@@ -257,11 +274,17 @@ spawn(struct worker *w)
 	if (pid == 0) {
 		int i;
 
+		/* a worker must not outlive the main process that holds its answer */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(0);
 		close(sv[0]);
 		close(SERVER_FD);
 		for (i = 0; i < WORKERS_MAX; i++)
 			if (workers[i].fd >= 0)
 				close(workers[i].fd);
+		/* a worker sees only its own requests' passwords */
+		explicit_bzero(queue, sizeof(queue));
+		explicit_bzero(inbuf, sizeof(inbuf));
 		worker_main(sv[1]);
 	}
 	close(sv[1]);
@@ -285,6 +308,19 @@ spawn(struct worker *w)
 	return true;
 }
 
+/* End a worker (dead, stuck or confused): it is spawned again when needed. */
+static void
+reap(struct worker *w)
+{
+	int status = 0;
+
+	kill(w->pid, SIGKILL);	/* it may still be alive: waitpid must not wait on a stuck module */
+	close(w->fd);
+	w->fd = -1;
+	waitpid(w->pid, &status, 0);
+	w->nreply = 0;
+}
+
 static void
 reply(uint32_t id, enum auth_result res)
 {
@@ -299,17 +335,21 @@ reply(uint32_t id, enum auth_result res)
 	buf_free(&out);
 }
 
+static double
+seconds_since(const struct timespec *then, const struct timespec *now)
+{
+	return (double)(now->tv_sec - then->tv_sec) + (double)(now->tv_nsec - then->tv_nsec) / 1e9;
+}
+
 /* Rate limit: a token bucket refilled with the clock. */
 static bool
 take_token(void)
 {
 	struct timespec now;
-	double dt;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	dt = (double)(now.tv_sec - last_refill.tv_sec) + (now.tv_nsec - last_refill.tv_nsec) / 1e9;
+	tokens += seconds_since(&last_refill, &now) * RATE_PER_SECOND;
 	last_refill = now;
-	tokens += dt * RATE_PER_SECOND;
 	if (tokens > RATE_PER_SECOND)
 		tokens = RATE_PER_SECOND;
 	if (tokens < 1)
@@ -335,13 +375,12 @@ dispatch(void)
 			continue;
 		}
 		if (!write_full(w->fd, p->frame, p->len)) {
-			close(w->fd);
-			w->fd = -1;
-			waitpid(w->pid, NULL, 0);
+			reap(w);
 			continue;
 		}
 		w->busy = true;
 		w->id = p->id;
+		clock_gettime(CLOCK_MONOTONIC, &w->started);
 		explicit_bzero(p->frame, p->len);
 		qhead = (qhead + 1) % QUEUE_MAX;
 		qlen--;
@@ -386,14 +425,11 @@ worker_event(struct worker *w)
 	enum auth_result res;
 	long n;
 
+	if (r < 0 && errno == EINTR)
+		return;
 	if (r <= 0) {
-		int status = 0;
-
-		close(w->fd);
-		w->fd = -1;
-		waitpid(w->pid, &status, 0);
-		log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"PAM worker %ld died (status %d)\"",
-		    (long)w->pid, status);
+		log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"PAM worker %ld died\"", (long)w->pid);
+		reap(w);
 		if (w->busy)
 			reply(w->id, AUTH_RESULT_TEMPFAIL);	/* never a success */
 		w->busy = false;
@@ -401,10 +437,16 @@ worker_event(struct worker *w)
 	}
 	w->nreply += (size_t)r;
 	n = auth_proto_frame(span_make(w->reply, w->nreply), &body);
-	if (n == 0)
+	if (n == 0 && w->nreply < sizeof(w->reply))
 		return;
-	if (n < 0 || auth_proto_decode_reply(body, &id, &res) || !w->busy || id != w->id) {
-		kill(w->pid, SIGKILL);	/* a confused worker is replaced */
+	if (n <= 0 || auth_proto_decode_reply(body, &id, &res) || !w->busy || id != w->id ||
+	    (size_t)n != w->nreply) {
+		/* a confused worker is replaced; what it said does not count */
+		log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"PAM worker %ld sent a malformed answer\"", (long)w->pid);
+		reap(w);
+		if (w->busy)
+			reply(w->id, AUTH_RESULT_TEMPFAIL);
+		w->busy = false;
 		return;
 	}
 	reply(id, res);
@@ -412,15 +454,76 @@ worker_event(struct worker *w)
 	w->nreply = 0;
 }
 
+/* Kill workers past the timeout; returns the poll timeout (ms) until the next one is due. */
+static int
+check_timeouts(void)
+{
+	struct timespec now;
+	double next = -1;
+	int i;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (i = 0; i < WORKERS_MAX; i++) {
+		struct worker *w = &workers[i];
+		double left;
+
+		if (w->fd < 0 || !w->busy)
+			continue;
+		left = worker_timeout - seconds_since(&w->started, &now);
+		if (left <= 0) {
+			log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"PAM check took more than %u s; worker %ld killed\"",
+			    worker_timeout, (long)w->pid);
+			reap(w);
+			reply(w->id, AUTH_RESULT_TEMPFAIL);
+			w->busy = false;
+			continue;
+		}
+		if (next < 0 || left < next)
+			next = left;
+	}
+	return next < 0 ? -1 : (int)(next * 1000) + 1;
+}
+
+static bool
+parse_args(int argc, char **argv, bool *foreground_out)
+{
+	int i;
+
+	*foreground_out = false;
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-f") == 0) {
+			*foreground_out = true;
+		} else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
+			char *end;
+			unsigned long v;
+
+			errno = 0;
+			v = strtoul(argv[++i], &end, 10);
+			if (errno || *end || end == argv[i] || argv[i][0] < '0' || argv[i][0] > '9' ||
+			    v < 1 || v > WORKER_TIMEOUT_MAX)
+				return false;
+			worker_timeout = (unsigned)v;
+		} else {
+			return false;
+		}
+	}
+	return true;
+}
+
 int
 main(int argc, char **argv)
 {
-	static unsigned char in[INBUF_MAX];
+	unsigned char *in = inbuf;
 	size_t inlen = 0;
 	struct stat sb;
+	bool foreground;
 	int i, devnull;
 
-	log_open("postie-auth", argc > 1 && strcmp(argv[1], "-f") == 0, LOG_LEVEL_INFO);
+	if (!parse_args(argc, argv, &foreground)) {
+		fprintf(stderr, "usage: postie-auth [-f] [-t SECONDS]\n");
+		return 2;
+	}
+	log_open("postie-auth", foreground, LOG_LEVEL_INFO);
 	if (fstat(SERVER_FD, &sb) < 0 || !S_ISSOCK(sb.st_mode)) {
 		fprintf(stderr, "postie-auth: started by postied only (needs its socket as fd 3)\n");
 		return 2;
@@ -439,8 +542,9 @@ main(int argc, char **argv)
 
 	for (;;) {
 		struct pollfd pfd[WORKERS_MAX + 1];
-		int map[WORKERS_MAX + 1], n = 0, j;
+		int map[WORKERS_MAX + 1], n = 0, j, timeout;
 
+		timeout = check_timeouts();
 		pfd[n].fd = SERVER_FD;
 		pfd[n].events = POLLIN;
 		map[n++] = -1;
@@ -451,16 +555,16 @@ main(int argc, char **argv)
 				map[n++] = i;
 			}
 		}
-		if (poll(pfd, (nfds_t)n, -1) < 0) {
+		if (poll(pfd, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			return 1;
 		}
 		for (j = 1; j < n; j++)
-			if (pfd[j].revents)
+			if (pfd[j].revents && workers[map[j]].fd == pfd[j].fd)
 				worker_event(&workers[map[j]]);
 		if (pfd[0].revents) {
-			ssize_t r = read(SERVER_FD, in + inlen, sizeof(in) - inlen);
+			ssize_t r = read(SERVER_FD, in + inlen, INBUF_MAX - inlen);
 			struct span body;
 			long fl;
 
@@ -480,12 +584,11 @@ main(int argc, char **argv)
 		}
 		dispatch();
 	}
-	for (i = 0; i < WORKERS_MAX; i++) {
-		if (workers[i].fd >= 0) {
-			close(workers[i].fd);
-			waitpid(workers[i].pid, NULL, 0);
-		}
-	}
-	explicit_bzero(in, sizeof(in));
+	/* nobody is left to answer: stop the checks in progress now */
+	for (i = 0; i < WORKERS_MAX; i++)
+		if (workers[i].fd >= 0)
+			reap(&workers[i]);
+	explicit_bzero(inbuf, sizeof(inbuf));
+	explicit_bzero(queue, sizeof(queue));
 	return 0;
 }
