@@ -23,6 +23,24 @@ static const signed char b64[256] = {
 };	/* value + 1; 0 = not in the alphabet */
 
 int
+sasl_base64_encode(const void *p, size_t n, struct buf *out)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *in = p;
+	size_t i;
+
+	for (i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
+		    (i + 2 < n ? in[i + 2] : 0);
+		char q[4] = { alphabet[v >> 18], alphabet[(v >> 12) & 63],
+			i + 1 < n ? alphabet[(v >> 6) & 63] : '=', i + 2 < n ? alphabet[v & 63] : '=' };
+
+		buf_append(out, q, 4);
+	}
+	return out->err;
+}
+
+int
 sasl_base64_decode(struct span in, struct buf *out)
 {
 	size_t i;

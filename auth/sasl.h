@@ -80,4 +80,7 @@ enum sasl_status sasl_step(struct sasl *s, struct span line);
  */
 int sasl_base64_decode(struct span in, struct buf *out);
 
+/* Base64 of n bytes appended to out (the outbound client's AUTH). 0 or ERR_LIMIT. */
+int sasl_base64_encode(const void *p, size_t n, struct buf *out);
+
 #endif

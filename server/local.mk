@@ -16,7 +16,7 @@ server_libserver_a_CFLAGS = $(AM_CFLAGS)
 
 sbin_PROGRAMS += server/postied
 server_postied_SOURCES = server/main.c
-server_postied_LDADD = server/libserver.a server/libtls.a storage/libstore.a auth/libauth.a server/core/libconf.a \
+server_postied_LDADD = server/libserver.a $(DELIVERY_LIBS) auth/libauth.a server/libtls.a storage/libstore.a auth/libauth.a server/core/libconf.a \
 	server/core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 server_postied_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 

@@ -23,6 +23,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "jobs.h"
+#include "delivery/runner.h"
 #include "listener.h"
 #include "logincache.h"
 #include "privdrop.h"
@@ -232,6 +233,9 @@ main(int argc, char **argv)
 	config_set(config_ref(cfg));
 	if (jobs_start(JOB_THREADS))
 		goto out;
+	if (runner_start(server_store))
+		goto out;
+	server_queued = runner_kick;
 	if (worker_pool_start(config_threads(cfg), listeners, nlisteners))
 		goto out;
 	write_pid_file(cfg->pid_file);
@@ -259,6 +263,8 @@ main(int argc, char **argv)
 	/* sessions first (they may wait for jobs), then the job threads */
 	worker_pool_stop(STOP_GRACE_MS);
 	jobs_stop();
+	server_queued = NULL;
+	runner_stop();	/* deliveries end at their next step; their results are committed */
 	status = 0;
 	log_msg(LOG_LEVEL_NOTICE, "event=stopped");
 out:
@@ -268,6 +274,7 @@ out:
 		listener_close_all(listeners, nlisteners);
 	auth_client_stop(server_auth);
 	server_auth = NULL;
+	runner_stop();
 	/* after the workers: the writer answers what is queued before it stops */
 	store_close(server_store);
 	server_store = NULL;

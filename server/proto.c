@@ -9,6 +9,7 @@
 
 struct store *server_store;
 struct auth_client *server_auth;
+void (*server_queued)(void);
 
 const struct proto_ops *
 proto_for(enum listen_proto proto)

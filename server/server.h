@@ -11,5 +11,7 @@ struct auth_client;
 
 extern struct store *server_store;
 extern struct auth_client *server_auth;	/* the PAM helper's client */
+/* Called after a commit that queued outbound mail (the queue runner's kick); NULL = none. */
+extern void (*server_queued)(void);
 
 #endif

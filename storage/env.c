@@ -386,6 +386,10 @@ apply(struct store *st, MDB_txn *txn, struct store_req *req)
 		return mailbox_apply_deliver(st, txn, &req->u.deliver);
 	case STORE_OP_EXPUNGE:
 		return mailbox_apply_expunge(st, txn, &req->u.expunge);
+	case STORE_OP_QUEUE_CLAIM:
+		return queue_apply_claim(st, txn, &req->u.claim);
+	case STORE_OP_QUEUE_UPDATE:
+		return queue_apply_update(st, txn, &req->u.update);
 	}
 	return ERR_STATE;
 }

@@ -86,5 +86,7 @@ int mailbox_purge(struct store *st, MDB_txn *txn, const char *login);
 /* queue.c */
 int queue_apply_insert(struct store *st, MDB_txn *txn, const struct store_qentry *q, uint64_t *id_out);
 int queue_decode(const MDB_val *v, uint64_t id, struct store_qentry *out);
+int queue_apply_claim(struct store *st, MDB_txn *txn, const struct store_qclaim *c);
+int queue_apply_update(struct store *st, MDB_txn *txn, struct store_qupdate *u);
 
 #endif

@@ -4,12 +4,13 @@
  * attempt, so the runner finds due work without scanning the queue.
  *
  * Entry encoding (big-endian, strings with a u16 length):
- *   [created u64][next u64][attempts u32][body u64][size u64][ret u8]
+ *   [created u64][next u64][attempts u32][body u64][size u64][flags u8]
  *   [sender][envid][nrcpts u32] then per recipient
  *   [state u8][notify u8][address][orcpt][reply]
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,13 @@
 
 /* An entry at most: 100,000 recipients of ~1.3 KB each is far past any limit we accept. */
 #define QUEUE_REC_MAX (128u << 20)
+
+/* The flags byte (schema 1 stored only RET there, as 0 or 1). */
+#define QF_RET_FULL 1u
+#define QF_DELAY_WARNED 2u
+#define QF_LEASED 4u
+#define QF_BOUNCE 8u
+#define QF_RET_HDRS 16u
 
 static void
 put_str(struct buf *b, const char *s)
@@ -48,7 +56,9 @@ encode(const struct store_qentry *q, struct buf *b)
 	buf_append(b, num, 8);
 	key_put_u64(num, q->size);
 	buf_append(b, num, 8);
-	num[0] = q->ret_full;
+	num[0] = (unsigned char)((q->ret_full ? QF_RET_FULL : 0) | (q->delay_warned ? QF_DELAY_WARNED : 0) |
+	    (q->leased ? QF_LEASED : 0) | (q->bounce_requested ? QF_BOUNCE : 0) |
+	    (q->ret_hdrs ? QF_RET_HDRS : 0));
 	buf_append(b, num, 1);
 	put_str(b, q->sender);
 	put_str(b, q->envid);
@@ -126,6 +136,7 @@ int
 queue_decode(const MDB_val *v, uint64_t id, struct store_qentry *out)
 {
 	struct rd r = { v->mv_data, v->mv_size, false };
+	unsigned flags;
 	size_t i;
 
 	memset(out, 0, sizeof(*out));
@@ -135,7 +146,12 @@ queue_decode(const MDB_val *v, uint64_t id, struct store_qentry *out)
 	out->attempts = rd_u32(&r);
 	out->body_id = rd_u64(&r);
 	out->size = rd_u64(&r);
-	out->ret_full = rd_u8(&r) != 0;
+	flags = rd_u8(&r);
+	out->ret_full = (flags & QF_RET_FULL) != 0;
+	out->delay_warned = (flags & QF_DELAY_WARNED) != 0;
+	out->leased = (flags & QF_LEASED) != 0;
+	out->bounce_requested = (flags & QF_BOUNCE) != 0;
+	out->ret_hdrs = (flags & QF_RET_HDRS) != 0;
 	rd_str(&r, out->sender, sizeof(out->sender));
 	rd_str(&r, out->envid, sizeof(out->envid));
 	out->nrcpts = rd_u32(&r);
@@ -276,4 +292,247 @@ store_queue_due(struct store *st, uint64_t now, uint64_t *ids_out, size_t max, s
 	store_read_end(st, txn);
 	*n_out = n;
 	return 0;
+}
+
+/* Read entry id inside txn (ERR_NOTFOUND when it is gone). */
+static int
+load(struct store *st, MDB_txn *txn, uint64_t id, struct store_qentry *out)
+{
+	unsigned char key[8];
+	MDB_val k = { 8, key }, v;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	key_put_u64(key, id);
+	if ((rc = mdb_get(txn, st->queue, &k, &v)))
+		return rc == MDB_NOTFOUND ? ERR_NOTFOUND : store_err(rc, "queue_get");
+	return queue_decode(&v, id, out);
+}
+
+/* Write q back; old_next is the time its index key holds now. */
+static int
+rewrite(struct store *st, MDB_txn *txn, const struct store_qentry *q, uint64_t old_next)
+{
+	unsigned char key[8], tkey[16];
+	MDB_val k = { 8, key }, v, tk = { 16, tkey }, empty = { 0, NULL };
+	struct buf b;
+	int rc;
+
+	buf_init(&b, QUEUE_REC_MAX);
+	if (encode(q, &b)) {
+		buf_free(&b);
+		return ERR_LIMIT;
+	}
+	key_put_u64(key, q->id);
+	v.mv_size = b.len;
+	v.mv_data = b.data;
+	rc = mdb_put(txn, st->queue, &k, &v, 0);
+	buf_free(&b);
+	if (rc)
+		return store_err(rc, "queue_put");
+	if (old_next != q->next_attempt) {
+		key_qtime(tkey, old_next, q->id);
+		if ((rc = mdb_del(txn, st->qtime, &tk, NULL)) && rc != MDB_NOTFOUND)
+			return store_err(rc, "qtime_del");
+		key_qtime(tkey, q->next_attempt, q->id);
+		if ((rc = mdb_put(txn, st->qtime, &tk, &empty, 0)))
+			return store_err(rc, "qtime_put");
+	}
+	return 0;
+}
+
+/* Remove q, its index key and its reference to the body. */
+static int
+remove_entry(struct store *st, MDB_txn *txn, const struct store_qentry *q)
+{
+	unsigned char key[8], tkey[16];
+	MDB_val k = { 8, key }, tk = { 16, tkey };
+	int rc;
+
+	key_put_u64(key, q->id);
+	if ((rc = mdb_del(txn, st->queue, &k, NULL)))
+		return store_err(rc, "queue_del");
+	key_qtime(tkey, q->next_attempt, q->id);
+	if ((rc = mdb_del(txn, st->qtime, &tk, NULL)) && rc != MDB_NOTFOUND)
+		return store_err(rc, "qtime_del");
+	return body_unref(st, txn, q->body_id);
+}
+
+int
+queue_apply_claim(struct store *st, MDB_txn *txn, const struct store_qclaim *c)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < c->nids && !rc; i++) {
+		struct store_qentry q;
+		uint64_t old;
+
+		if ((rc = load(st, txn, c->ids[i], &q))) {
+			if (rc == ERR_NOTFOUND)
+				rc = 0;	/* deleted by an admin since the runner looked */
+			continue;
+		}
+		old = q.next_attempt;
+		q.next_attempt = c->until;
+		q.leased = true;
+		rc = rewrite(st, txn, &q, old);
+		store_qentry_free(&q);
+	}
+	return rc;
+}
+
+int
+queue_apply_update(struct store *st, MDB_txn *txn, struct store_qupdate *u)
+{
+	struct store_qentry q;
+	uint64_t old;
+	size_t i, pending = 0;
+	int rc;
+
+	u->removed_out = false;
+	u->bounce_failed_out = 0;
+	if ((rc = load(st, txn, u->id, &q)))
+		return rc;
+	if (u->bounce) {
+		MDB_txn *child;
+
+		if ((rc = mdb_txn_begin(st->env, txn, 0, &child))) {
+			rc = store_err(rc, "nested_begin");
+			goto out;
+		}
+		rc = mailbox_apply_deliver(st, child, u->bounce);
+		if (rc == 0 && (rc = mdb_txn_commit(child)))
+			rc = store_err(rc, "nested_commit");
+		else if (rc)
+			mdb_txn_abort(child);
+		if (rc == ERR_STORE_FULL || rc == ERR_STORE || rc == ERR_CORRUPT)
+			goto out;	/* the whole update waits for space */
+		u->bounce_failed_out = rc;
+		rc = 0;
+	}
+	for (i = 0; i < u->nresults; i++) {
+		struct store_qrcpt *r;
+
+		if (u->results[i].index >= q.nrcpts)
+			continue;
+		r = &q.rcpts[u->results[i].index];
+		if (r->state != STORE_RCPT_PENDING)
+			continue;	/* a recipient done is never changed again */
+		r->state = u->results[i].state;
+		snprintf(r->reply, sizeof(r->reply), "%s", u->results[i].reply);
+	}
+	for (i = 0; i < q.nrcpts; i++)
+		pending += q.rcpts[i].state == STORE_RCPT_PENDING;
+	if (!pending) {
+		rc = remove_entry(st, txn, &q);
+		u->removed_out = rc == 0;
+		goto out;
+	}
+	old = q.next_attempt;
+	q.next_attempt = u->next_attempt;
+	q.attempts = u->attempts;
+	q.delay_warned = q.delay_warned || u->delay_warned;
+	q.leased = false;
+	rc = rewrite(st, txn, &q, old);
+out:
+	store_qentry_free(&q);
+	return rc;
+}
+
+int
+store_queue_delete(struct store *st, uint64_t id)
+{
+	struct store_qentry q;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = store_write_begin(st, &txn)))
+		return rc;
+	if ((rc = load(st, txn, id, &q)) || (rc = remove_entry(st, txn, &q))) {
+		store_qentry_free(&q);
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	store_qentry_free(&q);
+	return store_write_commit(st, txn, "queue_delete");
+}
+
+/* Make entries due at now: one (id), every one (id 0), or only leased ones; maybe to bounce. */
+static int
+make_due(struct store *st, uint64_t id, uint64_t now, bool only_leased, bool bounce, size_t *n_out)
+{
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	MDB_val k, v;
+	uint64_t *ids = NULL;
+	size_t n = 0, cap = 0, i;
+	int rc, op = MDB_FIRST;
+
+	*n_out = 0;
+	if ((rc = store_write_begin(st, &txn)))
+		return rc;
+	if (id) {
+		ids = xmalloc(sizeof(*ids));
+		ids[n++] = id;
+	} else {
+		/* collect first: rewriting while the cursor walks would move it */
+		if ((rc = mdb_cursor_open(txn, st->queue, &cur))) {
+			mdb_txn_abort(txn);
+			return store_err(rc, "cursor");
+		}
+		while (mdb_cursor_get(cur, &k, &v, op) == 0) {
+			op = MDB_NEXT;
+			if (k.mv_size != 8)
+				continue;
+			if (n == cap)
+				ids = xrealloc(ids, (cap = cap ? cap * 2 : 64) * sizeof(*ids));
+			ids[n++] = key_get_u64(k.mv_data);
+		}
+		mdb_cursor_close(cur);
+	}
+	rc = 0;
+	for (i = 0; i < n && !rc; i++) {
+		struct store_qentry q;
+		uint64_t old;
+
+		if ((rc = load(st, txn, ids[i], &q)))
+			break;
+		if (!only_leased || q.leased) {
+			old = q.next_attempt;
+			q.next_attempt = now;
+			q.leased = false;
+			q.bounce_requested |= bounce;
+			if (!(rc = rewrite(st, txn, &q, old)))
+				(*n_out)++;
+		}
+		store_qentry_free(&q);
+	}
+	free(ids);
+	if (rc) {
+		mdb_txn_abort(txn);
+		*n_out = 0;
+		return rc;
+	}
+	return store_write_commit(st, txn, "queue_flush");
+}
+
+int
+store_queue_flush(struct store *st, uint64_t id, uint64_t now, size_t *n_out)
+{
+	return make_due(st, id, now, false, false, n_out);
+}
+
+int
+store_queue_bounce(struct store *st, uint64_t id, uint64_t now)
+{
+	size_t n;
+
+	return make_due(st, id, now, false, true, &n);
+}
+
+int
+store_queue_release(struct store *st, uint64_t now, size_t *n_out)
+{
+	return make_due(st, 0, now, true, false, n_out);
 }

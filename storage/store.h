@@ -158,6 +158,10 @@ struct store_qentry {
 	char sender[STORE_ADDRESS_MAX + 1];	/* "" = null sender */
 	char envid[101];			/* RFC 3461 ENVID, "" = none */
 	bool ret_full;				/* RET=FULL, else HDRS */
+	bool ret_hdrs;				/* RET=HDRS was given (passed on as it came) */
+	bool delay_warned;			/* a delay DSN went out already */
+	bool leased;				/* taken by a runner until next_attempt */
+	bool bounce_requested;			/* postiectl queue bounce: fail what is pending */
 	uint64_t created, next_attempt;
 	uint32_t attempts;
 	uint64_t body_id, size;
@@ -172,6 +176,18 @@ int store_queue_get(struct store *st, uint64_t id, struct store_qentry *out);
 int store_queue_list(struct store *st, int (*fn)(void *arg, const struct store_qentry *q), void *arg);
 /* Ids of entries due at now, oldest due first, at most max, from the time index. */
 int store_queue_due(struct store *st, uint64_t now, uint64_t *ids_out, size_t max, size_t *n_out);
+
+/*
+ * Admin writes on the live queue (their own short write transaction).
+ * delete: the entry goes with its reference to the body (ERR_NOTFOUND).
+ * flush: entry id (0 = every entry) becomes due at now; *n_out counts them.
+ * release: at start-up, entries leased by a runner that died are due now.
+ */
+int store_queue_delete(struct store *st, uint64_t id);
+int store_queue_flush(struct store *st, uint64_t id, uint64_t now, size_t *n_out);
+int store_queue_release(struct store *st, uint64_t now, size_t *n_out);
+/* bounce: entry id is due now and its pending recipients are to fail (DSN) at the runner. ERR_NOTFOUND. */
+int store_queue_bounce(struct store *st, uint64_t id, uint64_t now);
 
 /* ------------------------------------------------------------------ writes */
 
@@ -202,13 +218,55 @@ struct store_expunge {
 	size_t nuids;
 };
 
-enum store_op { STORE_OP_DELIVER, STORE_OP_EXPUNGE };
+/*
+ * A runner takes due entries: each is leased (next attempt moved to until,
+ * leased set) so it is not due again while delivery runs; an entry gone
+ * meanwhile is skipped. A lease left by a crash is undone at start-up
+ * (store_queue_release), so every recipient is tried again.
+ */
+struct store_qclaim {
+	const uint64_t *ids;
+	size_t nids;
+	uint64_t until;
+};
+
+/* The outcome of one attempt for recipient index (STORE_RCPT_*). */
+struct store_qresult {
+	uint32_t index;
+	uint8_t state;
+	char reply[512];
+};
+
+/*
+ * The end of an attempt on entry id: recipients' new states and replies,
+ * the next attempt (the lease ends), and optionally a DSN delivered in the
+ * same transaction (so a crash can neither lose nor repeat it). An entry
+ * with no pending recipient left is removed. When the DSN cannot be
+ * delivered (its mailbox is full or gone) the update still applies and
+ * bounce_failed_out says so. ERR_NOTFOUND: the entry was deleted meanwhile.
+ */
+struct store_qupdate {
+	uint64_t id;
+	const struct store_qresult *results;
+	size_t nresults;
+	uint32_t attempts;		/* the entry's attempt count from now */
+	uint64_t next_attempt;
+	bool delay_warned;
+	struct store_delivery *bounce;	/* NULL = none */
+	/* out */
+	bool removed_out;
+	int bounce_failed_out;		/* 0, or the code the DSN's delivery failed with */
+};
+
+enum store_op { STORE_OP_DELIVER, STORE_OP_EXPUNGE, STORE_OP_QUEUE_CLAIM, STORE_OP_QUEUE_UPDATE };
 
 struct store_req {
 	enum store_op op;
 	union {
 		struct store_delivery deliver;
 		struct store_expunge expunge;
+		struct store_qclaim claim;
+		struct store_qupdate update;
 	} u;
 	/* private to the store */
 	void (*done)(void *arg, int rc);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/config.h"
@@ -53,6 +54,9 @@ usage(FILE *f)
 	    "  mailbox show LOGIN\n"
 	    "  queue list\n"
 	    "  queue show ID\n"
+	    "  queue flush [ID]\n"
+	    "  queue delete ID\n"
+	    "  queue bounce ID\n"
 	    "  auth flush\n"
 	    "  stats\n"
 	    "  backup DIR\n"
@@ -312,7 +316,7 @@ cmd_queue(struct store *st, int argc, char **argv)
 {
 	struct store_qentry q;
 	char *end;
-	uint64_t id;
+	uint64_t id = 0;
 	int rc;
 
 	if (argc == 1 && strcmp(argv[0], "list") == 0) {
@@ -325,10 +329,35 @@ cmd_queue(struct store *st, int argc, char **argv)
 			fail("queue list: %s", what(rc));
 		return 0;
 	}
+	if (argc == 2 || (argc == 1 && strcmp(argv[0], "flush") == 0)) {
+		id = argc == 2 ? strtoull(argv[1], &end, 16) : 0;
+		if (argc == 2 && (!*argv[1] || *end || strlen(argv[1]) > 16 || !id))
+			fail("queue %s: \"%s\" is not a queue id (16 hex digits)", argv[0], argv[1]);
+	}
+	if ((argc == 1 || argc == 2) && strcmp(argv[0], "flush") == 0) {
+		size_t n;
+
+		/* postied's runner reads the time index every second: due now means tried now */
+		if ((rc = store_queue_flush(st, id, (uint64_t)time(NULL), &n)))
+			fail("queue flush%s%s: %s", argc == 2 ? " " : "", argc == 2 ? argv[1] : "", what(rc));
+		if (json)
+			printf("{\"flushed\":%zu}\n", n);
+		else
+			printf("%zu queued message%s due now\n", n, n == 1 ? "" : "s");
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[0], "delete") == 0) {
+		if ((rc = store_queue_delete(st, id)))
+			fail("queue delete %s: %s", argv[1], what(rc));
+		return 0;
+	}
+	if (argc == 2 && strcmp(argv[0], "bounce") == 0) {
+		/* the runner fails every pending recipient and sends the DSN, as for any failure */
+		if ((rc = store_queue_bounce(st, id, (uint64_t)time(NULL))))
+			fail("queue bounce %s: %s", argv[1], what(rc));
+		return 0;
+	}
 	if (argc == 2 && strcmp(argv[0], "show") == 0) {
-		id = strtoull(argv[1], &end, 16);
-		if (!*argv[1] || *end || strlen(argv[1]) > 16)
-			fail("queue show: \"%s\" is not a queue id (16 hex digits)", argv[1]);
 		if ((rc = store_queue_get(st, id, &q)))
 			fail("queue show %s: %s", argv[1], what(rc));
 		print_qentry(&q, true);
@@ -337,7 +366,7 @@ cmd_queue(struct store *st, int argc, char **argv)
 		store_qentry_free(&q);
 		return 0;
 	}
-	fail("usage: queue list | queue show ID");
+	fail("usage: queue list | queue show ID | queue flush [ID] | queue delete ID | queue bounce ID");
 }
 
 /* ------------------------------------------------------------ the rest */

@@ -112,12 +112,16 @@ static const struct key keys[] = {
 	{ "relay.smarthost_password",  K_STRING,   "",    0, 0, F(relay.smarthost_password) },
 	{ "relay.routes",              K_ROUTES,   NULL,  0, 10000, F(relay.routes) },
 	{ "relay.nameserver",          K_STRING,   "",    0, 0, F(relay.nameserver) },
-	{ "relay.queue_lifetime",      K_SECONDS,  "5d",  60, 60 * 86400, F(relay.queue_lifetime) },
+	{ "relay.queue_lifetime",      K_SECONDS,  "5d",  1, 60 * 86400, F(relay.queue_lifetime) },
 	{ "relay.retry_schedule",      K_SCHEDULE, NULL,  1, 64, F(relay.retry_schedule) },
 	{ "relay.delay_warning",       K_SECONDS,  "4h",  0, 60 * 86400, F(relay.delay_warning) },
 	{ "relay.tls_fallback_plain",  K_BOOL,     "false", 0, 0, F(relay.tls_fallback_plain) },
 	{ "relay.max_per_destination", K_UINT,     "10",  1, 1000, F(relay.max_per_destination) },
 	{ "relay.connect_timeout",     K_SECONDS,  "5m",  1, 3600, F(relay.connect_timeout) },	/* RFC 5321 4.5.3.2 */
+	{ "relay.command_timeout",     K_SECONDS,  "5m",  1, 3600, F(relay.command_timeout) },	/* RFC 5321 4.5.3.2 */
+	{ "relay.data_timeout",        K_SECONDS,  "10m", 1, 3600, F(relay.data_timeout) },	/* RFC 5321 4.5.3.2.6 */
+	{ "relay.max_connections",     K_UINT,     "20",  1, 500, F(relay.max_connections) },
+	{ "relay.mx_port",             K_UINT,     "25",  1, 65535, F(relay.mx_port) },
 
 	{ "listen", K_LISTEN, NULL, 1, 64, F(listeners) },
 };

@@ -118,6 +118,10 @@ struct config {
 		bool tls_fallback_plain;	/* retry without TLS after a failed handshake */
 		unsigned max_per_destination;	/* concurrent connections to one host */
 		unsigned connect_timeout;	/* seconds */
+		unsigned command_timeout;	/* seconds for a reply (RFC 5321 4.5.3.2) */
+		unsigned data_timeout;		/* seconds for the reply to the final dot */
+		unsigned max_connections;	/* delivery threads: outbound connections at once */
+		unsigned mx_port;		/* port of MX hosts (25) */
 	} relay;
 
 	int refs_;	/* private: reference count */

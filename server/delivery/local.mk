@@ -1,6 +1,11 @@
-# delivery: outbound SMTP client pieces (reply reader so far)
+# delivery: the outbound side (queue runner, SMTP client, DNS, DSNs). c-ares only here.
 noinst_LIBRARIES += server/delivery/libdelivery.a
-server_delivery_libdelivery_a_SOURCES = server/delivery/reply.c server/delivery/reply.h
+server_delivery_libdelivery_a_SOURCES = server/delivery/reply.c server/delivery/reply.h \
+	server/delivery/client.c server/delivery/client.h server/delivery/dsn.c server/delivery/dsn.h \
+	server/delivery/netio.c server/delivery/netio.h server/delivery/dns.c server/delivery/dns.h \
+	server/delivery/runner.c server/delivery/runner.h
+server_delivery_libdelivery_a_CFLAGS = $(AM_CFLAGS) $(CARES_CFLAGS)
+DELIVERY_LIBS = server/delivery/libdelivery.a $(CARES_LIBS)
 
 check_PROGRAMS += tests/unit/test_smtp_reply
 TESTS += tests/unit/test_smtp_reply

@@ -576,6 +576,8 @@ delivered_here(void *arg)
 			    " body=%016" PRIx64, c->sid, d->txn->mail.path.addr, d->txn->nlogins, d->txn->nremote,
 			    d->req.u.deliver.prefix_len + d->txn->spool.len, d->req.u.deliver.body_id_out);
 			conn_printf(c, "250 2.0.0 Ok: queued as %016" PRIx64 "\r\n", d->req.u.deliver.body_id_out);
+			if (d->txn->nremote && server_queued)
+				server_queued();	/* outbound: the runner looks now, not at its next tick */
 			break;
 		case ERR_QUOTA:
 			conn_printf(c, "452 4.2.2 Mailbox full: %s\r\n", d->req.u.deliver.failed_login_out ?
@@ -661,6 +663,7 @@ finish(struct smtp_session *s)
 		snprintf(d->q.sender, sizeof(d->q.sender), "%s", t->mail.path.addr);
 		snprintf(d->q.envid, sizeof(d->q.envid), "%s", t->mail.envid);
 		d->q.ret_full = t->mail.ret_full;
+		d->q.ret_hdrs = t->mail.ret_hdrs;
 		d->q.created = d->q.next_attempt = d->req.u.deliver.now;
 		d->q.rcpts = t->remote;
 		d->q.nrcpts = t->nremote;

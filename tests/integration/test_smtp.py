@@ -192,12 +192,12 @@ def test_submission_swaks_msmtp_and_headers():
                             "--auth", "PLAIN", "--auth-user", "bob", "--auth-password", "bob-password",
                             "--from", "bob@example.test", "--to", "alice@example.test",
                             "--header", "Subject: via swaks"], capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stdout[-2000:]
+        assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
         r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % srv.ports["submissions"], "--tlsc",
                             "--auth", "LOGIN", "--auth-user", "bob", "--auth-password", "bob-password",
                             "--from", "bob@example.test", "--to", "alice@example.test"],
                            capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, r.stdout[-2000:]
+        assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
         msmtp = subprocess.run(["msmtp", "--host=127.0.0.1", "--port=%d" % srv.ports["submission"],
                                 "--tls=on", "--tls-starttls=on", "--tls-certcheck=off", "--auth=plain",
                                 "--user=bob", "--passwordeval=echo bob-password",

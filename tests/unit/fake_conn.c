@@ -154,6 +154,7 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 /* What the engines reach beyond the connection: no store, no workers here. */
 struct store *server_store;
 struct auth_client *server_auth;
+void (*server_queued)(void);
 
 size_t
 conn_out_pending(const struct conn *c)

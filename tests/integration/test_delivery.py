@@ -1,0 +1,517 @@
+"""Outbound delivery against a real outside world on loopback: dnsmasq for
+MX, A and null MX records, scripted SMTP servers (sinks.py) as the remote
+ends, and aiosmtpd as a smarthost with STARTTLS + AUTH. Relaying by route,
+by MX preference with fallback, implicit MX; retries after 4xx; DSNs after
+5xx, null MX, unknown domains and expiry (with their content checked); no
+bounce to a null sender; hostile remote servers; kill -9 during delivery;
+and the postiectl queue commands."""
+
+import email
+import email.policy
+import json
+import os
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+
+import harness
+import sinks
+
+
+def tls():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def relay_conf(routes=(), **keys):
+    """A relay group: routes as (domain, host, port), other keys as they come."""
+    text = ["routes = ( %s );" % ", ".join('{ domain = "%s"; host = "%s"; port = %d; }' % r for r in routes)]
+    for k, v in keys.items():
+        if isinstance(v, (list, tuple)):
+            text.append("%s = [ %s ];" % (k, ", ".join('"%s"' % x for x in v)))
+        else:
+            text.append("%s = %s;" % (k, harness.conf_value(v)))
+    return "relay = { %s };\n" % " ".join(text)
+
+
+def submit(srv, rcpts, body=b"Subject: test\r\n\r\nhello\r\n", sender="alice@example.test",
+           mail_options=(), rcpt_options=()):
+    s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
+    s.starttls(context=tls())
+    s.login(sender.split("@")[0], sender.split("@")[0] + "-password")
+    s.sendmail(sender, rcpts, body, mail_options=list(mail_options), rcpt_options=list(rcpt_options))
+    s.quit()
+
+
+def mailbox(srv, user="alice"):
+    import poplib
+    p = poplib.POP3_SSL("127.0.0.1", srv.ports["pop3s"], context=tls(), timeout=30)
+    p.user(user)
+    p.pass_(user + "-password")
+    out = [b"".join(line + b"\r\n" for line in p.retr(i)[1]) for i in range(1, p.stat()[0] + 1)]
+    p.quit()
+    return out
+
+
+def wait_mailbox(srv, n, user="alice", timeout=20):
+    deadline = time.time() + timeout
+    while True:
+        got = mailbox(srv, user)
+        if len(got) >= n or time.time() > deadline:
+            assert len(got) >= n, "%s has %d of %d messages\n%s" % (user, len(got), n, srv.log_text()[-3000:])
+            return got
+        time.sleep(0.2)
+
+
+def queue(srv):
+    rc, out, err = srv.ctl("--json", "queue", "list")
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def wait_queue_empty(srv, timeout=20):
+    deadline = time.time() + timeout
+    while queue(srv) and time.time() < deadline:
+        time.sleep(0.1)
+    assert queue(srv) == [], queue(srv)
+
+
+def parse(raw_msg):
+    return email.message_from_bytes(raw_msg, policy=email.policy.compat32)
+
+
+def report_of(dsn):
+    """The message/delivery-status part as one text."""
+    for part in parse(dsn).walk():
+        if part.get_content_type() == "message/delivery-status":
+            return "\n".join(str(p) for p in part.get_payload())
+    raise AssertionError("no delivery-status part in:\n" + dsn.decode(errors="replace"))
+
+
+def test_route_delivery_pipelined_with_dsn_parameters_and_tls():
+    port = harness.free_ports(1)[0]
+    with harness.Server(extra=relay_conf([("remote.test", "127.0.0.1", port)])) as srv, \
+            sinks.Sink("127.0.0.1", port, tls=(srv.cert, srv.key)) as sink:
+        srv.add_users("alice")
+        body = b"Subject: route\r\n\r\nline one\r\n.starts with a dot\r\n..two dots\r\n\xc3\xa9t\xc3\xa9\r\n"
+        submit(srv, ["bob@remote.test", "carol@remote.test"], body,
+               mail_options=["RET=HDRS", "ENVID=env123", "BODY=8BITMIME"],
+               rcpt_options=["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;orig@remote.test"])
+        msg = sink.wait_messages(1)[0]
+        assert msg["tls"], "STARTTLS was offered and not used"
+        assert b"SIZE=" in msg["mail"] and b"BODY=8BITMIME" in msg["mail"], msg["mail"]
+        assert b"RET=HDRS" in msg["mail"] and b"ENVID=env123" in msg["mail"], msg["mail"]
+        assert msg["rcpts"] == [b"RCPT TO:<bob@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@remote.test",
+                                b"RCPT TO:<carol@remote.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;orig@remote.test"], msg["rcpts"]
+        # one transaction for both recipients; our Return-Path line stays home; the content is exact
+        assert len(sink.messages) == 1
+        assert not msg["data"].startswith(b"Return-Path:"), msg["data"][:200]
+        assert msg["data"].startswith(b"Received: from "), msg["data"][:200]
+        assert msg["data"].endswith(body), msg["data"]
+        # the commands came as one pipelined group (RFC 2920): MAIL .. DATA before any reply was read
+        assert msg["pipelined"], "RCPT did not follow MAIL before its reply"
+        cmds = [c.split(b" ")[0].split(b":")[0].strip().upper() for c in sink.commands]
+        assert cmds[cmds.index(b"MAIL"):cmds.index(b"MAIL") + 4] == [b"MAIL", b"RCPT", b"RCPT", b"DATA"], cmds
+        wait_queue_empty(srv)
+        srv.wait_log(r"event=relay_delivered .*to=<carol@remote.test>")
+        rc, out, err = srv.ctl("verify")
+        assert rc == 0, out + err
+
+
+def test_connection_reuse_and_per_destination_limit():
+    port = harness.free_ports(1)[0]
+    conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1h"], max_per_destination=2)
+    with harness.Server(extra=conf) as srv:
+        srv.add_users("alice")
+        # the destination is down: thirty messages wait for it
+        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
+        s.starttls(context=tls())
+        s.login("alice", "alice-password")
+        for i in range(30):
+            s.sendmail("alice@example.test", ["r%d@remote.test" % i, "s%d@remote.test" % i],
+                       b"Subject: m%d\r\n\r\nx\r\n" % i)
+        s.quit()
+        deadline = time.time() + 20
+        while time.time() < deadline and sum(e["attempts"] for e in queue(srv)) < 30:
+            time.sleep(0.1)
+        with sinks.Sink("127.0.0.1", port) as sink:
+            assert srv.ctl("queue", "flush")[0] == 0
+            msgs = sink.wait_messages(30)
+            # one transaction per message for both recipients, at most two connections at once
+            assert all(len(m["rcpts"]) == 2 for m in msgs), msgs
+            assert sink.connections <= 2, "%d connections for 30 messages (limit 2)" % sink.connections
+            wait_queue_empty(srv)
+
+
+def dns_world(port, sink_port):
+    return sinks.Dns(port, mx=[("pref.test", "mx10.pref.test", 10), ("pref.test", "mx20.pref.test", 20),
+                               ("fallback.test", "down.fallback.test", 10), ("fallback.test", "up.fallback.test", 20)],
+                     a=[("mx10.pref.test", "127.0.0.4"), ("mx20.pref.test", "127.0.0.3"),
+                        ("down.fallback.test", "127.0.0.2"), ("up.fallback.test", "127.0.0.3"),
+                        ("implicit.test", "127.0.0.3")],
+                     null_mx=["nullmx.test"])
+
+
+def test_mx_preference_fallback_implicit_null_and_missing():
+    dns_port, sink_port = harness.free_ports(2)
+    conf = relay_conf(nameserver="127.0.0.1:%d" % dns_port, mx_port=sink_port, retry_schedule=["1s"])
+    with dns_world(dns_port, sink_port), sinks.Sink("127.0.0.4", sink_port) as best, \
+            sinks.Sink("127.0.0.3", sink_port) as second, harness.Server(extra=conf) as srv:
+        srv.add_users("alice")
+        submit(srv, ["a@pref.test"], b"Subject: pref\r\n\r\nx\r\n")
+        best.wait_messages(1)
+        assert second.messages == [], "the preference 20 host got mail while preference 10 was up"
+        # preference 10 of fallback.test is 127.0.0.2, where nothing listens: the next MX takes it
+        submit(srv, ["b@fallback.test"], b"Subject: fallback\r\n\r\nx\r\n")
+        second.wait_messages(1)
+        assert second.messages[0]["rcpts"] == [b"RCPT TO:<b@fallback.test>"]
+        # no MX record: the domain's own address (RFC 5321 5.1)
+        submit(srv, ["c@implicit.test"], b"Subject: implicit\r\n\r\nx\r\n")
+        second.wait_messages(2)
+        # null MX and a domain that does not exist: permanent, bounced at once
+        submit(srv, ["d@nullmx.test"], b"Subject: nullmx\r\n\r\nx\r\n")
+        submit(srv, ["e@missing.test"], b"Subject: missing\r\n\r\nx\r\n")
+        dsns = wait_mailbox(srv, 2)
+        reports = [report_of(d) for d in dsns]
+        assert any("5.1.10" in r and "d@nullmx.test" in r for r in reports), reports
+        assert any("5.1.2" in r and "e@missing.test" in r for r in reports), reports
+        wait_queue_empty(srv)
+
+
+def test_retry_after_4xx_then_success():
+    port = harness.free_ports(1)[0]
+    tries = {}
+
+    def rcpt(address):
+        tries[address] = tries.get(address, 0) + 1
+        return b"451 4.3.0 Try again later\r\n" if tries[address] == 1 else b"250 2.1.5 Ok\r\n"
+
+    conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1s"])
+    # a server without PIPELINING: one command, one reply
+    with sinks.Sink("127.0.0.1", port, rcpt=rcpt, ehlo=("SIZE 1000000", "8BITMIME")) as sink, \
+            harness.Server(extra=conf) as srv:
+        srv.add_users("alice")
+        submit(srv, ["once@remote.test"])
+        srv.wait_log(r"event=relay_deferred .*to=<once@remote.test> attempt=1 reply=\".*451 4.3.0")
+        assert not sink.wait_messages(1)[0]["pipelined"], "pipelined to a server without PIPELINING"
+        assert tries["once@remote.test"] == 2
+        wait_queue_empty(srv)
+        srv.wait_log(r"event=relay_delivered .*to=<once@remote.test> attempt=2")
+        assert mailbox(srv) == [], "a retried delivery bounced"
+
+
+def test_bounce_after_5xx_with_its_content():
+    port = harness.free_ports(1)[0]
+
+    def rcpt(address):
+        return b"550 5.1.1 <%s>: no such user here\r\n" % address.encode() if address.startswith("nobody") \
+            else b"250 2.1.5 Ok\r\n"
+
+    conf = relay_conf([("remote.test", "127.0.0.1", port)])
+    with sinks.Sink("127.0.0.1", port, rcpt=rcpt) as sink, harness.Server(extra=conf) as srv:
+        srv.add_users("alice")
+        submit(srv, ["nobody@remote.test", "somebody@remote.test"],
+               b"Subject: doomed\r\nX-Marker: headers-are-returned\r\n\r\nsecret body text\r\n")
+        sink.wait_messages(1)
+        dsn = wait_mailbox(srv, 1)[0]
+        m = parse(dsn)
+        assert dsn.startswith(b"Return-Path: <>\r\n"), dsn[:100]
+        assert m["From"].startswith("Mail Delivery System <MAILER-DAEMON@localhost>"), m["From"]
+        assert m["To"] == "<alice@example.test>" and m["Auto-Submitted"] == "auto-replied"
+        assert m.get_content_type() == "multipart/report" and m.get_param("report-type") == "delivery-status"
+        report = report_of(dsn)
+        assert "Final-Recipient: rfc822; nobody@remote.test" in report, report
+        assert "Action: failed" in report and "Status: 5.1.1" in report, report
+        assert "Diagnostic-Code: smtp; 550 5.1.1 <nobody@remote.test>: no such user here" in report, report
+        assert "Remote-MTA: dns; 127.0.0.1[127.0.0.1:%d]" % port in report, report
+        assert "somebody@remote.test" not in report, "a delivered recipient was reported"
+        headers = [p for p in m.walk() if p.get_content_type() == "text/rfc822-headers"]
+        assert headers and b"X-Marker: headers-are-returned" in headers[0].get_payload(decode=True)
+        assert b"secret body text" not in dsn, "RET=HDRS returned the body"
+        wait_queue_empty(srv)
+        # RET=FULL returns the whole message
+        submit(srv, ["nobody2@remote.test"], b"Subject: full\r\n\r\nthe whole body\r\n", mail_options=["RET=FULL"])
+        dsn = wait_mailbox(srv, 2)[1]
+        parts = [p for p in parse(dsn).walk() if p.get_content_type() == "message/rfc822"]
+        assert parts and b"the whole body" in dsn, dsn
+
+
+def test_expiry_bounce_and_no_bounce_to_null_sender():
+    port = harness.free_ports(1)[0]
+    conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1s"], queue_lifetime="3s",
+                      delay_warning="0")
+    with sinks.Sink("127.0.0.1", port, rcpt=lambda a: b"451 4.2.1 Mailbox busy\r\n") as sink, \
+            harness.Server(extra=conf) as srv:
+        srv.add_users("alice", "bob")
+        submit(srv, ["late@remote.test"], b"Subject: late\r\n\r\nx\r\n")
+        dsn = wait_mailbox(srv, 1, timeout=30)[0]
+        report = report_of(dsn)
+        assert "Action: failed" in report and "Status: 4.2.1" in report, report
+        assert b"delivery time expired" in dsn and b"451 4.2.1 Mailbox busy" in dsn, dsn
+        wait_queue_empty(srv)
+        # a null-sender message (a bounce itself) that fails: never a DSN to <>; the postmaster hears
+        assert srv.ctl("alias", "add", "fwd@example.test", "gone@remote.test")[0] == 0
+        assert srv.ctl("alias", "add", "postmaster@example.test", "bob")[0] == 0
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.sendmail("<>", ["fwd@example.test"], b"Subject: a bounce\r\n\r\nx\r\n")
+        s.quit()
+        notice = wait_mailbox(srv, 1, user="bob", timeout=30)[0]
+        assert parse(notice)["To"] == "<postmaster@example.test>", notice[:300]
+        assert "gone@remote.test" in report_of(notice)
+        wait_queue_empty(srv)
+        assert all(not c.startswith(b"MAIL FROM:<>") or b"gone" not in c for c in sink.commands)
+        assert len(mailbox(srv)) == 1, "alice got more than her own bounce"
+
+
+def test_delay_warning():
+    port = harness.free_ports(1)[0]
+    conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1s"], delay_warning="1s")
+    with sinks.Sink("127.0.0.1", port, rcpt=lambda a: b"452 4.2.2 Over quota for now\r\n"), \
+            harness.Server(extra=conf) as srv:
+        srv.add_users("alice")
+        submit(srv, ["slow@remote.test"])
+        warning = wait_mailbox(srv, 1, timeout=30)[0]
+        report = report_of(warning)
+        assert "Action: delayed" in report and "Will-Retry-Until:" in report, report
+        assert parse(warning)["Subject"].startswith("Delayed Mail"), warning[:400]
+        time.sleep(3)
+        assert len(mailbox(srv)) == 1, "more than one delay warning"
+        assert len(queue(srv)) == 1, "a delayed message left the queue"
+
+
+def test_smarthost_with_auth_over_starttls():
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    port = harness.free_ports(1)[0]
+    received = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append((envelope.mail_from, list(envelope.rcpt_tos), None,
+                             session.ssl is not None, envelope.original_content))
+            return "250 2.0.0 Ok"
+
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"relayuser" and auth_data.password == b"relay-secret"
+        if ok:
+            logins.append((mechanism, auth_data.login))
+        return AuthResult(success=ok, handled=False)
+
+    with harness.Server(extra=relay_conf(smarthost="127.0.0.1:%d" % port, smarthost_user="relayuser",
+                                         smarthost_password="relay-secret", retry_schedule=["1s"])) as srv:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(srv.cert, srv.key)
+        ctl = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True,
+                         authenticator=authenticator, auth_required=True, auth_require_tls=True)
+        ctl.start()
+        try:
+            srv.add_users("alice")
+            submit(srv, ["x@anywhere.example", "y@elsewhere.example"], b"Subject: smart\r\n\r\nvia smarthost\r\n")
+            deadline = time.time() + 20
+            while not received and time.time() < deadline:
+                time.sleep(0.1)
+            assert received, srv.log_text()[-2000:]
+            mail_from, rcpts, auth, was_tls, content = received[0]
+            assert was_tls and mail_from == "alice@example.test", received[0]
+            assert logins and logins[0][1] == b"relayuser", logins
+            assert sorted(rcpts) == ["x@anywhere.example", "y@elsewhere.example"], rcpts
+            assert b"via smarthost" in content and not content.startswith(b"Return-Path")
+            wait_queue_empty(srv)
+        finally:
+            ctl.stop()
+
+
+def test_smarthost_refusing_our_password_keeps_the_mail():
+    port = harness.free_ports(1)[0]
+    with harness.Server(extra=relay_conf(
+            smarthost="127.0.0.1:%d" % port, smarthost_user="relayuser", smarthost_password="wrong",
+            retry_schedule=["1s"])) as srv, \
+            sinks.Sink("127.0.0.1", port, tls=(srv.cert, srv.key), auth=("relayuser", "right")) as sink:
+        srv.add_users("alice")
+        submit(srv, ["x@anywhere.example"])
+        srv.wait_log(r"event=relay_auth result=fail peer=\"127.0.0.1\[127.0.0.1:%d\]\"" % port)
+        time.sleep(1.5)
+        q = queue(srv)
+        assert len(q) == 1 and q[0]["recipients"][0]["state"] == "pending", q
+        assert "535" in q[0]["recipients"][0]["reply"], q
+        assert sink.messages == [] and mailbox(srv) == [], "refused credentials must not bounce"
+
+
+def hostile(name, script):
+    """A server that misbehaves in one way: script(conn, f) runs after accept."""
+    import threading
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    s.settimeout(0.2)
+    state = {"stop": False, "conns": 0}
+
+    def run():
+        while not state["stop"]:
+            try:
+                c, _ = s.accept()
+            except socket.timeout:
+                continue
+            state["conns"] += 1
+            try:
+                c.settimeout(10)
+                script(c, c.makefile("rb"))
+            except OSError:
+                pass
+            finally:
+                c.close()
+        s.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return s.getsockname()[1], state
+
+
+def test_hostile_remote_servers_are_temporary_failures():
+    def many_lines(c, f):
+        c.sendall(b"220-hello\r\n" * 150 + b"220 done\r\n")
+
+    def overlong(c, f):
+        c.sendall(b"220 " + b"x" * 600 + b"\r\n")
+
+    def silent(c, f):
+        time.sleep(4)
+
+    def closes_mid_reply(c, f):
+        c.sendall(b"220 ok\r\n")
+        f.readline()
+        c.sendall(b"250-sink.test\r\n250-PIPEL")
+
+    def bare_lf(c, f):
+        c.sendall(b"220 ok\n")
+
+    def drops_in_data(c, f):
+        c.sendall(b"220 ok\r\n")
+        for reply in (b"250 sink.test\r\n", b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n"):
+            f.readline()
+            c.sendall(reply)
+        f.readline()
+
+    cases = {"many_lines": many_lines, "overlong": overlong, "silent": silent,
+             "closes_mid_reply": closes_mid_reply, "bare_lf": bare_lf, "drops_in_data": drops_in_data}
+    servers = {name: hostile(name, fn) for name, fn in cases.items()}
+    routes = [("%s.test" % name.replace("_", "-"), "127.0.0.1", port) for name, (port, _) in servers.items()]
+    try:
+        conf = relay_conf(routes, retry_schedule=["1h"], command_timeout="2s")
+        with harness.Server(extra=conf) as srv:
+            srv.add_users("alice")
+            for domain, _, port in routes:
+                submit(srv, ["x@" + domain])
+            for domain, _, port in routes:
+                srv.wait_log(r"event=relay_deferred .*to=<x@%s> attempt=1 reply=\"[^\"]*127\.0\.0\.1:%d"
+                             % (domain, port), timeout=20)
+            q = queue(srv)
+            assert len(q) == len(routes) and all(r["recipients"][0]["state"] == "pending" for r in q), q
+            assert mailbox(srv) == [], "a hostile server's failure bounced"
+            # the server keeps serving everyone else meanwhile
+            submit(srv, ["alice@example.test"])
+            assert len(mailbox(srv)) == 1
+    finally:
+        for port, state in servers.values():
+            state["stop"] = True
+
+
+def test_bytes_sent_ahead_of_tls_are_discarded():
+    port = harness.free_ports(1)[0]
+    # CVE-2021-38371 class: a reply injected in plaintext with the 220 to STARTTLS
+    with harness.Server(extra=relay_conf([("remote.test", "127.0.0.1", port)])) as srv, \
+            sinks.Sink("127.0.0.1", port, tls=(srv.cert, srv.key),
+                       starttls_extra=b"250-injected\r\n250 PIPELINING\r\n") as sink:
+        srv.add_users("alice")
+        submit(srv, ["bob@remote.test"])
+        msg = sink.wait_messages(1)[0]
+        assert msg["tls"]
+        srv.wait_log(r"event=relay_tls_injection peer=\"[^\"]*\" discarded=%d" % len(b"250-injected\r\n250 PIPELINING\r\n"))
+        wait_queue_empty(srv)
+
+
+def test_kill_9_during_delivery_then_restart():
+    port = harness.free_ports(1)[0]
+    conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1s"])
+    with sinks.Sink("127.0.0.1", port) as fast:
+        srv = harness.Server(extra=conf)
+        with srv:
+            srv.add_users("alice")
+            submit(srv, ["first@remote.test"], b"Subject: first\r\n\r\nx\r\n")
+            fast.wait_messages(1)
+            wait_queue_empty(srv)
+    store = None
+    with sinks.Sink("127.0.0.1", port, data_delay=30) as slow:
+        srv = harness.Server(extra=conf)
+        srv.start()
+        try:
+            srv.add_users("alice")
+            submit(srv, ["second@remote.test"], b"Subject: second\r\n\r\nx\r\n")
+            assert slow.data_started.wait(20), srv.log_text()[-2000:]
+            srv.proc.send_signal(signal.SIGKILL)
+            srv.proc.wait(10)
+            srv.log.close()
+            store = srv
+        except BaseException:
+            srv.stop()
+            raise
+    with sinks.Sink("127.0.0.1", port) as again:
+        store.start()
+        try:
+            store.wait_log(r"event=relay_release entries=1")
+            msgs = again.wait_messages(1)
+            assert [m["rcpts"] for m in msgs] == [[b"RCPT TO:<second@remote.test>"]], msgs
+            wait_queue_empty(store)
+            time.sleep(1.5)
+            assert len(again.messages) == 1, "delivered twice after the restart"
+            rc, out, err = store.ctl("verify")
+            assert rc == 0, out + err
+        finally:
+            store.__exit__(None, None, None)
+
+
+def test_postiectl_queue_commands():
+    port = harness.free_ports(1)[0]
+    conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1h"])
+    with harness.Server(extra=conf) as srv:
+        srv.add_users("alice")
+        for who in ("flushed", "deleted", "bounced"):
+            submit(srv, ["%s@remote.test" % who], b"Subject: %s\r\n\r\nx\r\n" % who.encode())
+        deadline = time.time() + 20
+        while time.time() < deadline and not all(q["attempts"] == 1 for q in queue(srv) or [{"attempts": 0}]):
+            time.sleep(0.1)
+        q = {e["recipients"][0]["address"].split("@")[0]: e for e in queue(srv)}
+        assert set(q) == {"flushed", "deleted", "bounced"}, q
+        assert "refused" in q["flushed"]["recipients"][0]["reply"], q
+        rc, out, err = srv.ctl("queue", "show", q["flushed"]["id"])
+        assert rc == 0 and "pending flushed@remote.test" in out, out + err
+        assert srv.ctl("queue", "show", "zz")[0] != 0
+        assert srv.ctl("queue", "delete", "00000000000000ff")[0] != 0
+        # delete: gone, nothing delivered, nothing bounced, the store consistent
+        assert srv.ctl("queue", "delete", q["deleted"]["id"])[0] == 0
+        assert "deleted@remote.test" not in json.dumps(queue(srv))
+        # bounce: the runner fails it now and the sender gets the DSN
+        assert srv.ctl("queue", "bounce", q["bounced"]["id"])[0] == 0
+        dsn = wait_mailbox(srv, 1)[0]
+        assert "bounced@remote.test" in report_of(dsn) and b"administrator" in dsn, dsn
+        # flush: the sink is up now; the message goes at once instead of in an hour
+        with sinks.Sink("127.0.0.1", port) as sink:
+            rc, out, err = srv.ctl("queue", "flush", q["flushed"]["id"])
+            assert rc == 0 and "1 queued message due now" in out, out + err
+            sink.wait_messages(1)
+            wait_queue_empty(srv)
+        rc, out, err = srv.ctl("verify")
+        assert rc == 0, out + err
+
+
+if __name__ == "__main__":
+    harness.main(globals())
