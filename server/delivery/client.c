@@ -240,9 +240,14 @@ starttls(struct smtpc *c)
 	}
 	buf_free(&rep.text);
 	/* RFC 3207 4.2: whatever came with or after the 220 is not from the TLS peer */
-	if (c->in.len)
-		log_msg(LOG_LEVEL_WARN, "event=relay_tls_injection peer=\"%s\" discarded=%zu",
-		    c->o->peer_name, c->in.len);
+	if (c->in.len) {
+		static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60, 10);
+		unsigned suppressed;
+
+		if (log_ratelimit_ok(&rl, &suppressed))
+			log_msg(LOG_LEVEL_WARN, "event=relay_tls_injection peer=\"%s\" discarded=%zu suppressed=%u",
+			    c->o->peer_name, c->in.len, suppressed);
+	}
 	buf_reset(&c->in);
 	smtp_reply_reader_free(&c->rr);
 	smtp_reply_reader_init(&c->rr);

@@ -435,7 +435,7 @@ def test_bytes_sent_ahead_of_tls_are_discarded():
         submit(srv, ["bob@remote.test"])
         msg = sink.wait_messages(1)[0]
         assert msg["tls"]
-        srv.wait_log(r"event=relay_tls_injection peer=\"[^\"]*\" discarded=%d" % len(b"250-injected\r\n250 PIPELINING\r\n"))
+        srv.wait_log(r"event=relay_tls_injection peer=\"[^\"]*\" discarded=%d " % len(b"250-injected\r\n250 PIPELINING\r\n"))
         wait_queue_empty(srv)
 
 
