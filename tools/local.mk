@@ -31,3 +31,9 @@ noinst_PROGRAMS += tools/bench/bench-pop3
 tools_bench_bench_pop3_SOURCES = tools/bench/pop3.c
 tools_bench_bench_pop3_LDADD = server/libtls.a server/core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS)
 tools_bench_bench_pop3_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+
+noinst_PROGRAMS += tools/bench/bench-relay
+tools_bench_bench_relay_SOURCES = tools/bench/relay.c
+tools_bench_bench_relay_LDADD = $(PTHREAD_LIBS)
+tools_bench_bench_relay_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+EXTRA_DIST += tools/bench/relay-run

@@ -233,7 +233,11 @@ def test_messages_per_hour_per_login():
 
 
 def test_authenticated_relay_is_queued():
-    with harness.Server() as srv:
+    # the remote end is down (nothing listens on its port): the message waits in the queue
+    closed = harness.free_ports(1)[0]
+    conf = 'relay = { routes = ( { domain = "remote.test"; host = "127.0.0.1"; port = %d; } ); ' \
+        'retry_schedule = [ "1h" ]; };\n' % closed
+    with harness.Server(extra=conf) as srv:
         srv.add_users("alice", "bob")
         s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
         s.login("bob", "bob-password")
