@@ -344,7 +344,7 @@ smtpc_open(struct smtpc *c)
 	return SMTPC_OK;
 }
 
-/* xtext (RFC 3461 4) as stored: printable, no space or '='-free check needed again. */
+/* xtext (RFC 3461 4) as stored: printable, no space, no "=" (checked again: it goes into a command). */
 static bool
 is_xtext(const char *s)
 {
@@ -376,6 +376,17 @@ add_notify(struct buf *b, uint8_t notify)
 	}
 	if (notify & STORE_NOTIFY_DELAY)
 		buf_printf(b, "%sDELAY", sep);
+}
+
+static void
+rcpt_command(struct buf *b, const struct smtpc_rcpt *r, bool dsn)
+{
+	buf_printf(b, "RCPT TO:<%s>", r->address);
+	if (dsn)
+		add_notify(b, r->notify);
+	if (dsn && *r->orcpt && is_xtext(r->orcpt))
+		buf_printf(b, " ORCPT=%s", r->orcpt);
+	buf_append_str(b, "\r\n");
 }
 
 static void
@@ -505,14 +516,8 @@ smtpc_send(struct smtpc *c, struct smtpc_msg *m)
 	buf_append(&group, mail.data, mail.len);
 	if (!pipelining && command(c, &mail, c->o->command_timeout_ms, &rep))
 		goto broken;
-	for (i = 0; pipelining && i < m->nrcpts; i++) {
-		buf_printf(&group, "RCPT TO:<%s>", m->rcpts[i].address);
-		if (dsn)
-			add_notify(&group, m->rcpts[i].notify);
-		if (dsn && *m->rcpts[i].orcpt && is_xtext(m->rcpts[i].orcpt))
-			buf_printf(&group, " ORCPT=%s", m->rcpts[i].orcpt);
-		buf_append_str(&group, "\r\n");
-	}
+	for (i = 0; pipelining && i < m->nrcpts; i++)
+		rcpt_command(&group, &m->rcpts[i], dsn);
 	if (pipelining) {
 		buf_append_str(&group, "DATA\r\n");	/* RFC 2920 3.1: DATA ends the group */
 		if (send_text(c, &group) || read_reply(c, c->o->command_timeout_ms, &rep))
@@ -531,12 +536,7 @@ smtpc_send(struct smtpc *c, struct smtpc_msg *m)
 			if (mail_res != SMTPC_OK)
 				break;
 			buf_reset(&group);
-			buf_printf(&group, "RCPT TO:<%s>", r->address);
-			if (dsn)
-				add_notify(&group, r->notify);
-			if (dsn && *r->orcpt && is_xtext(r->orcpt))
-				buf_printf(&group, " ORCPT=%s", r->orcpt);
-			buf_append_str(&group, "\r\n");
+			rcpt_command(&group, r, dsn);
 			if (send_text(c, &group))
 				goto broken;
 		}
