@@ -439,6 +439,64 @@ def test_bytes_sent_ahead_of_tls_are_discarded():
         wait_queue_empty(srv)
 
 
+def test_failed_tls_handshake_falls_back_only_when_configured():
+    def broken_tls(conn, line):
+        if line.upper().startswith(b"STARTTLS"):
+            conn.sendall(b"220 2.0.0 go ahead\r\n")
+            conn.sendall(b"this is not a TLS server hello\r\n" * 4)
+            conn.close()
+            return True
+        return False
+
+    for fallback in (False, True):
+        port = harness.free_ports(1)[0]
+        conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1h"], tls_fallback_plain=fallback)
+        with harness.Server(extra=conf) as srv, \
+                sinks.Sink("127.0.0.1", port, tls=(srv.cert, srv.key), on_command=broken_tls) as sink:
+            srv.add_users("alice")
+            submit(srv, ["bob@remote.test"])
+            if fallback:
+                msg = sink.wait_messages(1)[0]
+                assert not msg["tls"]
+                wait_queue_empty(srv)
+            else:
+                srv.wait_log(r"event=relay_deferred .*TLS handshake failed")
+                assert sink.messages == [] and len(queue(srv)) == 1
+
+
+def test_malformed_dns_answer_is_a_temporary_failure():
+    import threading
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dns.bind(("127.0.0.1", 0))
+    dns.settimeout(0.2)
+    stop = []
+
+    def answer():
+        while not stop:
+            try:
+                q, peer = dns.recvfrom(512)
+            except socket.timeout:
+                continue
+            # the query's id, "an answer" with one record, then bytes that are no record at all
+            dns.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + q[12:] + b"\xc0\xff\x00", peer)
+
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    try:
+        conf = relay_conf(nameserver="127.0.0.1:%d" % dns.getsockname()[1], retry_schedule=["1h"])
+        with harness.Server(extra=conf) as srv:
+            srv.add_users("alice")
+            submit(srv, ["x@garbled.test"])
+            srv.wait_log(r"event=relay_deferred .*to=<x@garbled.test> .*DNS")
+            q = queue(srv)
+            assert len(q) == 1 and q[0]["recipients"][0]["state"] == "pending", q
+            assert mailbox(srv) == [], "a DNS failure bounced"
+    finally:
+        stop.append(1)
+        t.join(2)
+        dns.close()
+
+
 def test_kill_9_during_delivery_then_restart():
     port = harness.free_ports(1)[0]
     conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1s"])
