@@ -793,8 +793,12 @@ dest_for(const struct config *cfg, const char *address)
 	return d;
 }
 
-/* Split the pending recipients of it into parcels by destination (R.lock held). */
-static void
+/*
+ * Split the pending recipients of it into parcels by destination and queue
+ * them (R.lock held). False when a destination has its fill waiting: then
+ * nothing is queued.
+ */
+static bool
 dispatch(const struct config *cfg, struct item *it)
 {
 	struct parcel **by = xcalloc(it->q.nrcpts, sizeof(*by));
@@ -827,6 +831,19 @@ dispatch(const struct config *cfg, struct item *it)
 		}
 		by[j]->idx[by[j]->n++] = (uint32_t)i;
 	}
+	for (j = 0; j < ngroups && dests[j]->waiting < RUNNER_DEST_WAITING_MAX; j++)
+		;
+	if (j < ngroups) {
+		for (j = 0; j < ngroups; j++) {
+			free(by[j]->idx);
+			free(by[j]);
+			maybe_free_dest(dests[j]);
+		}
+		it->nresults = 0;
+		free(by);
+		free(dests);
+		return false;
+	}
 	it->parcels_left = (unsigned)ngroups;
 	for (j = 0; j < ngroups; j++) {
 		struct dest *d = dests[j];
@@ -840,6 +857,25 @@ dispatch(const struct config *cfg, struct item *it)
 	}
 	free(by);
 	free(dests);
+	return true;
+}
+
+/* Back to the store for a while, unattempted: its destination has enough waiting. */
+static void
+defer_item(struct item *it, uint64_t now)
+{
+	struct store_qupdate *u = &it->req.u.update;
+
+	memset(&it->req, 0, sizeof(it->req));
+	it->req.op = STORE_OP_QUEUE_UPDATE;
+	u->id = it->q.id;
+	u->attempts = it->q.attempts;
+	u->next_attempt = now + RUNNER_DEFER_SECONDS;
+	pthread_mutex_lock(&R.lock);
+	R.updates_pending++;
+	pthread_mutex_unlock(&R.lock);
+	if (store_submit(R.st, &it->req, updated, it))
+		updated(it, ERR_STATE);
 }
 
 /* Take what is due: lease it in the store, then hand it out. */
@@ -847,9 +883,9 @@ static bool
 take_due(const struct config *cfg)
 {
 	uint64_t ids[RUNNER_BATCH], now = (uint64_t)time(NULL);
-	struct item *fresh[RUNNER_BATCH];
+	struct item *fresh[RUNNER_BATCH], *later[RUNNER_BATCH];
 	struct store_req req;
-	size_t n = 0, room, i, nfresh = 0, empty = 0;
+	size_t n = 0, room, i, nfresh = 0, empty = 0, nlater = 0;
 	int rc;
 
 	pthread_mutex_lock(&R.lock);
@@ -887,14 +923,25 @@ take_due(const struct config *cfg)
 	pthread_mutex_lock(&R.lock);
 	for (i = 0; i < nfresh; i++) {
 		inflight_add(fresh[i]->q.id);
-		dispatch(cfg, fresh[i]);
-		if (!fresh[i]->parcels_left)
+		if (!dispatch(cfg, fresh[i]))
+			later[nlater++] = fresh[i];
+		else if (!fresh[i]->parcels_left)
 			fresh[empty++] = fresh[i];	/* nothing pending: finish it below */
 	}
 	pthread_cond_broadcast(&R.work);
 	pthread_mutex_unlock(&R.lock);
 	for (i = 0; i < empty; i++)
 		finish_item(fresh[i]);
+	for (i = 0; i < nlater; i++)
+		defer_item(later[i], now);
+	if (nlater) {
+		static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60, 5);
+		unsigned suppressed;
+
+		if (log_ratelimit_ok(&rl, &suppressed))
+			log_msg(LOG_LEVEL_NOTICE, "event=relay_backlog deferred=%zu waiting_max=%d retry_in=%ds suppressed=%u",
+			    nlater, RUNNER_DEST_WAITING_MAX, RUNNER_DEFER_SECONDS, suppressed);
+	}
 	return n == room;
 }
 

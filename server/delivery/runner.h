@@ -23,6 +23,13 @@ struct store;
 #define RUNNER_BATCH 512
 /* A lease outlasts any attempt; a crashed runner's leases end at the next start. */
 #define RUNNER_LEASE_SECONDS 3600
+/*
+ * Parcels waiting for one destination at most; past it new mail for that
+ * destination goes back to the store for RUNNER_DEFER_SECONDS (no attempt
+ * counted), so one slow destination cannot take every in-flight slot.
+ */
+#define RUNNER_DEST_WAITING_MAX 1000
+#define RUNNER_DEFER_SECONDS 60
 /* Messages sent over one connection before it is renewed. */
 #define RUNNER_MSGS_PER_CONNECTION 100
 

@@ -439,6 +439,32 @@ def test_bytes_sent_ahead_of_tls_are_discarded():
         wait_queue_empty(srv)
 
 
+def test_a_slow_destination_cannot_take_every_slot():
+    """More than RUNNER_DEST_WAITING_MAX (1000) parcels for one destination: the rest wait in the store."""
+    slow_port, fast_port = harness.free_ports(2)
+    conf = relay_conf([("slow.test", "127.0.0.1", slow_port), ("fast.test", "127.0.0.1", fast_port)],
+                      max_per_destination=1, retry_schedule=["1h"])
+    with sinks.Sink("127.0.0.1", slow_port, data_delay=2) as slow, sinks.Sink("127.0.0.1", fast_port) as fast, \
+            harness.Server(extra=conf) as srv:
+        srv.add_users("alice")
+        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
+        s.starttls(context=tls())
+        s.login("alice", "alice-password")
+        for i in range(1030):
+            if i and i % 100 == 0:  # smtp.max_messages_per_session
+                s.quit()
+                s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
+                s.starttls(context=tls())
+                s.login("alice", "alice-password")
+            s.sendmail("alice@example.test", ["r%d@slow.test" % i], b"Subject: s\r\n\r\nx\r\n")
+        s.sendmail("alice@example.test", ["someone@fast.test"], b"Subject: f\r\n\r\nx\r\n")
+        s.quit()
+        srv.wait_log(r"event=relay_backlog deferred=\d+ waiting_max=1000", timeout=30)
+        fast.wait_messages(1)  # other destinations go on meanwhile
+        later = [e for e in queue(srv) if e["attempts"] == 0 and e["next_attempt"] > time.time() + 30]
+        assert later, "no entry was put back for later"
+
+
 def test_failed_tls_handshake_falls_back_only_when_configured():
     def broken_tls(conn, line):
         if line.upper().startswith(b"STARTTLS"):
