@@ -59,7 +59,8 @@ smtpc_clean_text(char *out, size_t cap, const char *prefix, int code, struct spa
 static void
 fail(struct smtpc *c, const char *what)
 {
-	snprintf(c->error, sizeof(c->error), "%s: %s", c->o->peer_name, what);
+	/* RFC 3463 4.4.2: bad connection; the DSN and the queue show the reason */
+	snprintf(c->error, sizeof(c->error), "%s: 4.4.2 %s", c->o->peer_name, what);
 	c->broken = true;
 }
 
@@ -242,11 +243,12 @@ starttls(struct smtpc *c)
 	/* RFC 3207 4.2: whatever came with or after the 220 is not from the TLS peer */
 	if (c->in.len) {
 		static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60, 10);
+		char peer[LOG_SAFE_SIZE];
 		unsigned suppressed;
 
 		if (log_ratelimit_ok(&rl, &suppressed))
 			log_msg(LOG_LEVEL_WARN, "event=relay_tls_injection peer=\"%s\" discarded=%zu suppressed=%u",
-			    c->o->peer_name, c->in.len, suppressed);
+			    log_safe(peer, span_cstr(c->o->peer_name)), c->in.len, suppressed);
 	}
 	buf_reset(&c->in);
 	smtp_reply_reader_free(&c->rr);
@@ -306,7 +308,10 @@ authenticate(struct smtpc *c)
 	else if (smtp_reply_class(&rep) != 2) {
 		/* a refused login is our configuration's problem: retry, an admin will see the log */
 		reply_text(c, &rep, c->error, sizeof(c->error));
-		log_msg(LOG_LEVEL_ERR, "event=relay_auth result=fail peer=\"%s\" reply=\"%s\"", c->o->peer_name, c->error);
+		char peer[LOG_SAFE_SIZE], text[LOG_SAFE_SIZE];
+
+		log_msg(LOG_LEVEL_ERR, "event=relay_auth result=fail peer=\"%s\" reply=\"%s\"",
+		    log_safe(peer, span_cstr(c->o->peer_name)), log_safe(text, span_cstr(c->error)));
 		res = SMTPC_TEMP;
 	}
 	buf_free(&rep.text);

@@ -400,6 +400,7 @@ finish_item(struct item *it)
 
 	for (i = 0; i < it->nresults; i++) {
 		struct store_qresult *r = &it->results[i];
+		char text[LOG_SAFE_SIZE];	/* remote text in a log line: escaped, cut */
 
 		if (r->state == STORE_RCPT_PENDING && expired) {
 			char last[sizeof(r->reply)];
@@ -414,7 +415,7 @@ finish_item(struct item *it)
 		    "event=%s queue=%016" PRIx64 " from=<%s> to=<%s> attempt=%u reply=\"%s\"",
 		    r->state == STORE_RCPT_DELIVERED ? "relay_delivered" : r->state == STORE_RCPT_FAILED ?
 		    "relay_failed" : "relay_deferred", it->q.id, it->q.sender, it->q.rcpts[r->index].address,
-		    it->q.attempts + 1, r->reply);
+		    it->q.attempts + 1, log_safe(text, span_cstr(r->reply)));
 	}
 	if (pending && cfg->relay.delay_warning && !it->q.delay_warned && now - it->q.created >= cfg->relay.delay_warning)
 		warn = true;
@@ -583,7 +584,7 @@ try_address(const struct config *cfg, struct dest *d, const char *host, const st
 	struct smtpc_opts o;
 	struct netio io;
 	struct smtpc c;
-	char peer[DNS_NAME_MAX + INET6_ADDRSTRLEN + 16];
+	char peer[DNS_NAME_MAX + INET6_ADDRSTRLEN + 16], safe_peer[LOG_SAFE_SIZE], safe_error[LOG_SAFE_SIZE];
 	const char *err;
 	unsigned sent = 0;
 	bool ok = false;
@@ -591,7 +592,7 @@ try_address(const struct config *cfg, struct dest *d, const char *host, const st
 
 	*tls_failed_out = false;
 	if (netio_connect(&io, (const struct sockaddr *)&a->ss, a->len, cfg->relay.connect_timeout * 1000u, &err)) {
-		snprintf(why, cap, "connect to %s[%s]: %s", host, io.peer, err);
+		snprintf(why, cap, "4.4.1 connect to %s[%s]: %s", host, io.peer, err);	/* RFC 3463: no answer */
 		return false;
 	}
 	snprintf(peer, sizeof(peer), "%s[%s]", host, io.peer);
@@ -611,7 +612,7 @@ try_address(const struct config *cfg, struct dest *d, const char *host, const st
 	smtpc_init(&c, &tr, &o);
 	res = smtpc_open(&c);
 	if (res == SMTPC_OK) {
-		log_msg(LOG_LEVEL_DEBUG, "event=relay_connect peer=\"%s\" tls=%s", peer,
+		log_msg(LOG_LEVEL_DEBUG, "event=relay_connect peer=\"%s\" tls=%s", log_safe(safe_peer, span_cstr(peer)),
 		    netio_tls_version(&io) ? netio_tls_version(&io) : "none");
 		deliver_over(&c, d, &sent);
 		smtpc_quit(&c);
@@ -619,7 +620,8 @@ try_address(const struct config *cfg, struct dest *d, const char *host, const st
 	} else {
 		snprintf(why, cap, "%s", c.error);
 		*tls_failed_out = c.tls_failed;
-		log_msg(LOG_LEVEL_NOTICE, "event=relay_session peer=\"%s\" error=\"%s\"", peer, c.error);
+		log_msg(LOG_LEVEL_NOTICE, "event=relay_session peer=\"%s\" error=\"%s\"", log_safe(safe_peer, span_cstr(peer)),
+		    log_safe(safe_error, span_cstr(c.error)));
 	}
 	smtpc_free(&c);
 	netio_close(&io);
@@ -633,7 +635,7 @@ deliver_dest(const struct config *cfg, struct dest *d)
 	struct dns_mx mx[DNS_MX_MAX];
 	size_t nmx = 0, i, j;
 	unsigned port = d->port;
-	char why[SMTPC_REPLY_MAX + 64] = "no host to try";
+	char why[SMTPC_REPLY_MAX + 64] = "no host to try", safe_why[LOG_SAFE_SIZE];
 	int rc;
 
 	if (d->kind == DEST_MX) {
@@ -680,7 +682,8 @@ deliver_dest(const struct config *cfg, struct dest *d)
 				return;
 		}
 	}
-	log_msg(LOG_LEVEL_NOTICE, "event=relay_unreachable destination=%s error=\"%s\"", d->key, why);
+	log_msg(LOG_LEVEL_NOTICE, "event=relay_unreachable destination=%s error=\"%s\"", d->key,
+	    log_safe(safe_why, span_cstr(why)));
 	fail_dest(d, SMTPC_TEMP, why);
 }
 
