@@ -9,7 +9,7 @@ DEB_DIR_FILES = packaging/debian/changelog packaging/debian/control packaging/de
 	packaging/debian/postie.pam packaging/debian/postie.service packaging/debian/postie.tmpfiles \
 	packaging/debian/postie.postinst packaging/debian/postie.postrm \
 	packaging/debian/postie.lintian-overrides
-EXTRA_DIST += $(DEB_DIR_FILES)
+EXTRA_DIST += $(DEB_DIR_FILES) tests/package/test_deb.sh
 DEB_BUILD_DIR = $(abs_top_builddir)/deb-build
 
 deb: dist
