@@ -11,13 +11,19 @@
 # it over POP3 with STLS (python3 poplib, verifying the certificate that
 # postinst generated), reloads with SIGHUP, checks a taken port is named,
 # upgrades (the store and its mail stay), removes (the store stays), purges,
-# and compares the root's files with those before the installation.
+# and compares the root's files with those before the installation. Then
+# the same root is booted with systemd-nspawn in a network namespace of its
+# own (only loopback) and the package is installed under a real systemd:
+# the Type=notify unit starts with its hardening, AUTH goes through pam_unix
+# in the sandboxed root helper, reload and stop are clean, and with port 25
+# taken the package still installs while the service fails naming the port.
 #
 # Needs root (debootstrap, chroot). The clients run on the host over
 # loopback: the chroot shares its network. Environment:
 #   top_srcdir, top_builddir   default: this file's ../..
 #   POSTIE_TEST_DEB_CHECK=1    run the test suite inside dpkg-buildpackage too
 #   POSTIE_TEST_DEB_KEEP=1     keep the work directory (printed) for a look
+#   POSTIE_TEST_DEB_SYSTEMD=0  leave out the systemd-nspawn part
 set -u
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -67,7 +73,9 @@ fi
 tmp=$(mktemp -d /var/tmp/postie-deb-XXXXXX) || exit 1
 root=$tmp/root
 pid=
+nspawn=
 cleanup() {
+	[ -n "$nspawn" ] && stop_container
 	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
@@ -79,12 +87,21 @@ cleanup() {
 		rm -rf --one-file-system "$tmp"
 	fi
 }
+# the container of the second part: systemd-nspawn, whose pid we keep
+stop_container() {
+	local i
+	kill -TERM "$nspawn" 2>/dev/null	# nspawn shuts its systemd down in order
+	for i in $(seq 100); do kill -0 "$nspawn" 2>/dev/null || break; sleep 0.3; done
+	kill -0 "$nspawn" 2>/dev/null && kill -KILL "$nspawn"
+	wait "$nspawn" 2>/dev/null
+	nspawn=
+}
 trap cleanup EXIT
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
 
 # --- tools on the host ---------------------------------------------------
 need=()
-for p in debhelper dpkg-dev lintian debootstrap fakeroot swaks python3 openssl; do
+for p in debhelper dpkg-dev lintian debootstrap fakeroot swaks python3 openssl systemd-container; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -133,7 +150,10 @@ mirror=$(apt-get indextargets --format '$(CODENAME) $(LABEL) $(REPO_URI)' 'Ident
 	awk -v s=$suite '$1 == s && $2 == "Debian" { print $3; exit }')
 [ -n "$mirror" ] || { echo "# no $suite mirror in apt's sources" >"$tmp/check.out"; bail "a Debian mirror"; }
 t=$SECONDS
-check "debootstrap --variant=minbase $suite" debootstrap --variant=minbase "$suite" "$root" "$mirror" ||
+# systemd in the root for the second part (booted with systemd-nspawn); the
+# first part uses it as a plain chroot, where no service manager runs
+check "debootstrap --variant=minbase $suite" debootstrap --variant=minbase \
+	--include=systemd,systemd-sysv,dbus "$suite" "$root" "$mirror" ||
 	bail "a Debian 12 root"
 note "debootstrap took $((SECONDS - t)) s"
 mount -t proc proc "$root/proc" || note "could not mount /proc in the root; going on without"
@@ -341,4 +361,98 @@ comm -3 "$tmp/before" "$tmp/after" | sed 's/^[[:space:]]*//' |
 	grep -Ev '^/etc/(passwd|group|shadow|gshadow|subuid|subgid)-?$' > "$tmp/leftover"
 check "after purge nothing is left but the system user postie" sh -c "
 	[ ! -s '$tmp/leftover' ] || { cat '$tmp/leftover'; exit 1; }; chroot '$root' id postie"
+# --- under systemd: the same root booted with systemd-nspawn -------------
+if [ "${POSTIE_TEST_DEB_SYSTEMD:-1}" = 0 ]; then
+	finish
+fi
+mountpoint -q "$root/proc" && umount "$root/proc"
+cp "$deb" "$root/root/postie.deb"	# /tmp is a fresh tmpfs once systemd runs
+t=$SECONDS
+# --private-network: the container has its own loopback and nothing else, so
+# the standard ports there touch nothing on the host
+systemd-nspawn -q -D "$root" -b --private-network --register=no --keep-unit \
+	-M "postie-deb-$$" >"$tmp/nspawn.log" 2>&1 </dev/null &
+nspawn=$!
+leader=
+for i in $(seq 150); do
+	leader=$(awk -v p="$nspawn" '$1 == "PPid:" && $2 == p { print FILENAME }' /proc/[0-9]*/status 2>/dev/null |
+		head -1 | cut -d/ -f3)
+	[ -n "$leader" ] && nsenter -t "$leader" -a systemctl is-system-running >/dev/null 2>&1 && break
+	[ -n "$leader" ] && [ "$(nsenter -t "$leader" -a systemctl is-system-running 2>/dev/null)" = degraded ] && break
+	sleep 0.2
+done
+in_ct() { nsenter -t "$leader" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+in_net() { nsenter -t "$leader" -n "$@"; }
+if [ -z "$leader" ] || ! in_ct systemctl is-system-running >/dev/null 2>&1 &&
+	[ "$(in_ct systemctl is-system-running 2>/dev/null)" != degraded ]; then
+	tail -20 "$tmp/nspawn.log" > "$tmp/check.out"
+	bail "the root boots with systemd-nspawn"
+fi
+ok 0 "the root boots with systemd-nspawn (systemd $(in_ct systemctl --version | sed -n '1s/systemd \([0-9]*\).*/\1/p'))"
+note "booting took $((SECONDS - t)) s"
+# (/proc/net is the reading process's own network namespace)
+check "lo is the container's only interface" sh -c "
+	[ \"\$(nsenter -t $leader -n awk -F: 'NR > 2 { gsub(/ /, \"\", \$1); print \$1 }' /proc/net/dev)\" = lo ]" ||
+	bail "a private network"
+
+# installed with policy-rc.d in place, so the first start (below) comes after
+# the listeners are on 127.0.0.1: nothing here listens on 0.0.0.0
+check "dpkg -i under systemd (start held back by policy-rc.d)" in_ct dpkg -i /root/postie.deb
+sed -i -E 's/address = "0\.0\.0\.0";/address = "127.0.0.1";/' "$conf"
+grep -q '0\.0\.0\.0' "$conf" && { grep -n 0.0.0.0 "$conf" > "$tmp/check.out"; bail "listeners on 127.0.0.1"; }
+rm -f "$root/usr/sbin/policy-rc.d"
+# nspawn names the container's host after the machine: a new domains.conf
+domain=$(sed -n 's/^domains = \[ "\(.*\)" \];/\1/p' "$root/etc/postie/domains.conf")
+note "local domain in the container: $domain"
+check "systemctl start postie: Type=notify says ready (listeners 127.0.0.1: 25 587 465 110 995)" sh -c "
+	nsenter -t $leader -a systemctl start postie &&
+	[ \"\$(nsenter -t $leader -a systemctl show -P StatusText postie)\" = serving ] &&
+	[ \"\$(nsenter -t $leader -a systemctl show -P ActiveState postie)\" = active ]" ||
+	in_ct journalctl -u postie --no-pager -n 20 -o cat | sed 's/^/#   /'
+check "the unit's sandbox is applied (NoNewPrivs, capability bounding set, seccomp)" sh -c "
+	m=\$(nsenter -t $leader -a systemctl show -P MainPID postie) &&
+	st=\$(nsenter -t $leader -a cat /proc/\$m/status) && echo \"\$st\" | grep -E '^(NoNewPrivs|Seccomp|CapBnd)' &&
+	echo \"\$st\" | grep -q '^NoNewPrivs:[[:space:]]*1' && echo \"\$st\" | grep -q '^Seccomp:[[:space:]]*2' &&
+	echo \"\$st\" | grep -q '^CapBnd:[[:space:]]*00000000200004c5'"
+check "postiectl user add carol" in_ct postiectl user add carol
+token3=deb-systemd-$RANDOM$RANDOM
+check "swaks under systemd: submission STARTTLS + AUTH as carol through pam_unix in the sandboxed helper" \
+	in_net swaks --server 127.0.0.1 --port 587 --tls --auth PLAIN --auth-user carol \
+	--auth-password "$password" --from "carol@$domain" --to "carol@$domain" \
+	--header "Subject: package test $token3" --body "token $token3" --timeout 30
+check "POP3 STLS under systemd: the message is there" \
+	in_net python3 "$tmp/pop.py" 110 "$root/etc/postie/tls/cert.pem" carol "$password" "$token3" fetch-delete
+check "systemctl reload postie: SIGHUP, RELOADING=1 then READY=1" sh -c "
+	nsenter -t $leader -a systemctl reload postie &&
+	nsenter -t $leader -a journalctl -u postie --no-pager -o cat | grep -q 'event=reload result=ok' &&
+	[ \"\$(nsenter -t $leader -a systemctl show -P ActiveState postie)\" = active ]"
+check "systemctl stop postie: clean exit" sh -c "nsenter -t $leader -a systemctl stop postie &&
+	[ \"\$(nsenter -t $leader -a systemctl show -P Result postie)\" = success ]"
+in_ct systemd-analyze security --no-pager postie.service > "$tmp/security.out" 2>&1
+note "systemd-analyze security: $(tail -1 "$tmp/security.out")"
+
+# port 25 taken, as by Postfix: an upgrade (same files again) restarts the
+# service, which fails naming the port, and the package still installs
+# (nsenter itself, not a function in a subshell: \$! must be the listener)
+nsenter -t "$leader" -n python3 -c '
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 25)); s.listen(1); time.sleep(120)' &
+squatter=$!
+sleep 0.5
+check "with 127.0.0.1:25 taken, dpkg -i (configure, restart) still succeeds" in_ct dpkg -i /root/postie.deb
+sleep 3
+check "the service failed and did not loop" sh -c "
+	[ \"\$(nsenter -t $leader -a systemctl show -P ActiveState postie)\" = failed ] &&
+	[ \"\$(nsenter -t $leader -a systemctl show -P NRestarts postie)\" = 0 ]"
+check "its journal names the taken address and port" sh -c "nsenter -t $leader -a journalctl -u postie --no-pager -o cat |
+	grep 'cannot listen on 127.0.0.1 port 25 (smtp): Address already in use'"
+kill "$squatter"
+wait "$squatter" 2>/dev/null
+check "once the port is free, systemctl restart postie works" sh -c "nsenter -t $leader -a systemctl restart postie &&
+	[ \"\$(nsenter -t $leader -a systemctl show -P StatusText postie)\" = serving ]"
+check "dpkg --purge under systemd stops and disables the unit" sh -c "nsenter -t $leader -a dpkg --purge postie &&
+	! nsenter -t $leader -a systemctl is-active -q postie &&
+	[ ! -e '$root/etc/systemd/system/multi-user.target.wants/postie.service' ] && [ ! -e '$root/var/lib/postie' ]"
+stop_container
 finish
