@@ -397,11 +397,14 @@ check "lo is the container's only interface" sh -c "
 
 # installed with policy-rc.d in place, so the first start (below) comes after
 # the listeners are on 127.0.0.1: nothing here listens on 0.0.0.0
+# and this time with /etc/mailname, which gives the local domain
+echo Mail-Test.Example > "$root/etc/mailname"
 check "dpkg -i under systemd (start held back by policy-rc.d)" in_ct dpkg -i /root/postie.deb
+check "the local domain comes from /etc/mailname" grep -qx 'domains = \[ "mail-test.example" \];' \
+	"$root/etc/postie/domains.conf"
 sed -i -E 's/address = "0\.0\.0\.0";/address = "127.0.0.1";/' "$conf"
 grep -q '0\.0\.0\.0' "$conf" && { grep -n 0.0.0.0 "$conf" > "$tmp/check.out"; bail "listeners on 127.0.0.1"; }
 rm -f "$root/usr/sbin/policy-rc.d"
-# nspawn names the container's host after the machine: a new domains.conf
 domain=$(sed -n 's/^domains = \[ "\(.*\)" \];/\1/p' "$root/etc/postie/domains.conf")
 note "local domain in the container: $domain"
 check "systemctl start postie: Type=notify says ready (listeners 127.0.0.1: 25 587 465 110 995)" sh -c "
