@@ -41,3 +41,6 @@ tests_fuzz_fuzz_authproto_SOURCES = tests/fuzz/fuzz_authproto.c tests/fuzz/repla
 tests_fuzz_fuzz_authproto_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_authproto_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_authproto_LDADD = auth/libauth.a server/core/libcore.a $(PTHREAD_LIBS)
+
+man_MANS += packaging/postie-auth.8
+EXTRA_DIST += packaging/postie-auth.8

@@ -9,6 +9,7 @@ server_libserver_a_SOURCES = \
 	server/proto.c server/server.h \
 	server/authflow.c server/authflow.h \
 	server/logincache.c server/logincache.h \
+	server/notify.c server/notify.h \
 	server/smtp/session.c server/smtp/session.h server/smtp/internal.h \
 	server/smtp/mail.c server/smtp/parse.c server/smtp/parse.h server/smtp/data.c server/smtp/data.h \
 	server/pop3/session.c server/pop3/session.h
@@ -72,3 +73,9 @@ tests_fuzz_fuzz_smtp_data_SOURCES = tests/fuzz/fuzz_smtp_data.c tests/fuzz/repla
 tests_fuzz_fuzz_smtp_data_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_smtp_data_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_smtp_data_LDADD = server/core/libcore.a
+
+# sd_notify readiness (packaging/postie.service is Type=notify)
+check_PROGRAMS += tests/unit/test_notify
+TESTS += tests/unit/test_notify
+tests_unit_test_notify_SOURCES = tests/unit/test_notify.c
+tests_unit_test_notify_LDADD = server/libserver.a server/core/libcore.a

@@ -26,6 +26,7 @@
 #include "delivery/runner.h"
 #include "listener.h"
 #include "logincache.h"
+#include "notify.h"
 #include "privdrop.h"
 #include "server.h"
 #include "storage/store.h"
@@ -241,6 +242,7 @@ main(int argc, char **argv)
 	write_pid_file(cfg->pid_file);
 	log_msg(LOG_LEVEL_NOTICE, "event=ready version=%s threads=%u listeners=%zu uid=%u",
 	    PACKAGE_VERSION, config_threads(cfg), nlisteners, (unsigned)geteuid());
+	notify_ready();
 
 	for (;;) {
 		struct signalfd_siginfo si;
@@ -253,11 +255,14 @@ main(int argc, char **argv)
 			break;
 		}
 		if (si.ssi_signo == SIGHUP) {
+			notify_reloading();
 			reload(path);
+			notify_ready();
 			continue;
 		}
 		log_msg(LOG_LEVEL_NOTICE, "event=stopping signal=%s",
 		    si.ssi_signo == SIGTERM ? "TERM" : "INT");
+		notify_stopping();
 		break;
 	}
 	/* sessions first (they may wait for jobs), then the job threads */
