@@ -120,7 +120,7 @@ write_body(struct store *st, MDB_txn *txn, const struct store_delivery *d, uint6
 int
 mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
 {
-	uint64_t size = d->prefix_len + (d->fd < 0 ? d->mem_len : d->fd_len), body, pop3_size;
+	uint64_t size = d->prefix_len + (d->fd < 0 ? d->mem_len : d->fd_len), body = 0, pop3_size = 0;
 	uint32_t refs = (uint32_t)d->nlogins + (d->queue ? 1 : 0);
 	struct store_account *accts;
 	size_t i;

@@ -662,7 +662,7 @@ deliver_dest(const struct config *cfg, struct dest *d)
 
 		rc = dns_addrs(cfg->relay.nameserver, mx[i].host, port, DNS_TIMEOUT_MS, addrs, DNS_ADDR_MAX, &naddrs);
 		if (rc) {
-			snprintf(why, sizeof(why), "451 4.4.3 no address for %s%s", mx[i].host,
+			snprintf(why, sizeof(why), "451 4.4.3 no address for %.255s%s", mx[i].host,
 			    rc == ERR_TEMP ? " (DNS failure)" : "");
 			if (rc == ERR_NOTFOUND && nmx == 1 && d->kind == DEST_MX && !strcmp(mx[0].host, d->host)) {
 				/* the implicit MX has no address: nothing will ever take this mail */
