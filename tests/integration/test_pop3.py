@@ -207,5 +207,34 @@ def test_fetchmail_keep_and_nokeep():
         p.quit()
 
 
+def test_damaged_maildrop_is_sys_perm():
+    """A mail record of the wrong size (damage, written with mdb_load): -ERR [SYS/PERM], nothing changed."""
+    with harness.Server() as srv:
+        srv.add_users("alice", "bob")
+        seed(srv, "alice", b"Subject: kept\r\n\r\nx\r\n")
+        key = (bytes([5]) + b"alice" + (99).to_bytes(4, "big")).hex()
+        dump = ("VERSION=3\nformat=bytevalue\ndatabase=mail\ntype=btree\nHEADER=END\n %s\n %s\nDATA=END\n"
+                % (key, b"bad".hex()))
+        r = subprocess.run(["mdb_load", "-s", "mail", os.path.join(srv.dir, "store")], input=dump.encode(),
+                           capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=60)
+        p.stls(context=tls())
+        p.user("alice")
+        try:
+            p.pass_("alice-password")
+            raise AssertionError("a damaged maildrop was opened")
+        except poplib.error_proto as e:
+            assert e.args[0].startswith(b"-ERR [SYS/PERM]"), e.args[0]
+        srv.wait_log(r"event=snapshot login=\"alice\" error=")
+        # other mailboxes are served as ever
+        seed(srv, "bob", b"Subject: fine\r\n\r\nx\r\n")
+        q = pop3(srv, "bob", "bob-password")
+        assert q.stat()[0] == 1
+        q.quit()
+        rc, out, err = srv.ctl("verify")
+        assert rc != 0, "verify did not report the damage"
+
+
 if __name__ == "__main__":
     harness.main(globals())
