@@ -204,8 +204,13 @@ def test_submission_swaks_msmtp_and_headers():
                                 "--from=bob@example.test", "alice@example.test"],
                                input=b"Subject: via msmtp\r\n\r\nhi\r\n", capture_output=True, timeout=60)
         assert msmtp.returncode == 0, msmtp.stderr
+        # and swaks as another server would: port 25, no AUTH, a local recipient
+        r = subprocess.run(["swaks", "--server", "127.0.0.1:%d" % srv.ports["smtp"], "--from", "someone@remote.test",
+                            "--to", "alice@example.test", "--header", "Subject: via swaks on 25"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
         msgs = fetch_all(srv)
-        assert len(msgs) == 3
+        assert len(msgs) == 4 and b"Subject: via swaks on 25" in msgs[3] and b"with ESMTP id" in msgs[3], msgs[3:]
         assert b"with ESMTPSA" in msgs[0] and b"(authenticated as bob)" in msgs[0]
         assert b"Message-ID: <" in msgs[2] and b"\r\nDate: " in msgs[2]  # added on submission
         # an authenticated user sends only as itself
