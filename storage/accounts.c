@@ -34,18 +34,43 @@ store_valid_login(const char *login)
 	return true;
 }
 
-/* local@domain, printable ASCII, no spaces or specials, lengths per RFC 5321 4.5.3.1. */
+/* Bytes of the UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates), 0 if it is none. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	if (p[0] >= 0xc2 && p[0] <= 0xdf && (p[1] & 0xc0) == 0x80)
+		return 2;
+	if (p[0] >= 0xe0 && p[0] <= 0xef && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 &&
+	    !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0))
+		return 3;
+	if (p[0] >= 0xf0 && p[0] <= 0xf4 && (p[1] & 0xc0) == 0x80 && (p[2] & 0xc0) == 0x80 &&
+	    (p[3] & 0xc0) == 0x80 && !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90))
+		return 4;
+	return 0;
+}
+
+/*
+ * local@domain, lengths per RFC 5321 4.5.3.1, no spaces or specials. The
+ * local part may be UTF-8 (RFC 6531 3.3, for SMTPUTF8 mail); the domain is
+ * ASCII (an IDN in its A-label form).
+ */
 static bool
 valid_address(const char *a)
 {
 	const char *at = strrchr(a, '@');
-	size_t n = strlen(a), i;
+	size_t n = strlen(a), i, k;
 
 	if (!at || at == a || n > STORE_ADDRESS_MAX || (size_t)(at - a) > 64 || !at[1] ||
 	    strlen(at + 1) > 255)
 		return false;
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)a[i];
+
+		if (c >= 0x80 && a + i < at && (k = utf8_len((const unsigned char *)a + i)) &&
+		    a + i + k <= at) {
+			i += k - 1;
+			continue;
+		}
 		if (c <= ' ' || c >= 0x7f || strchr("<>(),;:\\\"[]", c) || (c == '@' && a + i != at))
 			return false;
 	}

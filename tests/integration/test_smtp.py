@@ -77,6 +77,30 @@ def test_inbound_delivery_byte_exact():
         assert msgs[0].startswith(b"Return-Path: <someone@remote.test>\r\nReceived: from mx.remote.test ([127.0.0.1])")
 
 
+def test_utf8_addresses_with_smtputf8():
+    """RFC 6531: a UTF-8 local part, given as an extra address of a login, receives mail sent with SMTPUTF8."""
+    with harness.Server() as srv:
+        rc, out, err = srv.ctl("user", "add", "bob", "--address", "j\u00f6rg@example.test")
+        assert rc == 0, err
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.ehlo("x.test")
+        assert "smtputf8" in s.esmtp_features
+        s.send("MAIL FROM:<s\u00e9nder@remote.test> SMTPUTF8\r\n".encode("utf-8"))
+        assert s.getreply()[0] == 250
+        s.send("RCPT TO:<j\u00f6rg@example.test>\r\n".encode("utf-8"))
+        assert s.getreply()[0] == 250
+        assert s.docmd("DATA")[0] == 354
+        s.send(b"Subject: utf-8\r\n\r\nf\xc3\xbcr dich\r\n.\r\n")
+        assert s.getreply()[0] == 250
+        s.quit()
+        got = fetch_all(srv, "bob", "bob-password")
+        assert len(got) == 1 and b"f\xc3\xbcr dich" in got[0] and "Return-Path: <s\u00e9nder@remote.test>".encode() in got[0]
+        # a broken UTF-8 sequence (Latin-1 \xf6) is no address
+        r = subprocess.run([srv.postiectl, "-c", srv.config_path, "alias", "add", b"j\xf6rg@example.test", "bob"],
+                           capture_output=True, timeout=30)
+        assert r.returncode != 0 and b"malformed" in r.stderr, r.stderr
+
+
 def test_refusals_no_open_relay():
     with harness.Server() as srv:
         srv.add_users("alice")

@@ -106,6 +106,14 @@ test_accounts(struct store *st)
 	CHECK(store_address_add(st, "alice.smith@example.test", "bob") == ERR_EXISTS);
 	CHECK(store_address_add(st, "x@example.test", "nobody") == ERR_NOTFOUND);
 	CHECK(store_address_add(st, "not an address", "alice") == ERR_SYNTAX);
+	/* RFC 6531: a UTF-8 local part is an address; broken UTF-8 and 8-bit domains are not */
+	CHECK(store_address_add(st, "j\xc3\xb6rg@example.test", "alice") == 0);
+	CHECK(store_address_add(st, "\xe6\x97\xa5\xf0\x9f\x93\xa7@example.test", "alice") == 0);
+	CHECK(store_address_add(st, "j\xf6rg@example.test", "alice") == ERR_SYNTAX);		/* Latin-1 */
+	CHECK(store_address_add(st, "\xc0\xaf@example.test", "alice") == ERR_SYNTAX);		/* overlong */
+	CHECK(store_address_add(st, "\xed\xa0\x80@example.test", "alice") == ERR_SYNTAX);	/* surrogate */
+	CHECK(store_address_add(st, "j\xc3@example.test", "alice") == ERR_SYNTAX);		/* cut short */
+	CHECK(store_address_add(st, "jorg@ex\xc3\xa4mple.test", "alice") == ERR_SYNTAX);	/* U-label domain */
 	CHECK(store_alias_add(st, "team@example.test", t1, 3) == 0);
 	CHECK(store_alias_add(st, "team@example.test", t1, 1) == ERR_EXISTS);
 	CHECK(store_alias_add(st, "ghost@example.test", (const char *[]){ "nobody" }, 1) == ERR_NOTFOUND);
