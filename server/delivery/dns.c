@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -26,6 +28,9 @@ int
 dns_init(void)
 {
 	int rc = ares_library_init(ARES_LIB_INIT_ALL);
+
+	/* the order among MX hosts of equal preference: spread over starts, not cryptographic */
+	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
 
 	if (rc != ARES_SUCCESS) {
 		log_msg(LOG_LEVEL_ERR, "event=dns_error where=init error=\"%s\"", ares_strerror(rc));
