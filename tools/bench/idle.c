@@ -121,7 +121,7 @@ step(struct client *cl)
 #define MAX_PROCS 65536	/* processes scanned in /proc */
 
 struct mem {
-	long rss_kb, pss_kb;
+	long rss_kb, pss_kb, pss_anon_kb;	/* anon: without the page cache a server maps (LMDB) */
 	unsigned procs;
 };
 
@@ -149,7 +149,7 @@ memory(const char *pids)
 {
 	static long pid[MAX_PROCS], ppid[MAX_PROCS];
 	static bool in[MAX_PROCS];
-	struct mem m = { 0, 0, 0 };
+	struct mem m = { 0, 0, 0, 0 };
 	char list[1024], *save = NULL, *tok;
 	size_t n = 0, i;
 	bool grew = true;
@@ -204,6 +204,8 @@ memory(const char *pids)
 				m.rss_kb += strtol(line + 4, NULL, 10);
 			else if (strncmp(line, "Pss:", 4) == 0)
 				m.pss_kb += strtol(line + 4, NULL, 10);
+			else if (strncmp(line, "Pss_Anon:", 9) == 0)
+				m.pss_anon_kb += strtol(line + 9, NULL, 10);
 		}
 		fclose(f);
 	}
@@ -267,8 +269,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	m = memory(pids);
-	printf("{\"bench\":\"idle\",\"phase\":\"start\",\"rss_kb\":%ld,\"pss_kb\":%ld,\"processes\":%u}\n",
-	    m.rss_kb, m.pss_kb, m.procs);
+	printf("{\"bench\":\"idle\",\"phase\":\"start\",\"rss_kb\":%ld,\"pss_kb\":%ld,\"pss_anon_kb\":%ld,"
+	    "\"processes\":%u}\n", m.rss_kb, m.pss_kb, m.pss_anon_kb, m.procs);
 
 	cls = calloc(n, sizeof(*cls));
 	ep = epoll_create1(0);
@@ -310,9 +312,9 @@ main(int argc, char **argv)
 	m = memory(pids);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("{\"bench\":\"idle\",\"connections\":%u,\"tls_percent\":%u,\"idle\":%u,\"failed\":%u,"
-	    "\"ungreeted\":%u,\"setup_s\":%.2f,\"rss_kb\":%ld,\"pss_kb\":%ld,\"processes\":%u,"
-	    "\"client_cpu_s\":%.2f}\n", n, tls_percent, idle, failed, n - idle - failed, now_s() - t0,
-	    m.rss_kb, m.pss_kb, m.procs, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+	    "\"ungreeted\":%u,\"setup_s\":%.2f,\"rss_kb\":%ld,\"pss_kb\":%ld,\"pss_anon_kb\":%ld,"
+	    "\"processes\":%u,\"client_cpu_s\":%.2f}\n", n, tls_percent, idle, failed, n - idle - failed,
+	    now_s() - t0, m.rss_kb, m.pss_kb, m.pss_anon_kb, m.procs, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
 	    ru.ru_stime.tv_usec / 1e6);
 
 	/* while they idle: how long until a new client is greeted? */
