@@ -1,5 +1,7 @@
-# tools: benchmark programs. Built by `make`; run by hand or by tools/bench.
-# They print figures and assert nothing: performance is never a timed test.
+# tools: benchmark programs. Built by `make`; run by hand or by tools/bench/compare
+# (postie against Postfix + Dovecot). They print figures and assert nothing:
+# performance is never a timed test, so none of this is in `make check`.
+EXTRA_DIST += tools/bench/compare
 noinst_PROGRAMS += tools/bench/bench-idle
 tools_bench_bench_idle_SOURCES = tools/bench/idle.c
 tools_bench_bench_idle_LDADD = server/libtls.a server/core/libcore.a $(GNUTLS_LIBS)

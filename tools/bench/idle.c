@@ -4,12 +4,19 @@
  * memory and how fast a new connection is greeted meanwhile. Prints JSON
  * lines; asserts nothing (benchmarks measure, tests check behaviour).
  *
- *   bench-idle --pid PID --smtp PORT --pop3 PORT --smtps PORT --pop3s PORT
- *              [-n 10000] [--tls-percent 50] [--host 127.0.0.1]
+ *   bench-idle --pid PID[,PID...] --smtp PORT --pop3 PORT --smtps PORT --pop3s PORT
+ *              [-n 10000] [--tls-percent 50] [--host 127.0.0.1] [--setup-seconds 120]
+ *
+ * Memory is RSS and PSS (from /proc/PID/smaps_rollup) summed over the given
+ * processes and all their descendants, so a server that forks a process per
+ * connection (Postfix's smtpd, Dovecot's login processes) is counted whole.
+ * A server that stops accepting at a process limit leaves connections
+ * ungreeted: after --setup-seconds the figure is what it holds.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -33,6 +40,7 @@
 
 #define BENCH_SETUP_SECONDS 120	/* the whole set-up phase is bounded */
 #define PROBES 50		/* fresh connections timed while the others idle */
+#define PROBE_SECONDS 3		/* a probe not greeted by then ends the probing (1e9 ms) */
 
 enum cstate { C_CONNECTING, C_HANDSHAKE, C_GREETING, C_IDLE, C_FAILED };
 
@@ -110,27 +118,98 @@ step(struct client *cl)
 	return cl->state;
 }
 
-static long
-rss_kb(const char *pids)
-{
-	char list[1024], *save = NULL, *tok;
-	long total = 0;
+#define MAX_PROCS 65536	/* processes scanned in /proc */
 
+struct mem {
+	long rss_kb, pss_kb, pss_anon_kb;	/* anon: without the page cache a server maps (LMDB) */
+	unsigned procs;
+};
+
+static long
+parent_of(long pid)
+{
+	char path[64], buf[512], *close_paren;
+	long ppid = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	/* "pid (comm) state ppid ...": comm may hold spaces and parentheses */
+	if (fgets(buf, sizeof(buf), f) && (close_paren = strrchr(buf, ')')))
+		sscanf(close_paren + 1, " %*c %ld", &ppid);
+	fclose(f);
+	return ppid;
+}
+
+/* RSS and PSS of the processes in pids (comma-separated) and all their descendants. */
+static struct mem
+memory(const char *pids)
+{
+	static long pid[MAX_PROCS], ppid[MAX_PROCS];
+	static bool in[MAX_PROCS];
+	struct mem m = { 0, 0, 0, 0 };
+	char list[1024], *save = NULL, *tok;
+	size_t n = 0, i;
+	bool grew = true;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	while (d && (e = readdir(d)) && n < MAX_PROCS) {
+		char *end;
+		long p = strtol(e->d_name, &end, 10);
+
+		if (*end || p <= 0)
+			continue;
+		pid[n] = p;
+		ppid[n] = parent_of(p);
+		in[n] = false;
+		n++;
+	}
+	if (d)
+		closedir(d);
 	snprintf(list, sizeof(list), "%s", pids);
-	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		for (i = 0; i < n; i++)
+			if (pid[i] == strtol(tok, NULL, 10))
+				in[i] = true;
+	while (grew) {	/* add children of members until nothing changes */
+		grew = false;
+		for (i = 0; i < n; i++) {
+			size_t j;
+
+			if (in[i])
+				continue;
+			for (j = 0; j < n; j++)
+				if (in[j] && pid[j] == ppid[i]) {
+					in[i] = grew = true;
+					break;
+				}
+		}
+	}
+	for (i = 0; i < n; i++) {
 		char path[64], line[256];
 		FILE *f;
 
-		snprintf(path, sizeof(path), "/proc/%s/status", tok);
+		if (!in[i])
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/smaps_rollup", pid[i]);
 		f = fopen(path, "r");
 		if (!f)
 			continue;
-		while (fgets(line, sizeof(line), f))
-			if (strncmp(line, "VmRSS:", 6) == 0)
-				total += strtol(line + 6, NULL, 10);
+		m.procs++;
+		while (fgets(line, sizeof(line), f)) {
+			if (strncmp(line, "Rss:", 4) == 0)
+				m.rss_kb += strtol(line + 4, NULL, 10);
+			else if (strncmp(line, "Pss:", 4) == 0)
+				m.pss_kb += strtol(line + 4, NULL, 10);
+			else if (strncmp(line, "Pss_Anon:", 9) == 0)
+				m.pss_anon_kb += strtol(line + 9, NULL, 10);
+		}
 		fclose(f);
 	}
-	return total;
+	return m;
 }
 
 static int
@@ -147,14 +226,17 @@ main(int argc, char **argv)
 		{ "pid", required_argument, NULL, 'p' }, { "smtp", required_argument, NULL, 's' },
 		{ "pop3", required_argument, NULL, 'o' }, { "smtps", required_argument, NULL, 'S' },
 		{ "pop3s", required_argument, NULL, 'O' }, { "tls-percent", required_argument, NULL, 't' },
-		{ "host", required_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+		{ "host", required_argument, NULL, 'h' }, { "setup-seconds", required_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 }
 	};
 	const char *pids = NULL, *host = "127.0.0.1";
 	unsigned ports[4] = { 0, 0, 0, 0 }, n = 1000, tls_percent = 50, i, idle = 0, failed = 0;
 	struct tls_creds *creds = NULL;
 	struct client *cls;
 	struct rlimit rl;
-	double t0, lat[PROBES];
+	double t0, lat[PROBES], setup_seconds = BENCH_SETUP_SECONDS;
+	struct mem m;
+	struct rusage ru;
 	int ep, opt;
 
 	while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
@@ -167,13 +249,14 @@ main(int argc, char **argv)
 		case 'O': ports[3] = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 't': tls_percent = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'h': host = optarg; break;
+		case 'w': setup_seconds = strtod(optarg, NULL); break;
 		default:
 			fprintf(stderr, "usage: bench-idle --pid PID[,PID] --smtp P --pop3 P --smtps P --pop3s P [-n N] [--tls-percent P]\n");
 			return 2;
 		}
 	}
 	if (!pids || !ports[0] || !ports[1] || (tls_percent && (!ports[2] || !ports[3])) || n == 0 ||
-	    n > 100000 || tls_percent > 100) {
+	    n > 100000 || tls_percent > 100 || setup_seconds <= 0 || setup_seconds > BENCH_SETUP_SECONDS) {
 		fprintf(stderr, "bench-idle: missing or bad arguments (see the comment at the top of idle.c)\n");
 		return 2;
 	}
@@ -185,7 +268,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench-idle: TLS set-up failed\n");
 		return 1;
 	}
-	printf("{\"bench\":\"idle\",\"phase\":\"start\",\"rss_kb\":%ld}\n", rss_kb(pids));
+	m = memory(pids);
+	printf("{\"bench\":\"idle\",\"phase\":\"start\",\"rss_kb\":%ld,\"pss_kb\":%ld,\"pss_anon_kb\":%ld,"
+	    "\"processes\":%u}\n", m.rss_kb, m.pss_kb, m.pss_anon_kb, m.procs);
 
 	cls = calloc(n, sizeof(*cls));
 	ep = epoll_create1(0);
@@ -203,11 +288,11 @@ main(int argc, char **argv)
 		}
 		epoll_ctl(ep, EPOLL_CTL_ADD, cls[i].fd, &ev);
 	}
-	while (idle + failed < n && now_s() - t0 < BENCH_SETUP_SECONDS) {
+	while (idle + failed < n && now_s() - t0 < setup_seconds) {
 		struct epoll_event evs[512];
-		int k, m = epoll_wait(ep, evs, 512, 1000);
+		int k, nev = epoll_wait(ep, evs, 512, 1000);
 
-		for (k = 0; k < m; k++) {
+		for (k = 0; k < nev; k++) {
 			struct client *cl = &cls[evs[k].data.u32];
 			enum cstate st;
 
@@ -224,8 +309,13 @@ main(int argc, char **argv)
 			}
 		}
 	}
+	m = memory(pids);
+	getrusage(RUSAGE_SELF, &ru);
 	printf("{\"bench\":\"idle\",\"connections\":%u,\"tls_percent\":%u,\"idle\":%u,\"failed\":%u,"
-	    "\"setup_s\":%.2f,\"rss_kb\":%ld}\n", n, tls_percent, idle, failed, now_s() - t0, rss_kb(pids));
+	    "\"ungreeted\":%u,\"setup_s\":%.2f,\"rss_kb\":%ld,\"pss_kb\":%ld,\"pss_anon_kb\":%ld,"
+	    "\"processes\":%u,\"client_cpu_s\":%.2f}\n", n, tls_percent, idle, failed, n - idle - failed,
+	    now_s() - t0, m.rss_kb, m.pss_kb, m.pss_anon_kb, m.procs, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+	    ru.ru_stime.tv_usec / 1e6);
 
 	/* while they idle: how long until a new client is greeted? */
 	for (i = 0; i < PROBES; i++) {
@@ -234,7 +324,7 @@ main(int argc, char **argv)
 
 		probe.fd = connect_to(host, ports[i % 2]);
 		while (probe.fd >= 0 && probe.state != C_IDLE && probe.state != C_FAILED &&
-		    now_s() - start < 10) {
+		    now_s() - start < PROBE_SECONDS) {
 			struct pollfd pfd = { .fd = probe.fd, .events = POLLIN };
 
 			if (probe.state == C_CONNECTING)
@@ -245,6 +335,11 @@ main(int argc, char **argv)
 		lat[i] = probe.state == C_IDLE ? (now_s() - start) * 1000 : 1e9;
 		if (probe.fd >= 0)
 			close(probe.fd);
+		if (lat[i] >= 1e9) {	/* not greeted within the bound: the server is full */
+			for (i++; i < PROBES; i++)
+				lat[i] = 1e9;
+			break;
+		}
 	}
 	qsort(lat, PROBES, sizeof(lat[0]), cmp_double);
 	printf("{\"bench\":\"idle_greeting_latency\",\"held\":%u,\"probes\":%d,\"p50_ms\":%.3f,"

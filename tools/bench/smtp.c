@@ -9,6 +9,9 @@
  *              [--seconds 10] [--rcpt alice@example.test]
  *              [--auth USER:PASSWORD]   (submission: STARTTLS, then AUTH PLAIN)
  *              [--from ADDRESS]         (the envelope sender; with --auth, one of the user's)
+ *              [--count N]              (stop after N accepted messages instead of SECONDS)
+ * --rcpt may list several recipients separated by commas: one message, one
+ * RCPT per recipient (fills many mailboxes at once for bench/compare).
  */
 #include "config.h"
 
@@ -35,7 +38,8 @@
 #define MAX_SAMPLES 4000000
 
 static const char *host = "127.0.0.1", *rcpt = "alice@example.test", *from = "bench@remote.test";
-static int port, seconds = 10;
+static int port, seconds = 10, nrcpt = 1;
+static unsigned long count_max, accepted;	/* --count: stop after count_max messages */
 static size_t size = 4096;
 static char *message;
 static size_t message_len;
@@ -187,14 +191,21 @@ static void *
 client(void *arg)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	char env[512];
-	int one = 1, envlen;
+	char env[8192];
+	int one = 1, envlen, k;
 	double local[PER_CONNECTION];
 	size_t nlocal = 0;
 
 	(void)arg;
 	inet_pton(AF_INET, host, &sa.sin_addr);
-	envlen = snprintf(env, sizeof(env), "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", from, rcpt);
+	envlen = snprintf(env, sizeof(env), "MAIL FROM:<%s>\r\n", from);
+	for (const char *p = rcpt; *p && envlen < (int)sizeof(env) - 600;) {
+		size_t l = strcspn(p, ",");
+
+		envlen += snprintf(env + envlen, sizeof(env) - (size_t)envlen, "RCPT TO:<%.*s>\r\n", (int)l, p);
+		p += l + (p[l] == ',');
+	}
+	envlen += snprintf(env + envlen, sizeof(env) - (size_t)envlen, "DATA\r\n");
 	while (!stop) {
 		struct reader r = { 0 };
 		int i;
@@ -210,9 +221,17 @@ client(void *arg)
 		}
 		for (i = 0; i < PER_CONNECTION && !stop; i++) {
 			double t0 = now();
+			bool ok;
 
-			if (!send_all(&r, env, (size_t)envlen) || reply(&r) != 250 || reply(&r) != 250 ||
-			    reply(&r) != 354 || !send_all(&r, message, message_len) || reply(&r) != 250) {
+			/* with --count, claim a message before sending it so exactly N are sent */
+			if (count_max && __atomic_add_fetch(&accepted, 1, __ATOMIC_RELAXED) > count_max) {
+				stop = 1;
+				break;
+			}
+			ok = send_all(&r, env, (size_t)envlen) && reply(&r) == 250;
+			for (k = 0; ok && k < nrcpt; k++)
+				ok = reply(&r) == 250;
+			if (!ok || reply(&r) != 354 || !send_all(&r, message, message_len) || reply(&r) != 250) {
 				__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
 				stop = 1;
 				break;
@@ -241,7 +260,7 @@ main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' }, { "host", required_argument, NULL, 'H' },
 		{ "size", required_argument, NULL, 's' }, { "seconds", required_argument, NULL, 't' },
 		{ "rcpt", required_argument, NULL, 'r' }, { "auth", required_argument, NULL, 'a' },
-		{ "from", required_argument, NULL, 'f' },
+		{ "from", required_argument, NULL, 'f' }, { "count", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 }
 	};
 	pthread_t t[MAX_CLIENTS];
@@ -249,6 +268,7 @@ main(int argc, char **argv)
 	int n = 32, i, opt;
 	double t0, elapsed, cpu;
 	size_t filled;
+	bool seconds_given = false;
 
 	while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
 		switch (opt) {
@@ -256,17 +276,27 @@ main(int argc, char **argv)
 		case 'p': port = (int)strtol(optarg, NULL, 10); break;
 		case 'H': host = optarg; break;
 		case 's': size = (size_t)strtoul(optarg, NULL, 10); break;
-		case 't': seconds = (int)strtol(optarg, NULL, 10); break;
+		case 't': seconds = (int)strtol(optarg, NULL, 10); seconds_given = true; break;
 		case 'r': rcpt = optarg; break;
 		case 'a': auth = optarg; break;
 		case 'f': from = optarg; break;
+		case 'n': count_max = strtoul(optarg, NULL, 10); break;
 		default: return 2;
 		}
 	}
 	if (!port || n < 1 || n > MAX_CLIENTS || size < 64 || size > (64u << 20) || seconds < 1) {
-		fprintf(stderr, "usage: bench-smtp --port P [-c N] [--size BYTES] [--seconds S] [--rcpt ADDR]\n");
+		fprintf(stderr, "usage: bench-smtp --port P [-c N] [--size BYTES] [--seconds S] [--rcpt ADDR[,ADDR]...]\n"
+		    "                  [--auth USER:PASSWORD] [--from ADDR] [--count N]\n");
 		return 2;
 	}
+	for (const char *p = rcpt; (p = strchr(p, ',')); p++)
+		nrcpt++;
+	if (nrcpt > 16) {
+		fprintf(stderr, "bench-smtp: at most 16 recipients per message\n");
+		return 2;
+	}
+	if (count_max && !seconds_given)	/* --count ends the run; a time bound stays */
+		seconds = 300;
 	/* a message of about size bytes in 76-character lines, then the terminator */
 	message = malloc(size + 128);
 	message_len = (size_t)snprintf(message, 128, "Subject: bench\r\nFrom: bench@remote.test\r\n\r\n");
@@ -282,7 +312,7 @@ main(int argc, char **argv)
 	t0 = now();
 	for (i = 0; i < n; i++)
 		pthread_create(&t[i], NULL, client, NULL);
-	while (now() - t0 < seconds)
+	while (now() - t0 < seconds && !stop)
 		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
 	stop = 1;
 	for (i = 0; i < n; i++)
@@ -292,10 +322,11 @@ main(int argc, char **argv)
 	cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	qsort(samples, nsamples, sizeof(double), cmp);
 	printf("{\"bench\":\"smtp_accept\",\"starttls_auth\":%s,\"sessions\":%d,\"size\":%zu,\"messages\":%zu,\"per_s\":%.0f,"
-	    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"failures\":%lu,\"client_cpu_share\":%.2f}\n", auth ? "true" : "false",
+	    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"failures\":%lu,\"client_cpu_share\":%.2f,\"elapsed_s\":%.3f,"
+	    "\"recipients\":%d}\n", auth ? "true" : "false",
 	    n, message_len,
 	    nsamples, nsamples / elapsed, nsamples ? samples[nsamples / 2] * 1000 : 0,
-	    nsamples ? samples[nsamples * 99 / 100] * 1000 : 0, failures, cpu / elapsed);
+	    nsamples ? samples[nsamples * 99 / 100] * 1000 : 0, failures, cpu / elapsed, elapsed, nrcpt);
 	free(samples);
 	free(message);
 	return failures ? 1 : 0;
