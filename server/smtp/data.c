@@ -31,12 +31,10 @@ out(struct smtp_data *d, const unsigned char *p, size_t n)
 {
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		if (p[i] >= 0x80)
-			d->saw_8bit = true;
-		if (d->in_headers && d->head_len < sizeof(d->head))
-			d->head[d->head_len++] = (char)p[i];
-	}
+	for (i = 0; !d->saw_8bit && i < n; i++)
+		d->saw_8bit = p[i] >= 0x80;
+	for (i = 0; d->in_headers && d->head_len < sizeof(d->head) && i < n; i++)
+		d->head[d->head_len++] = (char)p[i];	/* UNSAFE: bounded by sizeof(d->head) */
 	d->size += n;
 	d->line_len += n;
 	if (d->line_len > SMTP_DATA_LINE_MAX)
@@ -90,10 +88,19 @@ smtp_data_feed(struct smtp_data *d, const unsigned char *in, size_t n)
 		case DS_MID:
 			if (c == '\r') {
 				d->state = DS_CR;
-			} else {
+			} else if (c == '\n' || c == '\0') {
 				if (c == '\n')
 					fail(d, SMTP_DATA_BARE_CR_LF);	/* a bare LF ends no line */
 				out(d, &c, 1);
+				d->state = DS_MID;
+			} else {
+				/* the rest of an ordinary run goes out in one piece: the hot path */
+				size_t j = i + 1;
+
+				while (j < n && in[j] != '\r' && in[j] != '\n' && in[j] != '\0')
+					j++;
+				out(d, in + i, j - i);	/* UNSAFE: i < j <= n */
+				i = j - 1;
 				d->state = DS_MID;
 			}
 			break;
