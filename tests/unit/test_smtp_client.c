@@ -204,15 +204,15 @@ test_what_the_peer_cannot_take(void)
 static void
 test_hostile_replies(void)
 {
-	static const char *bad[] = { "220 ok\n", "220-a\r\n221 b\r\n", "2x0 nope\r\n",
-		"220 " "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
-		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n" };
+	/* one octet past SMTP_REPLY_LINE_MAX (with its CRLF), built below */
+	static char overlong[SMTP_REPLY_LINE_MAX + 2];
+	static const char *bad[] = { "220 ok\n", "220-a\r\n221 b\r\n", "2x0 nope\r\n", overlong };
 	char many[101 * 8 + 16];
 	size_t i;
 
+	memcpy(overlong, "220 ", 4);
+	memset(overlong + 4, 'a', SMTP_REPLY_LINE_MAX - 5);
+	memcpy(overlong + SMTP_REPLY_LINE_MAX - 1, "\r\n", 3);	/* 513 octets with CRLF, then the NUL */
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct script s = { .chunks = { bad[i] } };
 		struct smtpc_transport t = { s_fill, s_write, NULL, &s };
