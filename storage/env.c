@@ -180,12 +180,50 @@ open_dbs(struct store *st, MDB_txn *txn, unsigned flags)
 	return 0;
 }
 
+/*
+ * The body chunk size. A new store fits a chunk to one LMDB overflow page
+ * (the page less its header), so a 4 KiB message costs one page to write
+ * instead of two, and no body ever needs a contiguous run of free pages.
+ * Stores made before this record existed keep their 64 KiB chunks.
+ */
+static int
+chunk_size_setup(struct store *st, MDB_txn *txn, bool fresh)
+{
+	MDB_val k = mval("chunk", 5), v;
+	unsigned char buf[4];
+	MDB_stat es;
+	int rc;
+
+	if (fresh) {
+		mdb_env_stat(st->env, &es);
+		st->chunk_size = es.ms_psize - LMDB_PAGE_HEADER;
+		key_put_u32(buf, st->chunk_size);
+		v = mval(buf, 4);
+		rc = mdb_put(txn, st->meta, &k, &v, 0);
+		return rc ? store_err(rc, "chunk_size") : 0;
+	}
+	rc = mdb_get(txn, st->meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		st->chunk_size = STORE_CHUNK_MAX;
+		return 0;
+	}
+	if (rc)
+		return store_err(rc, "chunk_size");
+	if (v.mv_size != 4 || key_get_u32(v.mv_data) < 256 || key_get_u32(v.mv_data) > STORE_CHUNK_MAX) {
+		log_msg(LOG_LEVEL_CRIT, "event=store_corrupt path=\"%s\" error=\"bad chunk size record\"", st->path);
+		return ERR_CORRUPT;
+	}
+	st->chunk_size = key_get_u32(v.mv_data);
+	return 0;
+}
+
 /* A new store gets the schema record; an existing one must carry ours. */
 static int
 check_schema(struct store *st)
 {
 	MDB_val k = mval("schema", 6), v;
 	unsigned char buf[4];
+	bool fresh = false;
 	MDB_txn *txn;
 	MDB_stat ms;
 	int rc;
@@ -205,6 +243,7 @@ check_schema(struct store *st)
 	}
 	rc = mdb_get(txn, st->meta, &k, &v);
 	if (rc == MDB_NOTFOUND) {
+		fresh = true;
 		mdb_stat(txn, st->accounts, &ms);
 		if (ms.ms_entries || st->read_only) {
 			mdb_txn_abort(txn);
@@ -223,6 +262,10 @@ check_schema(struct store *st)
 		log_msg(LOG_LEVEL_CRIT, "event=store_foreign path=\"%s\" error=\"schema %u, this postie knows %u\"",
 		    st->path, rc || v.mv_size != 4 ? 0 : key_get_u32(v.mv_data), STORE_SCHEMA_VERSION);
 		return ERR_CORRUPT;
+	}
+	if ((rc = chunk_size_setup(st, txn, fresh))) {
+		mdb_txn_abort(txn);
+		return rc;
 	}
 	rc = mdb_txn_commit(txn);
 	return rc ? store_err(rc, "schema") : 0;

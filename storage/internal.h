@@ -13,6 +13,9 @@
 #include "storage/store.h"
 
 #define STORE_SCHEMA_VERSION 1
+/* LMDB's page header (16 octets on 64-bit, 12 on 32-bit): an overflow page
+   holds the page size less this of a value */
+#define LMDB_PAGE_HEADER 16
 /* Readers at once: I/O workers, job threads, the writer, tools. */
 #define STORE_MAX_READERS 1024
 
@@ -22,6 +25,8 @@ struct store {
 	bool read_only;
 	uint64_t map_max;
 	MDB_dbi meta, accounts, addresses, aliases, mail, bodies, bodyref, queue, qtime;
+	/* bytes in a body chunk, fixed when the store was made (meta "chunk") */
+	uint32_t chunk_size;
 
 	/* read transactions take this shared; growing the map takes it exclusive,
 	   because mdb_env_set_mapsize() needs no transaction open in the process */

@@ -3,13 +3,14 @@
  * LMDB's byte order is numeric order; strings carry a length prefix so no
  * key needs a NUL.
  *
- *   meta       "schema" -> u32 version; "next_id" -> u64; "auth_gen" -> u64
+ *   meta       "schema" -> u32 version; "next_id" -> u64; "auth_gen" -> u64;
+ *              "chunk" -> u32 body chunk size (absent: STORE_CHUNK_MAX)
  *   accounts   login -> [quota u64][created u64][enabled u8][count u32][bytes u64][next_uid u32]
  *   addresses  address -> login                 (extra addresses of a login)
  *   aliases    alias -> target, one duplicate per target (MDB_DUPSORT)
  *   mail       [len u8][login][uid u32] -> [body u64][size u64][arrival u64][msgid u64]
  *                                             [pop3 size u64: dot-stuffed octets]
- *   bodies     [body u64][chunk u32] -> up to STORE_CHUNK_SIZE bytes
+ *   bodies     [body u64][chunk u32] -> chunk_size bytes, the last chunk fewer
  *   bodyref    [body u64] -> [refs u32][size u64][chunks u32]
  *   queue      [id u64] -> the envelope (queue.c)
  *   qtime      [next_attempt u64][id u64] -> ""  (index of due work)

@@ -80,7 +80,7 @@ write_body(struct store *st, MDB_txn *txn, const struct store_delivery *d, uint6
 	bool line_start = true;
 	uint64_t dots = 0;
 	unsigned char key[12], ref[BODYREF_LEN];
-	uint32_t chunk, nchunks = (uint32_t)((size + STORE_CHUNK_SIZE - 1) / STORE_CHUNK_SIZE);
+	uint32_t chunk, nchunks = (uint32_t)((size + st->chunk_size - 1) / st->chunk_size);
 	uint64_t id;
 	MDB_val k, v;
 	int rc;
@@ -88,12 +88,12 @@ write_body(struct store *st, MDB_txn *txn, const struct store_delivery *d, uint6
 	if ((rc = store_next_id(st, txn, &id)))
 		return rc;
 	for (chunk = 0; chunk < nchunks; chunk++) {
-		uint64_t off = (uint64_t)chunk * STORE_CHUNK_SIZE;
+		uint64_t off = (uint64_t)chunk * st->chunk_size;
 
 		key_chunk(key, id, chunk);
 		k.mv_size = sizeof(key);
 		k.mv_data = key;
-		v.mv_size = size - off < STORE_CHUNK_SIZE ? (size_t)(size - off) : STORE_CHUNK_SIZE;
+		v.mv_size = size - off < st->chunk_size ? (size_t)(size - off) : st->chunk_size;
 		/* MDB_RESERVE: LMDB hands us the page space, we copy straight into it */
 		if ((rc = mdb_put(txn, st->bodies, &k, &v, MDB_RESERVE | MDB_APPEND)))
 			return store_err(rc, "body_put");
@@ -334,11 +334,14 @@ int
 store_body_read(struct store *st, uint64_t body_id, uint64_t offset, void *buf, size_t n,
     size_t *got_out)
 {
-	unsigned char key[12], *out = buf;
+	unsigned char key[12], want[12], *out = buf;
 	MDB_val k = { 8, key }, v;
+	MDB_cursor *cur;
+	MDB_cursor_op op = MDB_SET_KEY;
 	uint64_t size;
+	uint32_t chunk;
+	size_t got = 0, within;
 	MDB_txn *txn;
-	size_t got = 0;
 	int rc;
 
 	*got_out = 0;
@@ -351,21 +354,34 @@ store_body_read(struct store *st, uint64_t body_id, uint64_t offset, void *buf, 
 		return rc == MDB_NOTFOUND ? ERR_NOTFOUND : rc ? store_err(rc, "bodyref_get") : ERR_CORRUPT;
 	}
 	size = key_get_u64((unsigned char *)v.mv_data + 4);
+	if ((rc = mdb_cursor_open(txn, st->bodies, &cur))) {
+		store_read_end(st, txn);
+		return store_err(rc, "body_cursor");
+	}
+	/* find the chunk holding offset, then walk on: the chunks of a body are adjacent keys */
+	chunk = (uint32_t)(offset / st->chunk_size);
+	within = (size_t)(offset % st->chunk_size);
 	while (got < n && offset < size) {
-		uint32_t chunk = (uint32_t)(offset / STORE_CHUNK_SIZE);
-		size_t within = (size_t)(offset % STORE_CHUNK_SIZE), take;
+		size_t take;
 
-		key_chunk(key, body_id, chunk);
-		k.mv_size = 12;
-		if ((rc = mdb_get(txn, st->bodies, &k, &v)) || v.mv_size <= within) {
+		key_chunk(want, body_id, chunk);
+		k = mval(want, sizeof(want));
+		if ((rc = mdb_cursor_get(cur, &k, &v, op)) || k.mv_size != sizeof(want) ||
+		    memcmp(k.mv_data, want, sizeof(want)) != 0 || v.mv_size <= within ||
+		    (v.mv_size != st->chunk_size && offset + (v.mv_size - within) < size)) {
+			mdb_cursor_close(cur);
 			store_read_end(st, txn);
-			return rc ? store_err(rc, "body_get") : ERR_CORRUPT;
+			return rc ? store_err(rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, "body_get") : ERR_CORRUPT;
 		}
 		take = v.mv_size - within < n - got ? v.mv_size - within : n - got;
 		memcpy(out + got, (unsigned char *)v.mv_data + within, take);	/* UNSAFE: within < mv_size, take bounded by both */
 		got += take;
 		offset += take;
+		within = 0;
+		chunk++;
+		op = MDB_NEXT;
 	}
+	mdb_cursor_close(cur);
 	store_read_end(st, txn);
 	*got_out = got;
 	return 0;

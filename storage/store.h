@@ -27,7 +27,7 @@ struct store;
 /* Limits, with their reasons. */
 #define STORE_LOGIN_MAX 255		/* as the auth helper (STYLE 3) */
 #define STORE_ADDRESS_MAX 256		/* RFC 5321 4.5.3.1.3: a path */
-#define STORE_CHUNK_SIZE (64 * 1024)	/* a body chunk: no large contiguous free run needed */
+#define STORE_CHUNK_MAX (64 * 1024)	/* the largest body chunk (and a good read piece) */
 #define STORE_ALIAS_TARGETS_MAX 100	/* targets of one alias */
 #define STORE_EXPAND_DEPTH 8		/* nested aliases */
 #define STORE_EXPAND_MAX 1000		/* addresses one recipient may expand to */

@@ -196,6 +196,10 @@ check_bodies(struct store *st, MDB_txn *txn, struct check *c)
 				problem(c, "body %016" PRIx64 ": chunk %u missing", id, ch);
 				break;
 			}
+			/* reads find an offset's chunk by division: all but the last are full */
+			if (ch + 1 < n && cv.mv_size != st->chunk_size)
+				problem(c, "body %016" PRIx64 ": chunk %u holds %zu bytes, not %u", id, ch,
+				    cv.mv_size, st->chunk_size);
 			total += cv.mv_size;
 		}
 		chunks += n;

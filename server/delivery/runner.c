@@ -176,7 +176,7 @@ content_offset(struct store *st, uint64_t body_id)
 static bool
 has_8bit(struct store *st, uint64_t body_id, uint64_t off)
 {
-	static __thread unsigned char piece[STORE_CHUNK_SIZE];
+	static __thread unsigned char piece[STORE_CHUNK_MAX];
 	size_t got, i;
 
 	while (store_body_read(st, body_id, off, piece, sizeof(piece), &got) == 0 && got) {

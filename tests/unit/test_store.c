@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <lmdb.h>
 #include <sys/stat.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -212,7 +213,7 @@ test_quota(struct store *st)
 static void
 test_big_body_from_file(struct store *st)
 {
-	static unsigned char data[3 * STORE_CHUNK_SIZE + 123], back[sizeof(data) + 16];
+	static unsigned char data[3 * STORE_CHUNK_MAX + 123], back[sizeof(data) + 16];
 	char path[128];
 	struct store_req r;
 	uint64_t off = 0;
@@ -397,6 +398,75 @@ test_store_full(void)
 	store_close(st);
 }
 
+/* Open the store's LMDB file directly, as mdb_load or an old postie would. */
+static int
+raw_meta(const char *path, const char *key, const unsigned char *val, size_t len, MDB_stat *bodies)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi meta, b;
+	MDB_val k = { key ? strlen(key) : 0, (void *)(uintptr_t)key }, v = { len, (void *)(uintptr_t)val };
+	int rc;
+
+	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 16)) ||
+	    (rc = mdb_env_open(env, path, 0, 0600)) || (rc = mdb_txn_begin(env, NULL, 0, &txn)))
+		return rc;
+	if (!(rc = mdb_dbi_open(txn, "meta", 0, &meta)) && !(rc = mdb_dbi_open(txn, "bodies", 0, &b))) {
+		if (bodies)
+			mdb_stat(txn, b, bodies);
+		if (key)
+			rc = val ? mdb_put(txn, meta, &k, &v, 0) : mdb_del(txn, meta, &k, NULL);
+	}
+	rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+static void
+test_body_chunks(void)
+{
+	static unsigned char data[3 * STORE_CHUNK_MAX + 123], back[sizeof(data) + 64];
+	const unsigned char bad_size[4] = { 0, 0, 0, 7 };
+	char path[128], four_k[4097];
+	struct store *st;
+	MDB_stat bs;
+	uint64_t body, off = 0;
+	size_t i, got;
+
+	/* a new store fits a chunk to one overflow page: a 4 KiB body is one page, not two */
+	st = open_at("chunks", 0, 0);
+	CHECK(st && store_user_add(st, "u", 0) == 0);
+	memset(four_k, 'x', 4096);
+	four_k[4096] = '\0';
+	CHECK(st && deliver(st, (const char *[]){ "u" }, 1, four_k, NULL) == 0);
+	store_close(st);
+	snprintf(path, sizeof(path), "%s/chunks", dir);
+	CHECK(raw_meta(path, NULL, NULL, 0, &bs) == 0 && bs.ms_overflow_pages == 1);
+
+	/* a store made before the chunk record keeps 64 KiB chunks and reads back whole */
+	st = open_at("legacy", 0, 0);
+	CHECK(st && store_user_add(st, "u", 0) == 0);
+	store_close(st);
+	snprintf(path, sizeof(path), "%s/legacy", dir);
+	CHECK(raw_meta(path, "chunk", NULL, 0, NULL) == 0);
+	st = open_at("legacy", 0, 0);
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (unsigned char)("abcdefghijklmnopqrstuvwxyz"[i * 7 % 26]);
+	memcpy(data + sizeof(data) - 3, "\r\n", 3);
+	CHECK(st && deliver(st, (const char *[]){ "u" }, 1, (const char *)data, &body) == 0);
+	while (st && store_body_read(st, body, off, back + off, 999, &got) == 0 && got)
+		off += got;
+	CHECK(off == strlen("Return-Path: <a@b>\r\n") + sizeof(data) - 1 &&
+	    memcmp(back + off - (sizeof(data) - 1), data, sizeof(data) - 1) == 0);
+	CHECK(st && verify_ok(st));	/* every chunk but the last is 64 KiB */
+	store_close(st);
+	CHECK(raw_meta(path, NULL, NULL, 0, &bs) == 0 && bs.ms_entries == 4);
+
+	/* a chunk size that cannot be: refused, not guessed */
+	CHECK(raw_meta(path, "chunk", bad_size, sizeof(bad_size), NULL) == 0);
+	CHECK(open_at("legacy", 0, 0) == NULL);
+}
+
 static void
 test_foreign_file(void)
 {
@@ -447,6 +517,7 @@ main(void)
 		store_close(st);
 	}
 	test_store_full();
+	test_body_chunks();
 	test_foreign_file();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

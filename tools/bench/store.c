@@ -137,14 +137,14 @@ main(int argc, char **argv)
 	payload_len = 1 << 20;
 	for (i = 0; i < 50; i++)
 		deliver_one(&bodies[i]);
-	buf = malloc(STORE_CHUNK_SIZE);
+	buf = malloc(STORE_CHUNK_MAX);
 	t0 = now();
 	do {
 		for (i = 0; i < 50; i++) {
 			uint64_t off = 0;
 			size_t got;
 
-			while (store_body_read(st, bodies[i], off, buf, STORE_CHUNK_SIZE, &got) == 0 && got) {
+			while (store_body_read(st, bodies[i], off, buf, STORE_CHUNK_MAX, &got) == 0 && got) {
 				off += got;
 				bytes += got;
 			}
