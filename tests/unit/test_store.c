@@ -368,6 +368,32 @@ test_locks(struct store *st)
 	store_mailbox_unlock(st, "bob");
 }
 
+static off_t
+file_size(const char *sub)
+{
+	char path[128];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s/data.mdb", dir, sub);
+	return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* The writer keeps data.mdb written ahead of LMDB's last page (env.c). */
+static void
+test_written_ahead(void)
+{
+	struct store *st = open_at("ahead", 0, 0);
+	struct store_stats s;
+
+	CHECK(st && store_user_add(st, "u", 0) == 0 && deliver(st, (const char *[]){ "u" }, 1, "x\r\n", NULL) == 0);
+	CHECK(st && store_stats(st, &s) == 0 && file_size("ahead") >= (off_t)(s.map_used + (512 << 10)));
+	CHECK(st && deliver(st, (const char *[]){ "u" }, 1, "y\r\n", NULL) == 0 && verify_ok(st));
+	store_close(st);
+	st = open_at("ahead", 0, 0);	/* a longer file than LMDB's pages is still the same store */
+	CHECK(st && verify_ok(st) && store_stats(st, &s) == 0 && s.messages == 2);
+	store_close(st);
+}
+
 static void
 test_store_full(void)
 {
@@ -396,6 +422,8 @@ test_store_full(void)
 	CHECK(deliver(st, (const char *[]){ "u" }, 1, big, NULL) == 0);
 	CHECK(verify_ok(st));
 	store_close(st);
+	/* the zeros written ahead of LMDB's pages never pass the map */
+	CHECK(file_size("tiny") <= 2 << 20);
 }
 
 /* Open the store's LMDB file directly, as mdb_load or an old postie would. */
@@ -517,6 +545,7 @@ main(void)
 		store_close(st);
 	}
 	test_store_full();
+	test_written_ahead();
 	test_body_chunks();
 	test_foreign_file();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
