@@ -21,7 +21,7 @@ EXTRA_DIST += packaging/postiectl.8
 
 noinst_PROGRAMS += tools/bench/bench-smtp
 tools_bench_bench_smtp_SOURCES = tools/bench/smtp.c
-tools_bench_bench_smtp_LDADD = server/libtls.a server/core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS)
+tools_bench_bench_smtp_LDADD = server/libtls.a server/core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS) -lm
 tools_bench_bench_smtp_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 noinst_PROGRAMS += tools/bench/bench-login

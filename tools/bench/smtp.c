@@ -5,23 +5,35 @@
  * p99 transaction latency (MAIL sent to the 250 after the body) as JSON,
  * with the client's own CPU time so a saturated client shows.
  *
+ * Back to back, N sessions always have N transactions in flight, so the
+ * mean latency is N / throughput whatever the server does (Little's law):
+ * that mode measures capacity. --rate R measures latency at a given load
+ * instead: the sessions together start R transactions a second, at random
+ * (Poisson) moments, and each latency counts from the moment its
+ * transaction was due, so a server that falls behind is not excused by
+ * the client waiting for it (no coordinated omission).
+ *
  *   bench-smtp --port 2525 [--host 127.0.0.1] [-c 32] [--size 4096]
  *              [--seconds 10] [--rcpt alice@example.test]
  *              [--auth USER:PASSWORD]   (submission: STARTTLS, then AUTH PLAIN)
  *              [--from ADDRESS]         (the envelope sender; with --auth, one of the user's)
  *              [--count N]              (stop after N accepted messages instead of SECONDS)
+ *              [--rate R]               (offered load: R transactions/s in all, not back to back)
  * --rcpt may list several recipients separated by commas: one message, one
  * RCPT per recipient (fills many mailboxes at once for bench/compare).
  */
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +52,8 @@
 static const char *host = "127.0.0.1", *rcpt = "alice@example.test", *from = "bench@remote.test";
 static int port, seconds = 10, nrcpt = 1;
 static unsigned long count_max, accepted;	/* --count: stop after count_max messages */
+static double rate;	/* --rate: transactions per second offered by all sessions together */
+static int nclients = 32;
 static size_t size = 4096;
 static char *message;
 static size_t message_len;
@@ -187,16 +201,25 @@ record(double *local, size_t *nlocal)
 	*nlocal = 0;
 }
 
+/* The next due moment of a session: exponential gaps of mean nclients / rate. */
+static double
+next_due(double due, unsigned short xsubi[3])
+{
+	return due - log(1.0 - erand48(xsubi)) * nclients / rate;
+}
+
 static void *
 client(void *arg)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	char env[8192];
 	int one = 1, envlen, k;
-	double local[PER_CONNECTION];
+	double local[PER_CONNECTION], due = now();
 	size_t nlocal = 0;
+	unsigned short xsubi[3] = { 0x330e, (unsigned short)(uintptr_t)arg, (unsigned short)((uintptr_t)arg >> 16) };
 
-	(void)arg;
+	if (rate > 0)
+		due = next_due(due, xsubi);
 	inet_pton(AF_INET, host, &sa.sin_addr);
 	envlen = snprintf(env, sizeof(env), "MAIL FROM:<%s>\r\n", from);
 	for (const char *p = rcpt; *p && envlen < (int)sizeof(env) - 600;) {
@@ -222,6 +245,17 @@ client(void *arg)
 		for (i = 0; i < PER_CONNECTION && !stop; i++) {
 			double t0 = now();
 			bool ok;
+
+			if (rate > 0) {
+				/* wait for the due moment; a late start still counts from it */
+				struct timespec ts = { (time_t)due, (long)((due - (time_t)due) * 1e9) };
+
+				while (due > now() && !stop &&
+				    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+					;
+				t0 = due;
+				due = next_due(due, xsubi);
+			}
 
 			/* with --count, claim a message before sending it so exactly N are sent */
 			if (count_max && __atomic_add_fetch(&accepted, 1, __ATOMIC_RELAXED) > count_max) {
@@ -261,7 +295,7 @@ main(int argc, char **argv)
 		{ "size", required_argument, NULL, 's' }, { "seconds", required_argument, NULL, 't' },
 		{ "rcpt", required_argument, NULL, 'r' }, { "auth", required_argument, NULL, 'a' },
 		{ "from", required_argument, NULL, 'f' }, { "count", required_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 }
+		{ "rate", required_argument, NULL, 'R' }, { NULL, 0, NULL, 0 }
 	};
 	pthread_t t[MAX_CLIENTS];
 	struct rusage ru;
@@ -281,12 +315,13 @@ main(int argc, char **argv)
 		case 'a': auth = optarg; break;
 		case 'f': from = optarg; break;
 		case 'n': count_max = strtoul(optarg, NULL, 10); break;
+		case 'R': rate = strtod(optarg, NULL); break;
 		default: return 2;
 		}
 	}
-	if (!port || n < 1 || n > MAX_CLIENTS || size < 64 || size > (64u << 20) || seconds < 1) {
+	if (!port || n < 1 || n > MAX_CLIENTS || size < 64 || size > (64u << 20) || seconds < 1 || rate < 0) {
 		fprintf(stderr, "usage: bench-smtp --port P [-c N] [--size BYTES] [--seconds S] [--rcpt ADDR[,ADDR]...]\n"
-		    "                  [--auth USER:PASSWORD] [--from ADDR] [--count N]\n");
+		    "                  [--auth USER:PASSWORD] [--from ADDR] [--count N] [--rate R]\n");
 		return 2;
 	}
 	for (const char *p = rcpt; (p = strchr(p, ',')); p++)
@@ -310,8 +345,9 @@ main(int argc, char **argv)
 		return 1;
 
 	t0 = now();
+	nclients = n;
 	for (i = 0; i < n; i++)
-		pthread_create(&t[i], NULL, client, NULL);
+		pthread_create(&t[i], NULL, client, (void *)(uintptr_t)(i + 1));
 	while (now() - t0 < seconds && !stop)
 		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
 	stop = 1;
@@ -323,10 +359,10 @@ main(int argc, char **argv)
 	qsort(samples, nsamples, sizeof(double), cmp);
 	printf("{\"bench\":\"smtp_accept\",\"starttls_auth\":%s,\"sessions\":%d,\"size\":%zu,\"messages\":%zu,\"per_s\":%.0f,"
 	    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"failures\":%lu,\"client_cpu_share\":%.2f,\"elapsed_s\":%.3f,"
-	    "\"recipients\":%d}\n", auth ? "true" : "false",
+	    "\"recipients\":%d,\"offered_per_s\":%.0f}\n", auth ? "true" : "false",
 	    n, message_len,
 	    nsamples, nsamples / elapsed, nsamples ? samples[nsamples / 2] * 1000 : 0,
-	    nsamples ? samples[nsamples * 99 / 100] * 1000 : 0, failures, cpu / elapsed, elapsed, nrcpt);
+	    nsamples ? samples[nsamples * 99 / 100] * 1000 : 0, failures, cpu / elapsed, elapsed, nrcpt, rate);
 	free(samples);
 	free(message);
 	return failures ? 1 : 0;
