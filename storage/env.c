@@ -26,7 +26,7 @@
 /* Bytes of the data file kept written ahead of LMDB's last page: a
    sixteenth of what is used, within these bounds (prealloc_ahead). */
 #define PREALLOC_MIN (1ull << 20)
-#define PREALLOC_MAX (16ull << 20)
+#define PREALLOC_MAX (8ull << 20)
 
 int
 store_err(int rc, const char *where)
