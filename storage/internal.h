@@ -39,7 +39,9 @@ struct store {
 	pthread_cond_t wcond;
 	struct store_req *pending, *pending_tail;
 	uint64_t commits, requests;
-	uint64_t file_end;	/* data.mdb is written up to here (the writer's own view) */
+	/* the writer's own view: bytes of pages in use, and data.mdb written up to here */
+	uint64_t used, file_end;
+	bool filling;
 
 	/* POP3 mailbox locks: a small list behind one mutex */
 	pthread_mutex_t lock_mutex;
