@@ -27,6 +27,7 @@
 #include "delivery/dns.h"
 #include "delivery/dsn.h"
 #include "delivery/netio.h"
+#include "delivery/pace.h"
 #include "delivery/runner.h"
 #include "storage/store.h"
 #include "tls.h"
@@ -69,6 +70,7 @@ struct dest {
 	struct parcel *head, *tail;
 	size_t waiting;			/* parcels in the list */
 	unsigned active;		/* threads delivering to it */
+	struct pace pace;		/* how fast it takes parcels: what waits in the store comes back at it */
 	struct dest *next;
 };
 
@@ -483,6 +485,15 @@ parcel_fail(struct parcel *p, enum smtpc_result res, const char *why)
 
 /* ------------------------------------------------------------- destinations */
 
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static struct parcel *
 take_parcel(struct dest *d)
 {
@@ -492,8 +503,10 @@ take_parcel(struct dest *d)
 	p = d->head;
 	if (p && !(d->head = p->next))
 		d->tail = NULL;
-	if (p)
+	if (p) {
 		d->waiting--;
+		pace_taken(&d->pace, mono_now());
+	}
 	pthread_mutex_unlock(&R.lock);
 	return p;
 }
@@ -799,10 +812,10 @@ dest_for(const struct config *cfg, const char *address)
 /*
  * Split the pending recipients of it into parcels by destination and queue
  * them (R.lock held). False when a destination has its fill waiting: then
- * nothing is queued.
+ * nothing is queued, and *defer_s says how long the entry should wait.
  */
 static bool
-dispatch(const struct config *cfg, struct item *it)
+dispatch(const struct config *cfg, struct item *it, unsigned *defer_s)
 {
 	struct parcel **by = xcalloc(it->q.nrcpts, sizeof(*by));
 	struct dest **dests = xcalloc(it->q.nrcpts, sizeof(*dests));
@@ -837,6 +850,7 @@ dispatch(const struct config *cfg, struct item *it)
 	for (j = 0; j < ngroups && dests[j]->waiting < RUNNER_DEST_WAITING_MAX; j++)
 		;
 	if (j < ngroups) {
+		*defer_s = pace_defer(&dests[j]->pace, dests[j]->waiting, mono_now(), RUNNER_DEFER_SECONDS);
 		for (j = 0; j < ngroups; j++) {
 			free(by[j]->idx);
 			free(by[j]);
@@ -865,7 +879,7 @@ dispatch(const struct config *cfg, struct item *it)
 
 /* Back to the store for a while, unattempted: its destination has enough waiting. */
 static void
-defer_item(struct item *it, uint64_t now)
+defer_item(struct item *it, uint64_t now, unsigned seconds)
 {
 	struct store_qupdate *u = &it->req.u.update;
 
@@ -873,7 +887,7 @@ defer_item(struct item *it, uint64_t now)
 	it->req.op = STORE_OP_QUEUE_UPDATE;
 	u->id = it->q.id;
 	u->attempts = it->q.attempts;
-	u->next_attempt = now + RUNNER_DEFER_SECONDS;
+	u->next_attempt = now + seconds;
 	pthread_mutex_lock(&R.lock);
 	R.updates_pending++;
 	pthread_mutex_unlock(&R.lock);
@@ -887,6 +901,7 @@ take_due(const struct config *cfg)
 {
 	uint64_t ids[RUNNER_BATCH], now = (uint64_t)time(NULL);
 	struct item *fresh[RUNNER_BATCH], *later[RUNNER_BATCH];
+	unsigned later_s[RUNNER_BATCH], longest = 0;
 	struct store_req req;
 	size_t n = 0, room, i, nfresh = 0, empty = 0, nlater = 0;
 	int rc;
@@ -926,7 +941,7 @@ take_due(const struct config *cfg)
 	pthread_mutex_lock(&R.lock);
 	for (i = 0; i < nfresh; i++) {
 		inflight_add(fresh[i]->q.id);
-		if (!dispatch(cfg, fresh[i]))
+		if (!dispatch(cfg, fresh[i], &later_s[nlater]))
 			later[nlater++] = fresh[i];
 		else if (!fresh[i]->parcels_left)
 			fresh[empty++] = fresh[i];	/* nothing pending: finish it below */
@@ -935,15 +950,18 @@ take_due(const struct config *cfg)
 	pthread_mutex_unlock(&R.lock);
 	for (i = 0; i < empty; i++)
 		finish_item(fresh[i]);
-	for (i = 0; i < nlater; i++)
-		defer_item(later[i], now);
+	for (i = 0; i < nlater; i++) {
+		defer_item(later[i], now, later_s[i]);
+		if (later_s[i] > longest)
+			longest = later_s[i];
+	}
 	if (nlater) {
 		static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60, 5);
 		unsigned suppressed;
 
 		if (log_ratelimit_ok(&rl, &suppressed))
-			log_msg(LOG_LEVEL_NOTICE, "event=relay_backlog deferred=%zu waiting_max=%d retry_in=%ds suppressed=%u",
-			    nlater, RUNNER_DEST_WAITING_MAX, RUNNER_DEFER_SECONDS, suppressed);
+			log_msg(LOG_LEVEL_NOTICE, "event=relay_backlog deferred=%zu waiting_max=%d retry_in_max=%us suppressed=%u",
+			    nlater, RUNNER_DEST_WAITING_MAX, longest, suppressed);
 	}
 	return n == room;
 }

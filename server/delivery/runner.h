@@ -25,8 +25,10 @@ struct store;
 #define RUNNER_LEASE_SECONDS 3600
 /*
  * Parcels waiting for one destination at most; past it new mail for that
- * destination goes back to the store for RUNNER_DEFER_SECONDS (no attempt
- * counted), so one slow destination cannot take every in-flight slot.
+ * destination goes back to the store (no attempt counted), so one slow
+ * destination cannot take every in-flight slot. It comes back at the pace
+ * the destination has been taking parcels, after those waiting, and at
+ * most RUNNER_DEFER_SECONDS later.
  */
 #define RUNNER_DEST_WAITING_MAX 1000
 #define RUNNER_DEFER_SECONDS 60
