@@ -62,14 +62,20 @@ copy_source(const struct store_delivery *d, uint64_t off, unsigned char *dst, si
 static uint64_t
 count_stuffing(const unsigned char *p, size_t n, bool *at_line_start)
 {
+	const unsigned char *end = p + n, *nl;
 	uint64_t dots = 0;
-	size_t i;
 
-	for (i = 0; i < n; i++) {
-		if (*at_line_start && p[i] == '.')
+	if (!n)
+		return 0;
+	if (*at_line_start && *p == '.')
+		dots++;
+	/* line by line with memchr: this runs in the writer, once per stored byte */
+	while ((nl = memchr(p, '\n', (size_t)(end - p))) && nl + 1 < end) {
+		if (nl[1] == '.')
 			dots++;
-		*at_line_start = p[i] == '\n';
+		p = nl + 1;
 	}
+	*at_line_start = end[-1] == '\n';
 	return dots;
 }
 

@@ -463,8 +463,11 @@ test_body_chunks(void)
 {
 	static unsigned char data[3 * STORE_CHUNK_MAX + 123], back[sizeof(data) + 64];
 	const unsigned char bad_size[4] = { 0, 0, 0, 7 };
-	char path[128], four_k[4097];
+	static const char tail[] = "\r\n.b\r\n..c\r\nend\r\n";
+	char path[128], four_k[4097], dotted[4200];
+	struct store_msg *m = NULL;
 	struct store *st;
+	size_t n = 0;
 	MDB_stat bs;
 	uint64_t body, off = 0;
 	size_t i, got;
@@ -475,9 +478,19 @@ test_body_chunks(void)
 	memset(four_k, 'x', 4096);
 	four_k[4096] = '\0';
 	CHECK(st && deliver(st, (const char *[]){ "u" }, 1, four_k, NULL) == 0);
+	/* dot-stuffing counted across a chunk boundary: a '.' opening the body's
+	   first line, one opening the first byte of chunk 1 (after 20 octets of
+	   Return-Path), one in the middle of chunk 1 */
+	memset(dotted, 'x', sizeof(dotted));
+	memcpy(dotted, ".a\r\n", 4);
+	memcpy(dotted + 4080 - 20 - 2, tail, sizeof(tail));
+	CHECK(st && deliver(st, (const char *[]){ "u" }, 1, dotted, NULL) == 0);
+	CHECK(st && store_mailbox_snapshot(st, "u", &m, &n) == 0 && n == 2 &&
+	    m[1].size == 20 + strlen(dotted) && m[1].pop3_size == m[1].size + 3);
+	free(m);
 	store_close(st);
 	snprintf(path, sizeof(path), "%s/chunks", dir);
-	CHECK(raw_meta(path, NULL, NULL, 0, &bs) == 0 && bs.ms_overflow_pages == 1);
+	CHECK(raw_meta(path, NULL, NULL, 0, &bs) == 0 && bs.ms_overflow_pages == 2);
 
 	/* a store made before the chunk record keeps 64 KiB chunks and reads back whole */
 	st = open_at("legacy", 0, 0);
