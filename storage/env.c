@@ -5,7 +5,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,21 +206,21 @@ static void
 fill_piece(struct store *st)
 {
 	static unsigned char zeros[FILL_PIECE];
-	uint64_t size, used = st->used, want;
+	uint64_t size, used = st->used, goal, want;
 	struct stat sb;
 	MDB_txn *txn;
 	int fd;
 
+	/* on failure, stop until the store has grown by half a step */
 	if (store_write_begin(st, &txn)) {
-		st->file_end = used + fill_ahead(used) + fill_ahead(used) / 2;
+		st->file_end = used + fill_ahead(used) * 3 / 2;
 		return;
 	}
 	map_usage(st, &size, &used);	/* under the lock: the newest meta */
-	want = used + fill_ahead(used);
-	if (want > size)
-		want = size;	/* past the map, LMDB writes nothing */
+	goal = used + fill_ahead(used);
+	want = goal < size ? goal : size;	/* past the map, LMDB writes nothing */
 	if (mdb_env_get_fd(st->env, &fd) || fstat(fd, &sb) || (uint64_t)sb.st_size >= want) {
-		st->file_end = used + fill_ahead(used);
+		st->file_end = goal;
 	} else {
 		size_t n = want - (uint64_t)sb.st_size < sizeof(zeros) ? (size_t)(want - (uint64_t)sb.st_size) :
 		    sizeof(zeros);
@@ -229,7 +228,7 @@ fill_piece(struct store *st)
 		if (pwrite(fd, zeros, n, sb.st_size) == (ssize_t)n && fdatasync(fd) == 0)
 			st->file_end = (uint64_t)sb.st_size + n;
 		else	/* a full disk: LMDB says so when it matters */
-			st->file_end = used + fill_ahead(used) + fill_ahead(used) / 2;
+			st->file_end = used + fill_ahead(used) * 3 / 2;
 	}
 	st->used = used;
 	mdb_txn_abort(txn);

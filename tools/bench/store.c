@@ -151,7 +151,9 @@ main(int argc, char **argv)
 	struct store_opts o = { dir, 1ull << 30, 0, false };
 	static const int writers[] = { 8, 32 };
 	static const size_t sizes[] = { 4096, 100 * 1024 };
-	double single[4 * ROUNDS], ratio[ROUNDS], disk, t0, secs;
+	/* a baseline run per round of every (size, writers) figure */
+	double single[sizeof(sizes) / sizeof(sizes[0]) * sizeof(writers) / sizeof(writers[0]) * ROUNDS];
+	double ratio[ROUNDS], disk, t0, secs;
 	uint64_t bodies[50];
 	unsigned char *buf;
 	size_t i, s, bytes = 0;
