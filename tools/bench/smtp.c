@@ -9,9 +9,12 @@
  * mean latency is N / throughput whatever the server does (Little's law):
  * that mode measures capacity. --rate R measures latency at a given load
  * instead: the sessions together start R transactions a second, at random
- * (Poisson) moments, and each latency counts from the moment its
- * transaction was due, so a server that falls behind is not excused by
- * the client waiting for it (no coordinated omission).
+ * (Poisson) moments. A session still busy with its previous transaction
+ * when the next is due counts that one from the due moment, so a server
+ * that falls behind is not excused by the client waiting for it (no
+ * coordinated omission); a session that was free counts from its send, so
+ * this process waking late (timer slack, an idle CPU) is not charged to
+ * the server.
  *
  *   bench-smtp --port 2525 [--host 127.0.0.1] [-c 32] [--size 4096]
  *              [--seconds 10] [--rcpt alice@example.test]
@@ -37,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -247,13 +251,19 @@ client(void *arg)
 			bool ok;
 
 			if (rate > 0) {
-				/* wait for the due moment; a late start still counts from it */
 				struct timespec ts = { (time_t)due, (long)((due - (time_t)due) * 1e9) };
 
-				while (due > now() && !stop &&
-				    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-					;
-				t0 = due;
+				if (due > t0) {
+					/* free before its moment: the latency counts from the
+					   send, this client's own lateness in waking is not the
+					   server's */
+					while (due > now() && !stop &&
+					    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+						;
+					t0 = now();
+				} else {
+					t0 = due;	/* still busy at its moment: the wait counts */
+				}
 				due = next_due(due, xsubi);
 			}
 
@@ -344,6 +354,8 @@ main(int argc, char **argv)
 	if (auth && (tls_global_init() || tls_creds_client_new(NULL, &creds)))
 		return 1;
 
+	/* wake at the due moments, not up to 50 us later (inherited by the sessions) */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	t0 = now();
 	nclients = n;
 	for (i = 0; i < n; i++)
