@@ -480,6 +480,7 @@ smtpc_send(struct smtpc *c, struct smtpc_msg *m)
 	for (i = 0; i < m->nrcpts; i++) {
 		m->rcpts[i].result = SMTPC_TEMP;
 		m->rcpts[i].reply[0] = '\0';
+		m->rcpts[i].peer_dsn = dsn;
 	}
 	if (c->broken) {
 		all_rcpts(m, SMTPC_TEMP, c->error);

@@ -76,6 +76,7 @@ struct smtpc_rcpt {
 	/* out */
 	enum smtpc_result result;
 	char reply[SMTPC_REPLY_MAX + 64];
+	bool peer_dsn;			/* the peer offers DSN: NOTIFY went on with it (RFC 3461 5.2.1) */
 };
 
 struct smtpc_msg {

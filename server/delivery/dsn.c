@@ -33,7 +33,7 @@ is_digit(char c)
 }
 
 void
-dsn_status(const char *reply, bool failed, char out[16])
+dsn_status(const char *reply, enum dsn_action action, char out[16])
 {
 	const char *p;
 
@@ -57,7 +57,41 @@ dsn_status(const char *reply, bool failed, char out[16])
 		snprintf(out, 16, "%.*s", (int)(q + b - p), p);
 		return;
 	}
-	snprintf(out, 16, "%s", failed ? "5.0.0" : "4.0.0");
+	snprintf(out, 16, "%s", action == DSN_FAILED ? "5.0.0" : action == DSN_DELAYED ? "4.0.0" : "2.0.0");
+}
+
+/* The readable part: a paragraph for each kind of outcome, its recipients below it. */
+static void
+readable(const struct dsn_info *d, const char *until, struct buf *out)
+{
+	static const char *const intro[] = {
+		[DSN_FAILED] = "Your message could not be delivered to these recipients; it is attached below.\r\n",
+		[DSN_DELAYED] = "Your message has not been delivered yet to these recipients. It is still being\r\n"
+		    "retried until ",
+		[DSN_RELAYED] = "Your message was passed on to these recipients' servers. They send no delivery\r\n"
+		    "notifications, so no report of its delivery will follow; a failure further on\r\n"
+		    "may still come back as a bounce.\r\n",
+	};
+	enum dsn_action a;
+	size_t i;
+
+	buf_printf(out, "This is the mail system at %s.\r\n", d->hostname);
+	for (a = DSN_FAILED; a <= DSN_RELAYED; a++) {
+		bool any = false;
+
+		for (i = 0; i < d->nrcpts; i++)
+			any |= d->rcpts[i].action == a;
+		if (!any)
+			continue;
+		buf_append_str(out, "\r\n");
+		buf_append_str(out, intro[a]);
+		if (a == DSN_DELAYED)
+			buf_printf(out, "%s; you need not send it again.\r\n", until);
+		buf_append_str(out, "\r\n");
+		for (i = 0; i < d->nrcpts; i++)
+			if (d->rcpts[i].action == a)
+				buf_printf(out, "<%s>: %s\r\n", d->rcpts[i].address, d->rcpts[i].reply);
+	}
 }
 
 /* The part of a reply after "... said: ", and the server before it. */
@@ -113,13 +147,19 @@ original(const struct dsn_info *d, struct buf *out)
 int
 dsn_build(const struct dsn_info *d, struct buf *out)
 {
+	static const char *const action_name[] = { "failed", "delayed", "relayed" };
 	char now[64], arrival[64], until[64], boundary[64], status[16], mta[400];
-	bool any_failed = false;
+	bool any_failed = false, any_delayed = false;
+	const char *subject;
 	size_t i;
 	int rc;
 
-	for (i = 0; i < d->nrcpts; i++)
-		any_failed |= d->rcpts[i].failed;
+	for (i = 0; i < d->nrcpts; i++) {
+		any_failed |= d->rcpts[i].action == DSN_FAILED;
+		any_delayed |= d->rcpts[i].action == DSN_DELAYED;
+	}
+	subject = any_failed ? "Undelivered Mail Returned to Sender" :
+	    any_delayed ? "Delayed Mail (still being retried)" : "Successful Mail Delivery Report";
 	date(now, sizeof(now), d->now);
 	date(arrival, sizeof(arrival), d->arrival);
 	date(until, sizeof(until), d->retry_until);
@@ -138,18 +178,8 @@ dsn_build(const struct dsn_info *d, struct buf *out)
 	    "\r\n--%s\r\n"
 	    "Content-Description: Notification\r\n"
 	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
-	    d->hostname, d->sender, any_failed ? "Undelivered Mail Returned to Sender" :
-	    "Delayed Mail (still being retried)", now, d->queue_id, d->now, d->hostname, boundary, boundary);
-	if (any_failed)
-		buf_printf(out, "This is the mail system at %s.\r\n\r\n"
-		    "Your message could not be delivered to one or more recipients.\r\n"
-		    "It is attached below.\r\n\r\n", d->hostname);
-	else
-		buf_printf(out, "This is the mail system at %s.\r\n\r\n"
-		    "Your message has not been delivered yet to the recipients below.\r\n"
-		    "It is still being retried until %s; you need not send it again.\r\n\r\n", d->hostname, until);
-	for (i = 0; i < d->nrcpts; i++)
-		buf_printf(out, "<%s>: %s\r\n", d->rcpts[i].address, d->rcpts[i].reply);
+	    d->hostname, d->sender, subject, now, d->queue_id, d->now, d->hostname, boundary, boundary);
+	readable(d, until, out);
 	buf_printf(out, "\r\n--%s\r\n"
 	    "Content-Description: Delivery report\r\n"
 	    "Content-Type: message/delivery-status\r\n\r\n"
@@ -161,24 +191,25 @@ dsn_build(const struct dsn_info *d, struct buf *out)
 		const struct dsn_rcpt *r = &d->rcpts[i];
 		const char *diag;
 
-		dsn_status(r->reply, r->failed, status);
+		dsn_status(r->reply, r->action, status);
 		split_reply(r->reply, mta, sizeof(mta), &diag);
 		buf_printf(out, "\r\nFinal-Recipient: rfc822; %s\r\n", r->address);
 		if (*r->orcpt)
 			buf_printf(out, "Original-Recipient: %s\r\n", r->orcpt);
-		buf_printf(out, "Action: %s\r\nStatus: %s\r\n", r->failed ? "failed" : "delayed", status);
+		buf_printf(out, "Action: %s\r\nStatus: %s\r\n", action_name[r->action], status);
 		if (*mta)
 			buf_printf(out, "Remote-MTA: dns; %s\r\n", mta);
 		if (diag)
 			buf_printf(out, "Diagnostic-Code: smtp; %s\r\n", diag);
 		buf_printf(out, "Last-Attempt-Date: %s\r\n", now);
-		if (!r->failed)
+		if (r->action == DSN_DELAYED)
 			buf_printf(out, "Will-Retry-Until: %s\r\n", until);
 	}
 	buf_printf(out, "\r\n--%s\r\n"
 	    "Content-Description: %s\r\n"
 	    "Content-Type: %s\r\n\r\n", boundary,
-	    d->ret_full ? "Undelivered Message" : "Undelivered Message Headers",
+	    any_failed || any_delayed ? (d->ret_full ? "Undelivered Message" : "Undelivered Message Headers") :
+	    d->ret_full ? "Relayed Message" : "Relayed Message Headers",
 	    d->ret_full ? "message/rfc822" : "text/rfc822-headers");
 	if ((rc = original(d, out)))
 		return rc;

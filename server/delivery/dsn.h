@@ -13,10 +13,17 @@
 
 #include "core/buf.h"
 
+/*
+ * What is reported of a recipient (RFC 3464 2.3.3): given up on; not yet
+ * delivered, still retried (a warning); or accepted by a server that
+ * offers no DSN, so that NOTIFY=SUCCESS is answered here (RFC 3461 5.2.2).
+ */
+enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_RELAYED };
+
 struct dsn_rcpt {
 	const char *address;
 	const char *orcpt;	/* as received ("rfc822;a@b"), "" = none */
-	bool failed;		/* else delayed (a warning) */
+	enum dsn_action action;
 	const char *reply;	/* what happened: "host[ip]:25 said: 550 5.1.1 ..." or our own text */
 };
 
@@ -35,8 +42,9 @@ struct dsn_info {
 	uint64_t offset;
 };
 
-/* The enhanced status code in a reply text ("5.1.1"), else the default. */
-void dsn_status(const char *reply, bool failed, char out[16]);
+/* The enhanced status code in a reply text ("5.1.1"), else the action's default
+   (5.0.0, 4.0.0, 2.0.0). */
+void dsn_status(const char *reply, enum dsn_action action, char out[16]);
 
 /* The whole report (starting with "Return-Path: <>") appended to out. 0, ERR_LIMIT, ERR_STORE. */
 int dsn_build(const struct dsn_info *d, struct buf *out);

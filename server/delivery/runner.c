@@ -43,6 +43,9 @@ struct item {
 	unsigned parcels_left;
 	struct store_qresult *results;
 	size_t nresults;
+	/* per result: taken by a server without DSN while NOTIFY=SUCCESS was
+	   asked, so the "relayed" report is ours to send (RFC 3461 5.2.2) */
+	bool *relayed;
 	/* the store update, alive until its commit answered */
 	struct store_req req;
 	struct buf dsn;
@@ -281,6 +284,7 @@ free_item(struct item *it)
 	free(it->bounce_logins);
 	buf_free(&it->dsn);
 	free(it->results);
+	free(it->relayed);
 	store_qentry_free(&it->q);
 	free(it);
 }
@@ -316,7 +320,8 @@ result_notify(const struct item *it, uint32_t idx)
 	return it->q.rcpts[idx].notify;
 }
 
-/* Build the DSN for the recipients just failed (and delayed, for a warning). */
+/* Build the DSN for the recipients just failed (and delayed, for a warning; and
+   relayed to a server without DSN, when they asked for NOTIFY=SUCCESS). */
 static void
 make_report(const struct config *cfg, struct item *it, uint64_t now, bool warn)
 {
@@ -334,11 +339,13 @@ make_report(const struct config *cfg, struct item *it, uint64_t now, bool warn)
 		if (notify & STORE_NOTIFY_NEVER)
 			continue;
 		if (r->state == STORE_RCPT_FAILED && (!notify || notify & STORE_NOTIFY_FAILURE)) {
-			dr[n].failed = true;
+			dr[n].action = DSN_FAILED;
 		} else if (warn && r->state == STORE_RCPT_PENDING && (!notify || notify & STORE_NOTIFY_DELAY)) {
 			if (to_postmaster)
 				continue;	/* nobody is told of a report's delay */
-			dr[n].failed = false;
+			dr[n].action = DSN_DELAYED;
+		} else if (it->relayed[i] && !to_postmaster) {
+			dr[n].action = DSN_RELAYED;
 		} else
 			continue;
 		dr[n].address = it->q.rcpts[r->index].address;
@@ -459,6 +466,8 @@ parcel_done(struct parcel *p, const struct smtpc_rcpt *res)
 		r->state = res[i].result == SMTPC_OK ? STORE_RCPT_DELIVERED :
 		    res[i].result == SMTPC_PERM ? STORE_RCPT_FAILED : STORE_RCPT_PENDING;
 		snprintf(r->reply, sizeof(r->reply), "%s", res[i].reply);
+		it->relayed[r - it->results] = r->state == STORE_RCPT_DELIVERED && !res[i].peer_dsn &&
+		    (it->q.rcpts[r->index].notify & STORE_NOTIFY_SUCCESS);
 	}
 	last = --it->parcels_left == 0;
 	pthread_mutex_unlock(&R.lock);
@@ -822,6 +831,7 @@ dispatch(const struct config *cfg, struct item *it, unsigned *defer_s)
 	size_t i, j, ngroups = 0;
 
 	it->results = xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*it->results));
+	it->relayed = xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*it->relayed));
 	for (i = 0; i < it->q.nrcpts; i++) {
 		struct dest *d;
 

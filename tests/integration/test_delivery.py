@@ -119,8 +119,46 @@ def test_route_delivery_pipelined_with_dsn_parameters_and_tls():
         assert cmds[cmds.index(b"MAIL"):cmds.index(b"MAIL") + 4] == [b"MAIL", b"RCPT", b"RCPT", b"DATA"], cmds
         wait_queue_empty(srv)
         srv.wait_log(r"event=relay_delivered .*to=<carol@remote.test>")
+        # NOTIFY=SUCCESS went on to a server that offers DSN: reporting is its job, not ours
+        assert mailbox(srv) == [], "a DSN for a delivery the next server reports itself"
         rc, out, err = srv.ctl("verify")
         assert rc == 0, out + err
+
+
+def test_relayed_dsn_when_the_next_server_lacks_dsn():
+    # RFC 3461 5.2.2: NOTIFY=SUCCESS cannot go on, so we report "relayed" ourselves
+    port = harness.free_ports(1)[0]
+    no_dsn = tuple(e for e in sinks.DEFAULT_EHLO if e != "DSN")
+    with harness.Server(extra=relay_conf([("remote.test", "127.0.0.1", port)])) as srv, \
+            sinks.Sink("127.0.0.1", port, ehlo=no_dsn) as sink:
+        srv.add_users("alice")
+        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
+        s.starttls(context=tls())
+        s.login("alice", "alice-password")
+        s.mail("alice@example.test", ["ENVID=env-relayed", "RET=HDRS"])
+        assert s.rcpt("ann@remote.test", ["NOTIFY=SUCCESS", "ORCPT=rfc822;ann@remote.test"])[0] == 250
+        assert s.rcpt("bob@remote.test")[0] == 250	# no NOTIFY: failures only
+        assert s.rcpt("cat@remote.test", ["NOTIFY=NEVER"])[0] == 250
+        assert s.data(b"Subject: receipt please\r\nX-Marker: relayed-headers\r\n\r\nbody text\r\n")[0] == 250
+        s.quit()
+        msg = sink.wait_messages(1)[0]
+        assert not any(b"NOTIFY" in r for r in msg["rcpts"]), msg["rcpts"]
+        dsn = wait_mailbox(srv, 1)[0]
+        wait_queue_empty(srv)
+        m = parse(dsn)
+        assert dsn.startswith(b"Return-Path: <>\r\n"), dsn[:100]
+        assert m["Subject"] == "Successful Mail Delivery Report" and m["To"] == "<alice@example.test>", m
+        report = report_of(dsn)
+        assert "Original-Envelope-Id: env-relayed" in report, report
+        assert "Final-Recipient: rfc822; ann@remote.test" in report and "Action: relayed" in report, report
+        assert "Original-Recipient: rfc822;ann@remote.test" in report and "Status: 2.0.0" in report, report
+        assert "Remote-MTA: dns; 127.0.0.1[127.0.0.1:%d]" % port in report, report
+        assert "bob@remote.test" not in report and "cat@remote.test" not in report, report
+        assert "Will-Retry-Until" not in report, report
+        headers = [p for p in m.walk() if p.get_content_type() == "text/rfc822-headers"]
+        assert headers and b"X-Marker: relayed-headers" in headers[0].get_payload(decode=True)
+        assert b"body text" not in dsn, "RET=HDRS returned the body"
+        assert len(mailbox(srv)) == 1, "more than one report"
 
 
 def test_connection_reuse_and_per_destination_limit():

@@ -138,7 +138,7 @@ test_pipelined_transaction(void)
 	CHECK(c.ext & SMTPC_EXT_PIPELINING && c.ext & SMTPC_EXT_DSN && c.max_size == 100000);
 	init_msg(&m, r, 2);
 	CHECK(smtpc_send(&c, &m) == SMTPC_OK);
-	CHECK(r[0].result == SMTPC_OK && strstr(r[0].reply, "250 2.0.0 queued as X"));
+	CHECK(r[0].result == SMTPC_OK && strstr(r[0].reply, "250 2.0.0 queued as X") && r[0].peer_dsn);
 	CHECK(r[1].result == SMTPC_PERM && strstr(r[1].reply, "peer.test[192.0.2.1]:25 said: 550 5.1.1 no such user"));
 	/* one write for the whole group, DSN parameters passed on */
 	CHECK(sent(&s, "MAIL FROM:<alice@local.test> SIZE=50\r\nRCPT TO:<bob@peer.test>\r\n"
@@ -170,6 +170,7 @@ test_one_at_a_time_and_refusals(void)
 	CHECK(smtpc_send(&c, &m) == SMTPC_OK);
 	CHECK(r[0].result == SMTPC_TEMP && r[1].result == SMTPC_TEMP && strstr(r[1].reply, "451 4.3.0"));
 	CHECK(!sent(&s, "RCPT") && !sent(&s, "NOTIFY") && sent(&s, "RSET\r\n"));
+	CHECK(!r[0].peer_dsn && !r[1].peer_dsn);	/* a success here would be ours to report */
 	smtpc_free(&c);
 	buf_free(&s.written);
 }
@@ -306,19 +307,24 @@ static void
 test_dsn(void)
 {
 	char st[16];
-	struct dsn_rcpt r[2] = {
-		{ "bob@peer.test", "rfc822;bob@peer.test", true, "peer.test[192.0.2.1]:25 said: 550 5.1.1 no such user" },
-		{ "eve@peer.test", "", false, "connect to peer.test[192.0.2.1:25]: Connection refused" },
+	struct dsn_rcpt r[3] = {
+		{ "bob@peer.test", "rfc822;bob@peer.test", DSN_FAILED, "peer.test[192.0.2.1]:25 said: 550 5.1.1 no such user" },
+		{ "eve@peer.test", "", DSN_DELAYED, "connect to peer.test[192.0.2.1:25]: Connection refused" },
+		{ "ann@old.test", "", DSN_RELAYED, "old.test[192.0.2.2]:25 said: 250 Ok" },
 	};
 	struct dsn_info d;
 	struct buf out;
 
-	dsn_status("x said: 550 5.1.1 no", true, st);
+	dsn_status("x said: 550 5.1.1 no", DSN_FAILED, st);
 	CHECK(strcmp(st, "5.1.1") == 0);
-	dsn_status("x said: 451 4.7.1234 no", false, st);
+	dsn_status("x said: 451 4.7.1234 no", DSN_DELAYED, st);
 	CHECK(strcmp(st, "4.0.0") == 0);
-	dsn_status("10.1.2.3 refused", true, st);
+	dsn_status("10.1.2.3 refused", DSN_FAILED, st);
 	CHECK(strcmp(st, "5.0.0") == 0);
+	dsn_status("x said: 250 2.6.0 queued", DSN_RELAYED, st);
+	CHECK(strcmp(st, "2.6.0") == 0);
+	dsn_status("x said: 250 Ok", DSN_RELAYED, st);
+	CHECK(strcmp(st, "2.0.0") == 0);
 	memset(&d, 0, sizeof(d));
 	d.hostname = "mx.local.test";
 	d.sender = "alice@local.test";
@@ -328,7 +334,7 @@ test_dsn(void)
 	d.retry_until = 1700400000;
 	d.queue_id = 42;
 	d.rcpts = r;
-	d.nrcpts = 2;
+	d.nrcpts = 3;
 	d.read = read_text;
 	body_text = "Return-Path: <alice@local.test>\r\nSubject: s\r\n\r\nsecret body\r\n";
 	d.offset = strlen("Return-Path: <alice@local.test>\r\n");
@@ -342,6 +348,14 @@ test_dsn(void)
 	    "Action: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; peer.test[192.0.2.1]:25\r\n"
 	    "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n") != NULL);
 	CHECK(strstr((char *)out.data, "Action: delayed\r\nStatus: 4.0.0\r\n") != NULL);
+	CHECK(strstr((char *)out.data, "Final-Recipient: rfc822; ann@old.test\r\nAction: relayed\r\nStatus: 2.0.0\r\n"
+	    "Remote-MTA: dns; old.test[192.0.2.2]:25\r\nDiagnostic-Code: smtp; 250 Ok\r\n"
+	    "Last-Attempt-Date: ") != NULL);
+	/* each outcome has its paragraph, its recipients below it */
+	CHECK(strstr((char *)out.data, "could not be delivered to these recipients; it is attached below.\r\n\r\n"
+	    "<bob@peer.test>: ") != NULL);
+	CHECK(strstr((char *)out.data, "a failure further on\r\nmay still come back as a bounce.\r\n\r\n"
+	    "<ann@old.test>: old.test") != NULL);
 	CHECK(strstr((char *)out.data, "Content-Type: text/rfc822-headers\r\n\r\nSubject: s\r\n\r\n") != NULL);
 	CHECK(strstr((char *)out.data, "secret body") == NULL);
 	CHECK(strstr((char *)out.data, "Return-Path: <alice") == NULL);
@@ -351,6 +365,17 @@ test_dsn(void)
 	CHECK(dsn_build(&d, &out) == 0);
 	buf_append(&out, "", 1);
 	CHECK(strstr((char *)out.data, "Content-Type: message/rfc822\r\n\r\nSubject: s\r\n\r\nsecret body\r\n") != NULL);
+	buf_free(&out);
+	/* only relayed recipients: a success report, nothing said of retries */
+	d.rcpts = r + 2;
+	d.nrcpts = 1;
+	d.ret_full = false;
+	buf_init(&out, 0);
+	CHECK(dsn_build(&d, &out) == 0);
+	buf_append(&out, "", 1);
+	CHECK(strstr((char *)out.data, "Subject: Successful Mail Delivery Report\r\n") != NULL);
+	CHECK(strstr((char *)out.data, "Content-Description: Relayed Message Headers\r\n") != NULL);
+	CHECK(strstr((char *)out.data, "Will-Retry-Until") == NULL && strstr((char *)out.data, "retried") == NULL);
 	buf_free(&out);
 }
 
