@@ -417,13 +417,13 @@ queue_apply_update(struct store *st, MDB_txn *txn, struct store_qupdate *u)
 		if (u->results[i].index >= q.nrcpts)
 			continue;
 		r = &q.rcpts[u->results[i].index];
-		if (r->state != STORE_RCPT_PENDING)
+		if (!STORE_RCPT_OPEN(r->state))
 			continue;	/* a recipient done is never changed again */
 		r->state = u->results[i].state;
 		snprintf(r->reply, sizeof(r->reply), "%s", u->results[i].reply);
 	}
 	for (i = 0; i < q.nrcpts; i++)
-		pending += q.rcpts[i].state == STORE_RCPT_PENDING;
+		pending += STORE_RCPT_OPEN(q.rcpts[i].state);
 	if (!pending) {
 		rc = remove_entry(st, txn, &q);
 		u->removed_out = rc == 0;

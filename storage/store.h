@@ -151,7 +151,18 @@ struct store_qrcpt {
 	char reply[512];	/* the last remote reply for it */
 };
 enum { STORE_NOTIFY_NEVER = 1, STORE_NOTIFY_SUCCESS = 2, STORE_NOTIFY_FAILURE = 4, STORE_NOTIFY_DELAY = 8 };
-enum { STORE_RCPT_PENDING = 0, STORE_RCPT_DELIVERED = 1, STORE_RCPT_FAILED = 2 };
+/*
+ * DELIVERED_REPORT and EXPANDED_REPORT: delivered here (to a mailbox, or
+ * by an alias to several targets) and NOTIFY=SUCCESS asked, the success
+ * report not yet made; the queue runner makes it and records DELIVERED
+ * (RFC 3461 5.2.3, 5.2.7.3). Until then the entry stays.
+ */
+enum {
+	STORE_RCPT_PENDING = 0, STORE_RCPT_DELIVERED = 1, STORE_RCPT_FAILED = 2,
+	STORE_RCPT_DELIVERED_REPORT = 3, STORE_RCPT_EXPANDED_REPORT = 4
+};
+/* not final yet: still to deliver, or its success report still to make */
+#define STORE_RCPT_OPEN(state) ((state) == STORE_RCPT_PENDING || (state) >= STORE_RCPT_DELIVERED_REPORT)
 
 struct store_qentry {
 	uint64_t id;

@@ -274,6 +274,18 @@ cmd_alias(struct store *st, int argc, char **argv)
 
 static int queue_listed;
 
+static const char *
+rcpt_state_name(uint8_t state)
+{
+	switch (state) {
+	case STORE_RCPT_DELIVERED: return "delivered";
+	case STORE_RCPT_FAILED: return "failed";
+	case STORE_RCPT_DELIVERED_REPORT: return "delivered-report-due";
+	case STORE_RCPT_EXPANDED_REPORT: return "expanded-report-due";
+	default: return "pending";
+	}
+}
+
 static void
 print_qentry(const struct store_qentry *q, bool full)
 {
@@ -287,8 +299,7 @@ print_qentry(const struct store_qentry *q, bool full)
 		for (i = 0; i < q->nrcpts; i++) {
 			printf("%s{\"address\":", i ? "," : "");
 			json_str(q->rcpts[i].address);
-			printf(",\"state\":\"%s\",\"reply\":", q->rcpts[i].state == STORE_RCPT_DELIVERED ? "delivered" :
-			    q->rcpts[i].state == STORE_RCPT_FAILED ? "failed" : "pending");
+			printf(",\"state\":\"%s\",\"reply\":", rcpt_state_name(q->rcpts[i].state));
 			json_str(q->rcpts[i].reply);
 			putchar('}');
 		}
@@ -298,8 +309,7 @@ print_qentry(const struct store_qentry *q, bool full)
 	printf("%016" PRIx64 " %8" PRIu64 " <%s> attempts=%u next=%" PRIu64 "\n", q->id, q->size,
 	    q->sender, q->attempts, q->next_attempt);
 	for (i = 0; full && i < q->nrcpts; i++)
-		printf("  %s %s %s\n", q->rcpts[i].state == STORE_RCPT_DELIVERED ? "delivered" :
-		    q->rcpts[i].state == STORE_RCPT_FAILED ? "failed" : "pending",
+		printf("  %s %s %s\n", rcpt_state_name(q->rcpts[i].state),
 		    q->rcpts[i].address, q->rcpts[i].reply);
 }
 

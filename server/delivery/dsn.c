@@ -71,12 +71,15 @@ readable(const struct dsn_info *d, const char *until, struct buf *out)
 		[DSN_RELAYED] = "Your message was passed on to these recipients' servers. They send no delivery\r\n"
 		    "notifications, so no report of its delivery will follow; a failure further on\r\n"
 		    "may still come back as a bounce.\r\n",
+		[DSN_DELIVERED] = "Your message was delivered to the mailboxes of these recipients.\r\n",
+		[DSN_EXPANDED] = "Your message was delivered to these addresses, which forward it to several\r\n"
+		    "recipients; no further report is made for them.\r\n",
 	};
 	enum dsn_action a;
 	size_t i;
 
 	buf_printf(out, "This is the mail system at %s.\r\n", d->hostname);
-	for (a = DSN_FAILED; a <= DSN_RELAYED; a++) {
+	for (a = DSN_FAILED; a <= DSN_EXPANDED; a++) {
 		bool any = false;
 
 		for (i = 0; i < d->nrcpts; i++)
@@ -147,7 +150,7 @@ original(const struct dsn_info *d, struct buf *out)
 int
 dsn_build(const struct dsn_info *d, struct buf *out)
 {
-	static const char *const action_name[] = { "failed", "delayed", "relayed" };
+	static const char *const action_name[] = { "failed", "delayed", "relayed", "delivered", "expanded" };
 	char now[64], arrival[64], until[64], boundary[64], status[16], mta[400];
 	bool any_failed = false, any_delayed = false;
 	const char *subject;
@@ -209,7 +212,7 @@ dsn_build(const struct dsn_info *d, struct buf *out)
 	    "Content-Description: %s\r\n"
 	    "Content-Type: %s\r\n\r\n", boundary,
 	    any_failed || any_delayed ? (d->ret_full ? "Undelivered Message" : "Undelivered Message Headers") :
-	    d->ret_full ? "Relayed Message" : "Relayed Message Headers",
+	    d->ret_full ? "Message" : "Message Headers",
 	    d->ret_full ? "message/rfc822" : "text/rfc822-headers");
 	if ((rc = original(d, out)))
 		return rc;

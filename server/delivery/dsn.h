@@ -15,10 +15,11 @@
 
 /*
  * What is reported of a recipient (RFC 3464 2.3.3): given up on; not yet
- * delivered, still retried (a warning); or accepted by a server that
- * offers no DSN, so that NOTIFY=SUCCESS is answered here (RFC 3461 5.2.2).
+ * delivered, still retried (a warning); and, for NOTIFY=SUCCESS, accepted
+ * by a server that offers no DSN (RFC 3461 5.2.2), delivered to a mailbox
+ * here (5.2.3), or expanded by an alias to several targets (5.2.7.3).
  */
-enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_RELAYED };
+enum dsn_action { DSN_FAILED, DSN_DELAYED, DSN_RELAYED, DSN_DELIVERED, DSN_EXPANDED };
 
 struct dsn_rcpt {
 	const char *address;
@@ -43,7 +44,7 @@ struct dsn_info {
 };
 
 /* The enhanced status code in a reply text ("5.1.1"), else the action's default
-   (5.0.0, 4.0.0, 2.0.0). */
+   (5.0.0, 4.0.0, else 2.0.0). */
 void dsn_status(const char *reply, enum dsn_action action, char out[16]);
 
 /* The whole report (starting with "Return-Path: <>") appended to out. 0, ERR_LIMIT, ERR_STORE. */

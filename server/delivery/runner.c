@@ -43,9 +43,10 @@ struct item {
 	unsigned parcels_left;
 	struct store_qresult *results;
 	size_t nresults;
-	/* per result: taken by a server without DSN while NOTIFY=SUCCESS was
-	   asked, so the "relayed" report is ours to send (RFC 3461 5.2.2) */
-	bool *relayed;
+	/* per result: NOTIFY=SUCCESS asked and the success report is ours to
+	   make: taken by a server without DSN ("relayed", RFC 3461 5.2.2), or
+	   delivered here (the recipient's state says delivered or expanded) */
+	bool *success;
 	/* the store update, alive until its commit answered */
 	struct store_req req;
 	struct buf dsn;
@@ -284,7 +285,7 @@ free_item(struct item *it)
 	free(it->bounce_logins);
 	buf_free(&it->dsn);
 	free(it->results);
-	free(it->relayed);
+	free(it->success);
 	store_qentry_free(&it->q);
 	free(it);
 }
@@ -321,7 +322,7 @@ result_notify(const struct item *it, uint32_t idx)
 }
 
 /* Build the DSN for the recipients just failed (and delayed, for a warning; and
-   relayed to a server without DSN, when they asked for NOTIFY=SUCCESS). */
+   those whose success is ours to report, when they asked for NOTIFY=SUCCESS). */
 static void
 make_report(const struct config *cfg, struct item *it, uint64_t now, bool warn)
 {
@@ -344,8 +345,11 @@ make_report(const struct config *cfg, struct item *it, uint64_t now, bool warn)
 			if (to_postmaster)
 				continue;	/* nobody is told of a report's delay */
 			dr[n].action = DSN_DELAYED;
-		} else if (it->relayed[i] && !to_postmaster) {
-			dr[n].action = DSN_RELAYED;
+		} else if (it->success[i] && !to_postmaster) {
+			uint8_t was = it->q.rcpts[r->index].state;	/* as read, before this update */
+
+			dr[n].action = was == STORE_RCPT_DELIVERED_REPORT ? DSN_DELIVERED :
+			    was == STORE_RCPT_EXPANDED_REPORT ? DSN_EXPANDED : DSN_RELAYED;
 		} else
 			continue;
 		dr[n].address = it->q.rcpts[r->index].address;
@@ -411,6 +415,8 @@ finish_item(struct item *it)
 		struct store_qresult *r = &it->results[i];
 		char text[LOG_SAFE_SIZE];	/* remote text in a log line: escaped, cut */
 
+		if (it->q.rcpts[r->index].state >= STORE_RCPT_DELIVERED_REPORT)
+			continue;	/* delivered here and logged then; only its report is made now */
 		if (r->state == STORE_RCPT_PENDING && expired) {
 			char last[sizeof(r->reply)];
 
@@ -466,7 +472,7 @@ parcel_done(struct parcel *p, const struct smtpc_rcpt *res)
 		r->state = res[i].result == SMTPC_OK ? STORE_RCPT_DELIVERED :
 		    res[i].result == SMTPC_PERM ? STORE_RCPT_FAILED : STORE_RCPT_PENDING;
 		snprintf(r->reply, sizeof(r->reply), "%s", res[i].reply);
-		it->relayed[r - it->results] = r->state == STORE_RCPT_DELIVERED && !res[i].peer_dsn &&
+		it->success[r - it->results] = r->state == STORE_RCPT_DELIVERED && !res[i].peer_dsn &&
 		    (it->q.rcpts[r->index].notify & STORE_NOTIFY_SUCCESS);
 	}
 	last = --it->parcels_left == 0;
@@ -831,10 +837,20 @@ dispatch(const struct config *cfg, struct item *it, unsigned *defer_s)
 	size_t i, j, ngroups = 0;
 
 	it->results = xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*it->results));
-	it->relayed = xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*it->relayed));
+	it->success = xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*it->success));
 	for (i = 0; i < it->q.nrcpts; i++) {
 		struct dest *d;
 
+		if (it->q.rcpts[i].state >= STORE_RCPT_DELIVERED_REPORT) {
+			/* delivered here already: only its success report is left */
+			struct store_qresult *r = &it->results[it->nresults];
+
+			r->index = (uint32_t)i;
+			r->state = STORE_RCPT_DELIVERED;
+			snprintf(r->reply, sizeof(r->reply), "%s", it->q.rcpts[i].reply);
+			it->success[it->nresults++] = true;
+			continue;
+		}
 		if (it->q.rcpts[i].state != STORE_RCPT_PENDING)
 			continue;
 		if (it->q.bounce_requested) {

@@ -44,6 +44,8 @@ struct smtp_txn {
 	size_t nlogins;
 	struct store_qrcpt *remote;	/* remote recipients (queued) */
 	size_t nremote;
+	struct store_qrcpt *reports;	/* local recipients owed a success report (queued too) */
+	size_t nreports;
 	size_t nrcpts;		/* recipients accepted (for the limit) */
 	char first_rcpt[STORE_ADDRESS_MAX + 1];
 	struct smtp_data data;
@@ -61,6 +63,7 @@ struct delivery {
 	struct smtp_txn *txn;
 	struct buf prefix;
 	struct store_qentry q;
+	struct store_qrcpt *qrcpts;	/* remote and reports together, when there are reports */
 	int rc;
 };
 
@@ -111,6 +114,7 @@ txn_free(struct smtp_txn *t)
 		free(t->logins[i]);
 	free(t->logins);
 	free(t->remote);
+	free(t->reports);
 	buf_free(&t->spool.mem);
 	if (t->spool.fd >= 0)
 		close(t->spool.fd);
@@ -382,6 +386,44 @@ add_remote(void *arg, const char *address)
 	snprintf(q->orcpt, sizeof(q->orcpt), "%s", rt->rcpt->orcpt);
 }
 
+/*
+ * NOTIFY=SUCCESS for a local address: the success report is made by the
+ * queue runner from a queue recipient recorded in the delivery's own
+ * commit (RFC 3461 5.2.3). An alias that gave several targets is
+ * "expanded" (5.2.7.3), and its targets are not asked for success again;
+ * one remote target is a relay like any other, NOTIFY going on with it.
+ */
+static void
+add_report(struct smtp_session *s, const struct smtp_rcpt *rcpt, const char *addr, size_t nlocal, size_t first_remote)
+{
+	struct smtp_txn *t = s->txn;
+	size_t nremote = t->nremote - first_remote, i;
+	struct store_qrcpt *q;
+
+	if (!(rcpt->notify & STORE_NOTIFY_SUCCESS) || nlocal + nremote == 0)
+		return;
+	if (!nlocal && nremote == 1)
+		return;	/* one remote target: relayed like any other */
+	t->reports = xrealloc(t->reports, (t->nreports + 1) * sizeof(*t->reports));
+	q = &t->reports[t->nreports++];
+	memset(q, 0, sizeof(*q));
+	snprintf(q->address, sizeof(q->address), "%s", addr);
+	snprintf(q->orcpt, sizeof(q->orcpt), "%s", rcpt->orcpt);
+	q->notify = rcpt->notify;
+	if (nlocal + nremote == 1) {
+		q->state = STORE_RCPT_DELIVERED_REPORT;
+		snprintf(q->reply, sizeof(q->reply), "delivered to the mailbox");
+		return;
+	}
+	q->state = STORE_RCPT_EXPANDED_REPORT;
+	snprintf(q->reply, sizeof(q->reply), "forwarded to %zu recipients", nlocal + nremote);
+	for (i = first_remote; i < t->nremote; i++) {
+		t->remote[i].notify &= (uint8_t)~STORE_NOTIFY_SUCCESS;
+		if (!(t->remote[i].notify & (STORE_NOTIFY_FAILURE | STORE_NOTIFY_DELAY)))
+			t->remote[i].notify = STORE_NOTIFY_NEVER;
+	}
+}
+
 void
 smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 {
@@ -443,6 +485,7 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 				smtp_reply(s, "451 4.3.0 Temporary lookup failure\r\n");
 			return;
 		}
+		add_report(s, &rcpt, addr, t->nlogins - before_local, before_remote);
 	} else if (s->authenticated) {
 		add_remote(&rt, addr);
 	} else {
@@ -576,7 +619,7 @@ delivered_here(void *arg)
 			    " body=%016" PRIx64, c->sid, d->txn->mail.path.addr, d->txn->nlogins, d->txn->nremote,
 			    d->req.u.deliver.prefix_len + d->txn->spool.len, d->req.u.deliver.body_id_out);
 			conn_printf(c, "250 2.0.0 Ok: queued as %016" PRIx64 "\r\n", d->req.u.deliver.body_id_out);
-			if (d->txn->nremote && server_queued)
+			if ((d->txn->nremote || d->txn->nreports) && server_queued)
 				server_queued();	/* outbound: the runner looks now, not at its next tick */
 			break;
 		case ERR_QUOTA:
@@ -597,6 +640,7 @@ delivered_here(void *arg)
 	conn_unref(c);
 	txn_free(d->txn);
 	buf_free(&d->prefix);
+	free(d->qrcpts);
 	free(d);
 }
 
@@ -659,7 +703,7 @@ finish(struct smtp_session *s)
 	d->req.u.deliver.logins = (const char *const *)t->logins;
 	d->req.u.deliver.nlogins = t->nlogins;
 	d->req.u.deliver.now = (uint64_t)time(NULL);
-	if (t->nremote) {
+	if (t->nremote || t->nreports) {
 		snprintf(d->q.sender, sizeof(d->q.sender), "%s", t->mail.path.addr);
 		snprintf(d->q.envid, sizeof(d->q.envid), "%s", t->mail.envid);
 		d->q.ret_full = t->mail.ret_full;
@@ -667,6 +711,14 @@ finish(struct smtp_session *s)
 		d->q.created = d->q.next_attempt = d->req.u.deliver.now;
 		d->q.rcpts = t->remote;
 		d->q.nrcpts = t->nremote;
+		if (t->nreports) {
+			d->qrcpts = xcalloc(t->nremote + t->nreports, sizeof(*d->qrcpts));
+			if (t->nremote)
+				memcpy(d->qrcpts, t->remote, t->nremote * sizeof(*d->qrcpts));
+			memcpy(d->qrcpts + t->nremote, t->reports, t->nreports * sizeof(*d->qrcpts));
+			d->q.rcpts = d->qrcpts;
+			d->q.nrcpts = t->nremote + t->nreports;
+		}
 		d->req.u.deliver.queue = &d->q;
 	}
 	conn_pause(c);	/* no command is read until the commit answered */

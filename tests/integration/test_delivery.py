@@ -161,6 +161,44 @@ def test_relayed_dsn_when_the_next_server_lacks_dsn():
         assert len(mailbox(srv)) == 1, "more than one report"
 
 
+def test_success_dsns_for_local_delivery_and_an_expanding_alias():
+    # RFC 3461 5.2.3 and 5.2.7.3: "delivered" for a mailbox, "expanded" for an
+    # alias with several targets, whose targets are not asked for success again
+    port = harness.free_ports(1)[0]
+    with harness.Server(extra=relay_conf([("remote.test", "127.0.0.1", port)]),
+                        users={"carl": "carl-password"}) as srv, sinks.Sink("127.0.0.1", port) as sink:
+        srv.add_users("alice", "bob", "carl")
+        assert srv.ctl("alias", "add", "team@example.test", "carl", "dora@remote.test")[0] == 0
+        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
+        s.starttls(context=tls())
+        s.login("alice", "alice-password")
+        s.mail("alice@example.test", ["ENVID=env-local"])
+        assert s.rcpt("bob@example.test", ["NOTIFY=SUCCESS", "ORCPT=rfc822;bob@example.test"])[0] == 250
+        assert s.rcpt("team@example.test", ["NOTIFY=SUCCESS"])[0] == 250
+        assert s.data(b"Subject: local receipt\r\n\r\nhello bob\r\n")[0] == 250
+        s.quit()
+        assert len(wait_mailbox(srv, 1, user="bob")) == 1 and len(wait_mailbox(srv, 1, user="carl")) == 1
+        msg = sink.wait_messages(1)[0]
+        assert msg["rcpts"] == [b"RCPT TO:<dora@remote.test> NOTIFY=NEVER"], msg["rcpts"]
+        dsn = wait_mailbox(srv, 1)[0]
+        wait_queue_empty(srv)
+        m = parse(dsn)
+        assert m["Subject"] == "Successful Mail Delivery Report" and m["To"] == "<alice@example.test>", m
+        report = report_of(dsn)
+        assert "Original-Envelope-Id: env-local" in report, report
+        assert "Final-Recipient: rfc822; bob@example.test\nOriginal-Recipient: rfc822;bob@example.test\n" \
+            "Action: delivered\nStatus: 2.0.0" in report, report
+        assert "Final-Recipient: rfc822; team@example.test\nAction: expanded\nStatus: 2.0.0" in report, report
+        assert "carl" not in report and "dora" not in report, report
+        assert len(mailbox(srv)) == 1, "more than one report"
+        # without NOTIFY=SUCCESS no report at all, and no queue entry for a local delivery
+        submit(srv, ["bob@example.test"])
+        assert len(wait_mailbox(srv, 2, user="bob")) == 2
+        assert queue(srv) == [] and len(mailbox(srv)) == 1
+        rc, out, err = srv.ctl("verify")
+        assert rc == 0, out + err
+
+
 def test_connection_reuse_and_per_destination_limit():
     port = harness.free_ports(1)[0]
     conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1h"], max_per_destination=2)

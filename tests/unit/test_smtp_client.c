@@ -374,7 +374,7 @@ test_dsn(void)
 	CHECK(dsn_build(&d, &out) == 0);
 	buf_append(&out, "", 1);
 	CHECK(strstr((char *)out.data, "Subject: Successful Mail Delivery Report\r\n") != NULL);
-	CHECK(strstr((char *)out.data, "Content-Description: Relayed Message Headers\r\n") != NULL);
+	CHECK(strstr((char *)out.data, "Content-Description: Message Headers\r\n") != NULL);
 	CHECK(strstr((char *)out.data, "Will-Retry-Until") == NULL && strstr((char *)out.data, "retried") == NULL);
 	buf_free(&out);
 }
