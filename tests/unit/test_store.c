@@ -289,6 +289,52 @@ test_group_commit(struct store *st)
 	CHECK(verify_ok(st));
 }
 
+/* A recipient whose success report is due keeps its entry until the report is recorded. */
+static void
+test_queue_report_due(struct store *st)
+{
+	struct store_qrcpt rc[2];
+	struct store_qresult res = { 1, STORE_RCPT_DELIVERED, "" };
+	struct store_qentry q, got;
+	struct store_req r, u;
+	uint64_t id;
+
+	memset(&q, 0, sizeof(q));
+	memset(rc, 0, sizeof(rc));
+	snprintf(q.sender, sizeof(q.sender), "alice@example.test");
+	snprintf(rc[0].address, sizeof(rc[0].address), "gone@remote.test");
+	rc[0].state = STORE_RCPT_FAILED;
+	snprintf(rc[1].address, sizeof(rc[1].address), "bob@example.test");
+	rc[1].state = STORE_RCPT_DELIVERED_REPORT;
+	rc[1].notify = STORE_NOTIFY_SUCCESS;
+	q.rcpts = rc;
+	q.nrcpts = 2;
+	memset(&r, 0, sizeof(r));
+	r.op = STORE_OP_DELIVER;
+	r.u.deliver.mem = (const unsigned char *)"Subject: r\r\n\r\nbody\r\n";
+	r.u.deliver.mem_len = 20;
+	r.u.deliver.fd = -1;
+	r.u.deliver.logins = (const char *[]){ "bob" };
+	r.u.deliver.nlogins = 1;
+	r.u.deliver.queue = &q;
+	CHECK(store_submit_wait(st, &r) == 0 && (id = r.u.deliver.queue_id_out) != 0);
+	CHECK(STORE_RCPT_OPEN(STORE_RCPT_EXPANDED_REPORT) && !STORE_RCPT_OPEN(STORE_RCPT_FAILED));
+	/* an update that leaves the report due keeps the entry */
+	memset(&u, 0, sizeof(u));
+	u.op = STORE_OP_QUEUE_UPDATE;
+	u.u.update.id = id;
+	u.u.update.next_attempt = 300;
+	CHECK(store_submit_wait(st, &u) == 0 && !u.u.update.removed_out);
+	CHECK(store_queue_get(st, id, &got) == 0 && got.rcpts[1].state == STORE_RCPT_DELIVERED_REPORT);
+	store_qentry_free(&got);
+	/* the report made: delivered, and nothing is open any more */
+	u.u.update.results = &res;
+	u.u.update.nresults = 1;
+	CHECK(store_submit_wait(st, &u) == 0 && u.u.update.removed_out);
+	CHECK(store_queue_get(st, id, &got) == ERR_NOTFOUND);
+	CHECK(verify_ok(st));
+}
+
 static void
 test_queue(struct store *st)
 {
@@ -329,6 +375,7 @@ test_queue(struct store *st)
 	CHECK(store_queue_due(st, 200, ids, 4, &n) == 0 && n == 1 && ids[0] == r.u.deliver.queue_id_out);
 	CHECK(store_queue_get(st, 12345678, &got) == ERR_NOTFOUND);
 	CHECK(verify_ok(st));
+	test_queue_report_due(st);
 }
 
 static void
