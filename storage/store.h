@@ -161,8 +161,9 @@ enum {
 	STORE_RCPT_PENDING = 0, STORE_RCPT_DELIVERED = 1, STORE_RCPT_FAILED = 2,
 	STORE_RCPT_DELIVERED_REPORT = 3, STORE_RCPT_EXPANDED_REPORT = 4
 };
+#define STORE_RCPT_REPORT_DUE(state) ((state) == STORE_RCPT_DELIVERED_REPORT || (state) == STORE_RCPT_EXPANDED_REPORT)
 /* not final yet: still to deliver, or its success report still to make */
-#define STORE_RCPT_OPEN(state) ((state) == STORE_RCPT_PENDING || (state) >= STORE_RCPT_DELIVERED_REPORT)
+#define STORE_RCPT_OPEN(state) ((state) == STORE_RCPT_PENDING || STORE_RCPT_REPORT_DUE(state))
 
 struct store_qentry {
 	uint64_t id;

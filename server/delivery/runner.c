@@ -415,7 +415,7 @@ finish_item(struct item *it)
 		struct store_qresult *r = &it->results[i];
 		char text[LOG_SAFE_SIZE];	/* remote text in a log line: escaped, cut */
 
-		if (it->q.rcpts[r->index].state >= STORE_RCPT_DELIVERED_REPORT)
+		if (STORE_RCPT_REPORT_DUE(it->q.rcpts[r->index].state))
 			continue;	/* delivered here and logged then; only its report is made now */
 		if (r->state == STORE_RCPT_PENDING && expired) {
 			char last[sizeof(r->reply)];
@@ -841,7 +841,7 @@ dispatch(const struct config *cfg, struct item *it, unsigned *defer_s)
 	for (i = 0; i < it->q.nrcpts; i++) {
 		struct dest *d;
 
-		if (it->q.rcpts[i].state >= STORE_RCPT_DELIVERED_REPORT) {
+		if (STORE_RCPT_REPORT_DUE(it->q.rcpts[i].state)) {
 			/* delivered here already: only its success report is left */
 			struct store_qresult *r = &it->results[it->nresults];
 
