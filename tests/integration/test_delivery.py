@@ -195,6 +195,18 @@ def test_success_dsns_for_local_delivery_and_an_expanding_alias():
         submit(srv, ["bob@example.test"])
         assert len(wait_mailbox(srv, 2, user="bob")) == 2
         assert queue(srv) == [] and len(mailbox(srv)) == 1
+        # from another server on port 25: the report goes back out, from the null sender
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.ehlo("mx.remote.test")
+        s.mail("eve@remote.test")
+        assert s.rcpt("bob@example.test", ["NOTIFY=SUCCESS"])[0] == 250
+        assert s.data(b"Subject: inbound receipt\r\n\r\nhi\r\n")[0] == 250
+        s.quit()
+        out = sink.wait_messages(2)[1]
+        assert out["mail"].startswith(b"MAIL FROM:<>"), out["mail"]
+        assert out["rcpts"][0].startswith(b"RCPT TO:<eve@remote.test>"), out["rcpts"]
+        assert b"Action: delivered" in out["data"] and b"Final-Recipient: rfc822; bob@example.test" in out["data"]
+        wait_queue_empty(srv)
         rc, out, err = srv.ctl("verify")
         assert rc == 0, out + err
 
