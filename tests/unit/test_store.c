@@ -52,6 +52,23 @@ deliver(struct store *st, const char *const *logins, size_t n, const char *text,
 	return rc;
 }
 
+/* text (no prefix) to bob's mailbox with queue entry q; r keeps the results */
+static int
+deliver_queued(struct store *st, struct store_qentry *q, const char *text, struct store_req *r)
+{
+	static const char *const bob[] = { "bob" };
+
+	memset(r, 0, sizeof(*r));
+	r->op = STORE_OP_DELIVER;
+	r->u.deliver.mem = (const unsigned char *)text;
+	r->u.deliver.mem_len = strlen(text);
+	r->u.deliver.fd = -1;
+	r->u.deliver.logins = bob;
+	r->u.deliver.nlogins = 1;
+	r->u.deliver.queue = q;
+	return store_submit_wait(st, r);
+}
+
 static int
 expunge(struct store *st, const char *login, const uint32_t *uids, size_t n)
 {
@@ -309,15 +326,7 @@ test_queue_report_due(struct store *st)
 	rc[1].notify = STORE_NOTIFY_SUCCESS;
 	q.rcpts = rc;
 	q.nrcpts = 2;
-	memset(&r, 0, sizeof(r));
-	r.op = STORE_OP_DELIVER;
-	r.u.deliver.mem = (const unsigned char *)"Subject: r\r\n\r\nbody\r\n";
-	r.u.deliver.mem_len = 20;
-	r.u.deliver.fd = -1;
-	r.u.deliver.logins = (const char *[]){ "bob" };
-	r.u.deliver.nlogins = 1;
-	r.u.deliver.queue = &q;
-	CHECK(store_submit_wait(st, &r) == 0 && (id = r.u.deliver.queue_id_out) != 0);
+	CHECK(deliver_queued(st, &q, "Subject: r\r\n\r\nbody\r\n", &r) == 0 && (id = r.u.deliver.queue_id_out) != 0);
 	CHECK(STORE_RCPT_OPEN(STORE_RCPT_EXPANDED_REPORT) && !STORE_RCPT_OPEN(STORE_RCPT_FAILED));
 	/* an update that leaves the report due keeps the entry */
 	memset(&u, 0, sizeof(u));
@@ -356,15 +365,7 @@ test_queue(struct store *st)
 	snprintf(rc[1].orcpt, sizeof(rc[1].orcpt), "rfc822;y@remote.test");
 	q.rcpts = rc;
 	q.nrcpts = 2;
-	memset(&r, 0, sizeof(r));
-	r.op = STORE_OP_DELIVER;
-	r.u.deliver.mem = (const unsigned char *)"Subject: out\r\n\r\nbody\r\n";
-	r.u.deliver.mem_len = 22;
-	r.u.deliver.fd = -1;
-	r.u.deliver.logins = (const char *[]){ "bob" };
-	r.u.deliver.nlogins = 1;
-	r.u.deliver.queue = &q;
-	CHECK(store_submit_wait(st, &r) == 0 && r.u.deliver.queue_id_out);
+	CHECK(deliver_queued(st, &q, "Subject: out\r\n\r\nbody\r\n", &r) == 0 && r.u.deliver.queue_id_out);
 	CHECK(store_queue_get(st, r.u.deliver.queue_id_out, &got) == 0 && got.nrcpts == 2 &&
 	    strcmp(got.sender, "alice@example.test") == 0 && strcmp(got.envid, "ENV1") == 0 &&
 	    got.body_id == r.u.deliver.body_id_out && got.size == 22 &&
