@@ -400,7 +400,8 @@ add_report(struct smtp_session *s, const struct smtp_rcpt *rcpt, const char *add
 	size_t nremote = t->nremote - first_remote, i;
 	struct store_qrcpt *q;
 
-	if (!(rcpt->notify & STORE_NOTIFY_SUCCESS) || nlocal + nremote == 0)
+	/* a report never goes to the null sender, so none is queued for it */
+	if (!(rcpt->notify & STORE_NOTIFY_SUCCESS) || nlocal + nremote == 0 || !*t->mail.path.addr)
 		return;
 	if (!nlocal && nremote == 1)
 		return;	/* one remote target: relayed like any other */
