@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -36,6 +37,8 @@
 
 /* How long a stopping server waits for sessions that are finishing work. */
 #define STOP_GRACE_MS 10000
+/* In storage.path: held (flock) by the one postied that serves that store. */
+#define STORE_LOCK_FILE "postied.lock"
 /* Threads for blocking work handed off by sessions (jobs.h). */
 #define JOB_THREADS 4
 
@@ -67,30 +70,6 @@ load_tls(const struct config *cfg)
 	return 0;
 }
 
-/* As root: the store directory exists and belongs to the user postied becomes. */
-static int
-prepare_store_dir(const struct config *cfg, bool as_root)
-{
-	uid_t uid;
-	gid_t gid;
-
-	if (mkdir(cfg->storage.path, 0750) < 0 && errno != EEXIST) {
-		log_msg(LOG_LEVEL_ERR, "event=store_dir path=\"%s\" error=\"%s\"",
-		    cfg->storage.path, strerror(errno));
-		return ERR_IO;
-	}
-	if (!as_root)
-		return 0;
-	if (privdrop_lookup(cfg->user, &uid, &gid))
-		return ERR_CONFIG;
-	if (chown(cfg->storage.path, uid, gid) < 0) {
-		log_msg(LOG_LEVEL_ERR, "event=store_dir path=\"%s\" error=\"chown: %s\"",
-		    cfg->storage.path, strerror(errno));
-		return ERR_IO;
-	}
-	return 0;
-}
-
 /* Every connection is a descriptor: take all the kernel allows this process. */
 static void
 raise_fd_limit(void)
@@ -119,16 +98,48 @@ open_store(const struct config *cfg)
 	return rc;
 }
 
-static void
-write_pid_file(const char *path)
+/*
+ * Take an instance lock on path: flock, which the kernel drops when the
+ * holder dies (a zombie holds none), so a restart right after kill -9 works
+ * while a running postied is refused. The file then holds our pid. Taken as
+ * root before the drop and kept open for the process's life; when as_root,
+ * the file is given to user, so a later start as that user can open it.
+ * The descriptor, or -1 after saying why on stderr and in the log.
+ */
+static int
+lock_instance(const char *path, const char *what, const char *user, bool as_root)
 {
-	FILE *f;
+	char line[32];
+	uid_t uid;
+	gid_t gid;
+	int fd, len;
 
-	if (!path || !*path)
-		return;
-	f = fopen(path, "w");
-	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
-		log_msg(LOG_LEVEL_ERR, "event=pid_file path=\"%s\" error=\"%s\"", path, strerror(errno));
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "postied: cannot open %s %s: %s\n", what, path, strerror(errno));
+		log_msg(LOG_LEVEL_ERR, "event=lock path=\"%s\" error=\"%s\"", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t n = errno == EWOULDBLOCK ? pread(fd, line, sizeof(line) - 1, 0) : -1;
+		long pid = 0;
+
+		if (n > 0) {
+			line[n] = '\0';
+			pid = strtol(line, NULL, 10);
+		}
+		fprintf(stderr, "postied: another postied (pid %ld) already holds %s %s; stop it first\n",
+		    pid, what, path);
+		log_msg(LOG_LEVEL_ERR, "event=lock path=\"%s\" error=\"held by pid %ld\"", path, pid);
+		close(fd);
+		return -1;
+	}
+	if (as_root && privdrop_lookup(user, &uid, &gid) == 0 && fchown(fd, uid, gid) < 0)
+		log_msg(LOG_LEVEL_WARN, "event=lock path=\"%s\" error=\"chown: %s\"", path, strerror(errno));
+	len = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)len, 0) != len)
+		log_msg(LOG_LEVEL_ERR, "event=lock path=\"%s\" error=\"%s\"", path, strerror(errno));
+	return fd;
 }
 
 /* SIGHUP: a new configuration and new certificates, or the old ones kept. */
@@ -174,7 +185,8 @@ main(int argc, char **argv)
 	struct config *cfg = NULL;
 	size_t nlisteners = 0;
 	sigset_t sigs;
-	int opt, sfd, rc, status = 1;
+	char store_lock[4096];
+	int opt, sfd, rc, status = 1, store_lock_fd = -1, pid_fd = -1;
 
 	while ((opt = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
 		switch (opt) {
@@ -216,9 +228,19 @@ main(int argc, char **argv)
 	}
 
 	raise_fd_limit();
-	if (listener_open_all(cfg, &listeners, &nlisteners))
+	/* one postied a store, decided before anything is bound or started */
+	if (privdrop_own_dir(cfg->storage.path, cfg->user, as_root))
 		goto out;
-	if (prepare_store_dir(cfg, as_root))
+	if ((size_t)snprintf(store_lock, sizeof(store_lock), "%s/%s", cfg->storage.path, STORE_LOCK_FILE) >=
+	    sizeof(store_lock)) {
+		log_msg(LOG_LEVEL_ERR, "event=lock error=\"storage.path too long\"");
+		goto out;
+	}
+	if ((store_lock_fd = lock_instance(store_lock, "the store lock", cfg->user, as_root)) < 0)
+		goto out;
+	if (*cfg->pid_file && (pid_fd = lock_instance(cfg->pid_file, "the pid file", cfg->user, false)) < 0)
+		goto out;
+	if (listener_open_all(cfg, &listeners, &nlisteners))
 		goto out;
 	/* the PAM helper keeps root: it is started before the drop */
 	if (auth_client_start(cfg->auth.helper, foreground, &server_auth)) {
@@ -239,7 +261,6 @@ main(int argc, char **argv)
 	server_queued = runner_kick;
 	if (worker_pool_start(config_threads(cfg), listeners, nlisteners))
 		goto out;
-	write_pid_file(cfg->pid_file);
 	log_msg(LOG_LEVEL_NOTICE, "event=ready version=%s threads=%u listeners=%zu uid=%u",
 	    PACKAGE_VERSION, config_threads(cfg), nlisteners, (unsigned)geteuid());
 	notify_ready();
@@ -273,7 +294,8 @@ main(int argc, char **argv)
 	status = 0;
 	log_msg(LOG_LEVEL_NOTICE, "event=stopped");
 out:
-	if (cfg->pid_file && *cfg->pid_file && status == 0)
+	/* unlinked while still locked; may fail after the drop (a root-owned directory): the lock decides */
+	if (pid_fd >= 0 && status == 0)
 		unlink(cfg->pid_file);
 	if (listeners)
 		listener_close_all(listeners, nlisteners);
@@ -288,5 +310,9 @@ out:
 	config_unref(cfg);
 	tls_global_deinit();
 	close(sfd);
+	if (pid_fd >= 0)
+		close(pid_fd);
+	if (store_lock_fd >= 0)
+		close(store_lock_fd);
 	return status;
 }

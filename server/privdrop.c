@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -57,5 +58,26 @@ privdrop_to(const char *user)
 	}
 	log_msg(LOG_LEVEL_INFO, "event=privdrop user=\"%s\" uid=%u gid=%u", user,
 	    (unsigned)uid, (unsigned)gid);
+	return 0;
+}
+
+int
+privdrop_own_dir(const char *path, const char *user, bool as_root)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (mkdir(path, 0750) < 0 && errno != EEXIST) {
+		log_msg(LOG_LEVEL_ERR, "event=store_dir path=\"%s\" error=\"%s\"", path, strerror(errno));
+		return ERR_IO;
+	}
+	if (!as_root)
+		return 0;
+	if (privdrop_lookup(user, &uid, &gid))
+		return ERR_CONFIG;
+	if (chown(path, uid, gid) < 0) {
+		log_msg(LOG_LEVEL_ERR, "event=store_dir path=\"%s\" error=\"chown: %s\"", path, strerror(errno));
+		return ERR_IO;
+	}
 	return 0;
 }

@@ -465,8 +465,10 @@ main(int argc, char **argv)
 		config_unref(cfg);
 		return 0;
 	}
-	if (geteuid() == 0 && privdrop_to(cfg->user))
-		fail("cannot become user %s", cfg->user);
+	/* on a fresh machine postiectl may run before postied ever did */
+	if (geteuid() == 0 && (privdrop_own_dir(cfg->storage.path, cfg->user, true) ||
+	    privdrop_to(cfg->user)))
+		fail("cannot become user %s with the store at %s", cfg->user, cfg->storage.path);
 	memset(&so, 0, sizeof(so));
 	so.path = cfg->storage.path;
 	so.map_size = cfg->storage.map_size;
