@@ -340,5 +340,48 @@ def test_privileges_dropped_when_root():
         srv.wait_log(r"event=privdrop user=\"%s\"" % want.pw_name)
 
 
+def test_second_postied_on_the_same_store_refuses():
+    """One postied a store: a second one says who holds it and starts nothing."""
+    with harness.Server() as srv:
+        r = subprocess.run([srv.postied, "-f", "-c", srv.config_path], capture_output=True,
+                           text=True, env=srv.env(), timeout=30)
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        assert "another postied (pid %d) already holds the store lock" % srv.proc.pid in r.stderr, r.stderr
+        with connect(srv.ports["smtp"]) as s:  # the first one still serves
+            assert read_line(s).startswith(b"220 ")
+
+
+def wait_zombie(pid, timeout=10):
+    """Wait until pid has died but is not reaped (state Z): what kill -9 leaves."""
+    deadline = time.time() + timeout
+    while True:
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        assert time.time() < deadline, "pid %d did not die" % pid
+        time.sleep(0.02)
+
+
+def test_restart_right_after_kill_9():
+    """A killed postied, still a zombie, does not count as running: the next start works."""
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        with smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=10) as c:
+            c.sendmail("someone@remote.test", ["alice@example.test"], b"Subject: kept\r\n\r\nbody\r\n")
+        old = srv.proc
+        old.send_signal(signal.SIGKILL)
+        wait_zombie(old.pid)  # not reaped: as after kill -9 of a process we are not the parent of
+        srv.log.close()
+        srv.start()
+        assert srv.proc.pid != old.pid
+        pop = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=10)
+        pop.stls(context=tls_context())
+        pop.user("alice")
+        pop.pass_("alice-password")
+        assert pop.stat()[0] == 1
+        pop.quit()
+        old.wait(5)
+
+
 if __name__ == "__main__":
     harness.main(globals())
