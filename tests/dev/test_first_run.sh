@@ -9,20 +9,8 @@
 set -uo pipefail
 
 top=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $*"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
-
-if [ "$(id -u)" -ne 0 ]; then
-	echo "1..0 # SKIP the newcomer's path is walked as root"
-	exit 0
-fi
-if ! git -C "$top" rev-parse --git-dir >/dev/null 2>&1; then
-	echo "1..0 # SKIP not a git checkout (the copy is made from its tracked files)"
-	exit 0
-fi
+. "$top/tests/dev/lib.sh"
+need_root_checkout "$top"
 
 parent=$(mktemp -d)	# mode 0700: the user postie cannot traverse it
 copy="$parent/postie"
@@ -36,9 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# the tracked files as they are in the working tree: no var/, no build
-mkdir "$copy"
-(cd "$top" && git ls-files -z | tar --null -T - -cf -) | tar -xf - -C "$copy"
+copy_tree "$top" "$copy"
 check "the copy has no var/ and no build" test ! -e "$copy/var" -a ! -e "$copy/configure"
 
 send() {
@@ -69,13 +55,13 @@ if tools/dev start >"$parent/start.log" 2>&1; then
 	ok "tools/dev start on a fresh copy under a 0700 directory"
 else
 	not_ok "tools/dev start on a fresh copy under a 0700 directory"
-	sed 's/^/# /' "$parent/start.log" | tail -40
+	show "$parent/start.log"
 	echo "1..$n"
 	exit 1
 fi
 check "var/ is reachable by the user postie" runuser -u postie -- test -r "$(readlink -f var)/postie.conf"
 if send; then ok "alice sends to bob through submission with STARTTLS and AUTH"
-else not_ok "alice sends to bob through submission with STARTTLS and AUTH"; sed 's/^/# /' "$parent/swaks.log" | tail -20; fi
+else not_ok "alice sends to bob through submission with STARTTLS and AUTH"; show "$parent/swaks.log" 20; fi
 got=$(count_for_bob 2>&1)
 check "bob reads it over POP3 with STLS (got: $got)" test "$got" = 1
 
@@ -85,13 +71,13 @@ if tools/dev start >"$parent/restart.log" 2>&1; then
 	ok "tools/dev start right after kill -9"
 else
 	not_ok "tools/dev start right after kill -9"
-	sed 's/^/# /' "$parent/restart.log" | tail -20
+	show "$parent/restart.log" 20
 fi
 check "a new postied runs" test "$(cat var/postied.pid)" != "$pid"
 got=$(count_for_bob 2>&1)
 check "the message is still there after kill -9 (got: $got)" test "$got" = 1
 if tools/dev stop >"$parent/stop.log" 2>&1; then ok "tools/dev stop"
-else not_ok "tools/dev stop"; sed 's/^/# /' "$parent/stop.log"; fi
+else not_ok "tools/dev stop"; show "$parent/stop.log"; fi
 check "nothing holds the pid file after stop" flock -n var/postied.pid true
 echo "1..$n"
 [ "$failed" -eq 0 ]
