@@ -46,11 +46,32 @@ enum {
 #define POP3_AUTH_FAILURES_MAX 3
 /* RETR reads the store in pieces of this size (one chunk), each in its own short transaction. */
 #define POP3_READ_PIECE (64 * 1024)
-/* Output queued before RETR waits for the client to drain it (back-pressure). */
-#define POP3_STREAM_HIGH (64 * 1024)
+/*
+ * The longest LIST or UIDL line: a message number and a size (at most 20
+ * digits each), or a number and a UIDL, with a space and CRLF. A listing
+ * waits for the client when less room than this is left in the output.
+ */
+#define POP3_LISTING_LINE_MAX 64
+_Static_assert(20 + 1 + 20 + 2 <= POP3_LISTING_LINE_MAX && STORE_UIDL_LEN <= 20,
+    "a listing line fits POP3_LISTING_LINE_MAX");
 
-struct retrieval {
+/* What a multi-line reply streams: a message body, or a listing of the snapshot. */
+enum stream_kind {
+	STREAM_BODY,		/* RETR, TOP */
+	STREAM_LIST,		/* LIST without an argument */
+	STREAM_UIDL,		/* UIDL without an argument */
+};
+
+/*
+ * The cursor of the multi-line reply being sent. While it is active no
+ * command is read; the connection's drained callback moves it on. It holds
+ * a position, never the reply: memory per session stays the same whatever
+ * the size of the message or of the maildrop.
+ */
+struct stream {
 	bool active;
+	enum stream_kind kind;
+	size_t next_msg;	/* listings: the snapshot index of the next line */
 	bool top;		/* TOP: headers, the blank line, then body_lines lines */
 	uint64_t body_id, offset, size;
 	uint64_t body_lines, lines_sent;
@@ -70,7 +91,7 @@ struct pop3_session {
 	struct store_msg *msgs;		/* the snapshot taken at login */
 	bool *deleted;
 	size_t nmsgs;
-	struct retrieval retr;
+	struct stream stream;
 	struct sasl *sasl;
 	struct linereader sasl_lr;
 	char *sasl_line;
@@ -84,6 +105,7 @@ struct pop3_cmd {
 };
 
 static void pop3_input(struct conn *c);
+static void pump(struct pop3_session *s);
 
 /*
  * LOGIN-DELAY (RFC 2449 6.8): the last successful login per login, shared by
@@ -390,7 +412,12 @@ cmd_stat(struct pop3_session *s, struct span arg)
 	conn_printf(s->conn, "+OK %zu %" PRIu64 "\r\n", n, bytes);
 }
 
-/* LIST and UIDL: one message, or all that are not deleted. */
+/*
+ * LIST and UIDL: one message, or all that are not deleted, streamed by
+ * pump(): a maildrop of SNAPSHOT_MAX messages makes a listing of tens of
+ * megabytes, far past limits.output_buffer_max, and one cheap command must
+ * not make the server hold a large answer.
+ */
 static void
 listing(struct pop3_session *s, struct span arg, bool uidl)
 {
@@ -406,35 +433,58 @@ listing(struct pop3_session *s, struct span arg, bool uidl)
 		}
 		return;
 	}
+	memset(&s->stream, 0, sizeof(s->stream));
+	s->stream.active = true;
+	s->stream.kind = uidl ? STREAM_UIDL : STREAM_LIST;
 	reply(s, "+OK\r\n");
-	for (i = 0; i < s->nmsgs; i++) {
-		if (s->deleted[i])
-			continue;
-		if (uidl)
-			conn_printf(s->conn, "%zu %s\r\n", i + 1, s->msgs[i].uidl);
-		else
-			conn_printf(s->conn, "%zu %" PRIu64 "\r\n", i + 1, s->msgs[i].pop3_size);
-	}
-	reply(s, ".\r\n");
+	pump(s);
 }
 
 static void cmd_list(struct pop3_session *s, struct span arg) { listing(s, arg, false); }
 static void cmd_uidl(struct pop3_session *s, struct span arg) { listing(s, arg, true); }
 
 /*
- * Stream the message being retrieved: dot-stuffed (RFC 1939 section 3),
- * in store pieces, until POP3_STREAM_HIGH bytes wait for the client; the
- * connection's drained callback brings us back (back-pressure).
+ * The listing's next lines, one per message not deleted, in snapshot
+ * order, then the terminating "." (RFC 1939 section 5, LIST and UIDL).
  */
 static void
-pump(struct pop3_session *s)
+pump_listing(struct pop3_session *s)
+{
+	struct stream *st = &s->stream;
+	struct conn *c = s->conn;
+
+	while (st->active && conn_out_pending(c) < POP3_STREAM_HIGH && !conn_is_closed(c)) {
+		size_t i = st->next_msg;
+
+		/* limits.output_buffer_max may be as small as POP3_STREAM_HIGH itself */
+		if (buf_room(&c->out) < POP3_LISTING_LINE_MAX)
+			break;	/* the drained callback comes back when the client read some */
+		if (i >= s->nmsgs) {
+			reply(s, ".\r\n");
+			st->active = false;
+			break;
+		}
+		st->next_msg++;
+		if (s->deleted[i])
+			continue;
+		if (st->kind == STREAM_UIDL)
+			conn_printf(c, "%zu %s\r\n", i + 1, s->msgs[i].uidl);
+		else
+			conn_printf(c, "%zu %" PRIu64 "\r\n", i + 1, s->msgs[i].pop3_size);
+	}
+}
+
+/*
+ * The message being retrieved: dot-stuffed (RFC 1939 section 3), in store
+ * pieces.
+ */
+static void
+pump_body(struct pop3_session *s)
 {
 	static __thread unsigned char piece[POP3_READ_PIECE], out[2 * POP3_READ_PIECE + 8];
-	struct retrieval *r = &s->retr;
+	struct stream *r = &s->stream;
 	struct conn *c = s->conn;
-	bool saved = c->in_callback;
 
-	c->in_callback = true;	/* queue only; the loop sends */
 	while (r->active && conn_out_pending(c) < POP3_STREAM_HIGH && !conn_is_closed(c)) {
 		size_t got = 0, i, o = 0, want = sizeof(piece), room = buf_room(&c->out);
 		bool done = false;
@@ -503,6 +553,24 @@ pump(struct pop3_session *s)
 			r->active = false;
 		}
 	}
+}
+
+/*
+ * Move the stream on until POP3_STREAM_HIGH bytes wait for the client; the
+ * connection's drained callback brings us back (back-pressure). Output
+ * queued per session stays below POP3_STREAM_HIGH plus one piece.
+ */
+static void
+pump(struct pop3_session *s)
+{
+	struct conn *c = s->conn;
+	bool saved = c->in_callback;
+
+	c->in_callback = true;	/* queue only; the loop sends */
+	if (s->stream.kind == STREAM_BODY)
+		pump_body(s);
+	else
+		pump_listing(s);
 	c->in_callback = saved;
 }
 
@@ -536,13 +604,14 @@ retrieve(struct pop3_session *s, struct span arg, bool top)
 	}
 	if (!(m = message(s, num, &i)))
 		return;
-	memset(&s->retr, 0, sizeof(s->retr));
-	s->retr.active = true;
-	s->retr.top = top;
-	s->retr.body_lines = nlines;
-	s->retr.body_id = m->body_id;
-	s->retr.size = m->size;
-	s->retr.line_start = true;
+	memset(&s->stream, 0, sizeof(s->stream));
+	s->stream.active = true;
+	s->stream.kind = STREAM_BODY;
+	s->stream.top = top;
+	s->stream.body_lines = nlines;
+	s->stream.body_id = m->body_id;
+	s->stream.size = m->size;
+	s->stream.line_start = true;
 	if (top)
 		reply(s, "+OK\r\n");
 	else
@@ -739,8 +808,8 @@ pop3_input(struct conn *c)
 {
 	struct pop3_session *s = c->session;
 
-	/* one command at a time, in order; nothing new while a message streams */
-	while (conn_can_take_input(c) && !s->retr.active && s->state != POP3_STATE_UPDATE) {
+	/* one command at a time, in order; nothing new while a message or listing streams */
+	while (conn_can_take_input(c) && !s->stream.active && s->state != POP3_STATE_UPDATE) {
 		struct span line;
 		enum lr_result r;
 
@@ -778,9 +847,9 @@ pop3_drained(struct conn *c)
 {
 	struct pop3_session *s = c->session;
 
-	if (s->retr.active) {
+	if (s->stream.active) {
 		pump(s);
-		if (!s->retr.active && conn_input(c)->len)
+		if (!s->stream.active && conn_input(c)->len)
 			conn_resume_input(c);	/* pipelined commands wait in the buffer */
 	}
 }

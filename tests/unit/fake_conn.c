@@ -34,7 +34,8 @@ conn_printf(struct conn *c, const char *fmt, ...)
 	if (c->closed)
 		return;
 	va_start(ap, fmt);
-	buf_vprintf(&c->out, fmt, ap);
+	if (buf_vprintf(&c->out, fmt, ap))
+		c->closed = true;	/* as conn_write: conn.c closes a client that does not read */
 	va_end(ap);
 }
 

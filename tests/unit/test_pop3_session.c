@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <pthread.h>
 #include <string.h>
 
 #include "fake_conn.h"
@@ -228,12 +229,168 @@ test_maildrop(void)
 		printf("# could not remove %s\n", dir);
 }
 
+/* Deliveries waiting for their commit (deliver_many), on the store's writer thread. */
+struct window {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	size_t pending;
+	int rc;		/* the first failure */
+};
+
+static void
+delivered(void *arg, int rc)
+{
+	struct window *w = arg;
+
+	pthread_mutex_lock(&w->m);
+	if (rc && !w->rc)
+		w->rc = rc;
+	w->pending--;
+	pthread_cond_signal(&w->c);
+	pthread_mutex_unlock(&w->m);
+}
+
+/* n copies of text for alice, a window at a time, so that they share commits. */
+static void
+deliver_many(const char *text, size_t n)
+{
+	static struct store_req reqs[256];
+	static const char *alice[] = { "alice" };	/* read by the writer: outlives the loop */
+	struct window w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	size_t i, j;
+
+	for (i = 0; i < n; i += j) {
+		for (j = 0; j < sizeof(reqs) / sizeof(reqs[0]) && i + j < n; j++) {
+			struct store_req *r = &reqs[j];
+
+			memset(r, 0, sizeof(*r));
+			r->op = STORE_OP_DELIVER;
+			r->u.deliver.mem = (const unsigned char *)text;
+			r->u.deliver.mem_len = strlen(text);
+			r->u.deliver.fd = -1;
+			r->u.deliver.logins = alice;
+			r->u.deliver.nlogins = 1;
+			pthread_mutex_lock(&w.m);
+			w.pending++;
+			pthread_mutex_unlock(&w.m);
+			if (store_submit(server_store, r, delivered, &w))
+				delivered(&w, ERR_STATE);
+		}
+		pthread_mutex_lock(&w.m);
+		while (w.pending)
+			pthread_cond_wait(&w.c, &w.m);
+		pthread_mutex_unlock(&w.m);
+	}
+	CHECK(w.rc == 0);
+}
+
+/* Consume want at *p; false (and *p unchanged) when it is not there. */
+static bool
+next_is(const char **p, const char *want)
+{
+	size_t n = strlen(want);
+
+	if (strncmp(*p, want, n) != 0)
+		return false;
+	*p += n;
+	return true;
+}
+
+/*
+ * Whole listings that do not fit the output buffer: 4,000 messages make a
+ * UIDL listing of about 90 KB. The test is the client: it reads whatever
+ * is queued, then calls the drained callback, as conn.c does when the
+ * output is empty. The listing must arrive whole and in order, deleted
+ * messages left out, a pipelined command answered only after it, and no
+ * more than POP3_STREAM_HIGH (and a line) queued at any moment.
+ */
+#define LISTING_MSGS 4000
+#define LISTING_TEXT "Subject: m\r\n\r\nx\r\n"
+
+static void
+test_listing_streams(void)
+{
+	/* a large output limit (memory must stay bounded anyway), then the smallest allowed */
+	static const size_t limits[] = { 1 << 20, POP3_STREAM_HIGH };
+	struct store_opts o = { NULL, 0, 0, false };
+	char dir[64], cmd[96], want[64];
+	size_t k, i, steps;
+
+	snprintf(dir, sizeof(dir), "/tmp/postie-test-pop3-XXXXXX");
+	if (!mkdtemp(dir))
+		return;
+	o.path = dir;
+	CHECK(store_open(&o, &server_store) == 0 && store_user_add(server_store, "alice", 0) == 0);
+	deliver_many(LISTING_TEXT, LISTING_MSGS);
+	for (k = 0; k < sizeof(limits) / sizeof(limits[0]); k++) {
+		struct buf got;
+		struct conn c;
+		bool bounded = true, ok;
+		const char *base, *p;
+		uint64_t prev = 0;
+
+		buf_init(&got, 8 << 20);
+		login(&c);
+		CHECK(has(out_of(&c), "+OK Logged in, 4000 messages"));
+		buf_reset(&c.out);
+		c.out.max = limits[k];
+		feed(&c, "DELE 2\r\nUIDL\r\nLIST\r\nNOOP\r\n");
+		for (steps = 0; c.out.len && !c.closed && steps < 1000; steps++) {
+			if (c.out.len > POP3_STREAM_HIGH + 64)
+				bounded = false;
+			buf_append(&got, c.out.data, c.out.len);
+			buf_reset(&c.out);
+			c.ops->drained(&c);
+		}
+		CHECK(!c.closed && !c.out.len && bounded);
+		CHECK(steps >= 2);	/* it did not fit at once: the drained callback went on */
+
+		base = p = got.data ? (const char *)got.data : "";
+		ok = next_is(&p, "+OK Message 2 deleted\r\n+OK\r\n");
+		for (i = 1; ok && i <= LISTING_MSGS; i++) {
+			uint64_t uidl;
+			char *end;
+
+			if (i == 2)
+				continue;
+			snprintf(want, sizeof(want), "%zu ", i);
+			ok = next_is(&p, want) && strspn(p, "0123456789abcdef") == 16 && p[16] == '\r' &&
+			    p[17] == '\n';
+			if (!ok)
+				break;
+			uidl = strtoull(p, &end, 16);
+			ok = uidl > prev;	/* unique: ids only grow */
+			prev = uidl;
+			p += 18;
+		}
+		ok = ok && next_is(&p, ".\r\n+OK\r\n");
+		for (i = 1; ok && i <= LISTING_MSGS; i++) {
+			if (i == 2)
+				continue;
+			snprintf(want, sizeof(want), "%zu %zu\r\n", i, strlen(LISTING_TEXT));
+			ok = next_is(&p, want);
+		}
+		ok = ok && next_is(&p, ".\r\n+OK\r\n") && *p == '\0';
+		CHECK(ok);
+		if (!ok)
+			printf("# listing differs at offset %zu\n", (size_t)(p - base));
+		buf_free(&got);
+		fake_conn_free(&c);
+	}
+	store_close(server_store);
+	server_store = NULL;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		printf("# could not remove %s\n", dir);
+}
+
 int
 main(void)
 {
 	log_open("test", true, LOG_LEVEL_CRIT);
 	fake_config_init(&cfg);
 	test_maildrop();
+	test_listing_streams();
 	test_basics();
 	test_stls();
 	test_lines();
