@@ -527,30 +527,21 @@ smtp_cmd_data(struct smtp_session *s, struct span arg)
 }
 
 /*
- * BDAT size [LAST] (RFC 3030). The chunk's bytes are always read, whatever
- * the answer will be, so they can never be taken for commands.
+ * BDAT size [LAST] (RFC 3030). dispatch() parsed the line and marked the
+ * chunk for dropping (s->chunk_skip); accepting it means taking it over:
+ * its bytes are always read, whatever the answer will be, so they can
+ * never be taken for commands.
  */
 void
 smtp_cmd_bdat(struct smtp_session *s, struct span arg)
 {
 	struct smtp_txn *t = s->txn;
-	long sp = span_find(arg, ' ');
-	struct span num = sp < 0 ? arg : span_head(arg, (size_t)sp);
-	struct span rest = sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1);
 	uint64_t size = 0;
-	size_t i;
+	bool last = false;
+	enum smtp_parse_result r = smtp_parse_bdat(arg, &size, &last);
 
-	for (i = 0; i < num.len && i < 20; i++) {
-		if (num.p[i] < '0' || num.p[i] > '9')
-			break;
-		size = size * 10 + (uint64_t)(num.p[i] - '0');
-	}
-	if (!num.len || i != num.len || num.len > 19 || (rest.len && !span_ieq(rest, "LAST"))) {
-		/* the chunk size is unknown: the connection cannot be kept in step */
-		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]; closing\r\n");
-		conn_close_after_flush(s->conn);
-		return;
-	}
+	ASSERT(r == SMTP_PARSE_OK && size == s->chunk_skip);	/* dispatch() checked it */
+	s->chunk_skip = 0;
 	if (!t->chunking) {
 		t->chunking = true;
 		smtp_data_init(&t->data, s->conn->cfg->smtp.max_message_size, spool_emit, &t->spool);
@@ -558,7 +549,7 @@ smtp_cmd_bdat(struct smtp_session *s, struct span arg)
 		buf_init(&t->spool.mem, SPOOL_MEM_MAX);
 	}
 	t->chunk_left = size;
-	t->last = rest.len != 0;
+	t->last = last;
 	smtp_set_state(s, SMTP_STATE_DATA);
 	smtp_bdat_input(s);
 }

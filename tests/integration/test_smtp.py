@@ -166,6 +166,31 @@ def test_bdat_chunking():
         assert b"501 5.5.4 Syntax: BDAT" in out and b"250 2.0.0 OK" not in out, out
 
 
+SMUGGLED = (b"RSET\r\nMAIL FROM:<ceo@bank.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+            b"From: ceo@bank.example\r\nSubject: smuggled\r\n\r\npay now\r\n.\r\n")
+
+
+def test_refused_bdat_chunk_is_never_run():
+    """A BDAT refused before its chunk is read (503 after a refused RCPT, or
+    after a 530 MAIL on submission) still owns its chunk: commands hidden in
+    it never run, so no message is smuggled in."""
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        bdat = b"BDAT %d LAST\r\n" % len(SMUGGLED) + SMUGGLED
+        out = raw(srv, "smtp", b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<nosuchuser@example.test>\r\n" +
+                  bdat + b"QUIT\r\n")
+        assert b"550 5.1.1" in out and b"503 5.5.1" in out, out
+        assert out.count(b"250 2.1.0") == 1 and b"354 " not in out and b"221 2.0.0" in out, out
+        # submission without AUTH: MAIL 530, RCPT and BDAT 503; the chunk is dropped all the same
+        out = raw(srv, "submission", b"EHLO x\r\nMAIL FROM:<alice@example.test>\r\n"
+                  b"RCPT TO:<alice@example.test>\r\n" + bdat + b"QUIT\r\n")
+        assert out.count(b"530 5.7.0") == 1 and out.count(b"503 5.5.1") == 2, out
+        assert b"500 5.5.2" not in out and b"221 2.0.0" in out, out
+        rc, text, err = srv.ctl("--json", "mailbox", "show", "alice")
+        assert rc == 0 and '"messages":0' in text, text + err
+        assert fetch_all(srv) == [], "a smuggled message was delivered"
+
+
 def test_over_quota_at_rcpt_or_data():
     with harness.Server() as srv:
         srv.add_users("alice")
