@@ -323,8 +323,14 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
 		return;
 	}
-	if (s->authenticated && c->cfg->smtp.sender_must_match && !t->mail.path.is_null &&
-	    !owned_by(s, t->mail.path.addr)) {
+	/*
+	 * The null sender is no one's address either: it is for the reports a
+	 * mail system makes itself (RFC 5321 4.5.5), nothing can bounce or
+	 * answer it, and an authenticated user who could use it would send
+	 * anonymously. Refused like any address the user does not own.
+	 */
+	if (s->authenticated && c->cfg->smtp.sender_must_match &&
+	    (t->mail.path.is_null || !owned_by(s, t->mail.path.addr))) {
 		char safe[LOG_SAFE_SIZE];
 
 		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=sender_refused login=\"%s\" sender=\"%s\"", c->sid, s->login,

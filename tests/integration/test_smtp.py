@@ -267,7 +267,11 @@ def test_submission_swaks_msmtp_and_headers():
         s.starttls(context=tls())
         s.login("bob", "bob-password")
         assert s.docmd("MAIL FROM:<alice@example.test>")[0] == 553
+        # nor as nobody: the null sender is refused (smtp.sender_must_match, postie.conf(5))
+        code, text = s.docmd("MAIL FROM:<>")
+        assert code == 553 and b"5.7.1" in text, (code, text)
         s.quit()
+        srv.wait_log(r'event=sender_refused login="bob" sender=""')
 
 
 def test_messages_per_hour_per_login():

@@ -259,6 +259,35 @@ test_refused_bdat_drops_its_chunk(void)
 	fake_conn_free(&c);
 }
 
+/* smtp.sender_must_match covers the null sender: nobody owns <> (postie.conf(5)) */
+static void
+test_null_sender_must_match(void)
+{
+	struct conn c;
+
+	fake_conn_init(&c, &cfg, LISTEN_SUBMISSIONS, &smtp_proto_ops);
+	c.tls_state = CONN_TLS_ON;
+	c.ops->start(&c);
+	feed(&c, "EHLO a\r\nAUTH PLAIN AGFsaWNlAGdvb2Q=\r\nMAIL FROM:<>\r\n");
+	CHECK(has((const char *)c.out.data, "235 2.7.0"));
+	CHECK(has((const char *)c.out.data, "553 5.7.1 Sender address not owned"));
+	CHECK(!has((const char *)c.out.data, "250 2.1.0"));
+	fake_conn_free(&c);
+
+	/* with the check off the null sender is accepted, as any sender is */
+	cfg.smtp.sender_must_match = false;
+	fake_conn_init(&c, &cfg, LISTEN_SUBMISSIONS, &smtp_proto_ops);
+	c.tls_state = CONN_TLS_ON;
+	feed(&c, "EHLO a\r\nAUTH PLAIN AGFsaWNlAGdvb2Q=\r\nMAIL FROM:<>\r\n");
+	CHECK(has((const char *)c.out.data, "250 2.1.0 Ok"));
+	fake_conn_free(&c);
+	cfg.smtp.sender_must_match = true;
+
+	/* mail from other servers (no AUTH) keeps its null sender: bounces */
+	CHECK(has(run(LISTEN_SMTP, "EHLO a\r\nMAIL FROM:<>\r\n", &c), "250 2.1.0 Ok"));
+	fake_conn_free(&c);
+}
+
 int
 main(void)
 {
@@ -270,5 +299,6 @@ main(void)
 	test_timeout_shutdown_busy();
 	test_auth();
 	test_refused_bdat_drops_its_chunk();
+	test_null_sender_must_match();
 	return tap_done();
 }
