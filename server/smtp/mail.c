@@ -607,14 +607,16 @@ delivered_here(void *arg)
 
 	if (!conn_is_closed(c)) {
 		struct smtp_session *s = c->session;
+		char safe[LOG_SAFE_SIZE];
 
 		switch (d->rc) {
 		case 0:
 			s->messages++;
 			if (s->authenticated && c->cfg->smtp.max_messages_per_hour)
 				hourly_count(s->login);
-			log_msg(LOG_LEVEL_INFO, "sid=%s event=accepted from=<%s> local=%zu remote=%zu size=%" PRIu64
-			    " body=%016" PRIx64, c->sid, d->txn->mail.path.addr, d->txn->nlogins, d->txn->nremote,
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=accepted from=\"%s\" local=%zu remote=%zu size=%" PRIu64
+			    " body=%016" PRIx64, c->sid, log_safe(safe, span_cstr(d->txn->mail.path.addr)),
+			    d->txn->nlogins, d->txn->nremote,
 			    d->req.u.deliver.prefix_len + d->txn->spool.len, d->req.u.deliver.body_id_out);
 			conn_printf(c, "250 2.0.0 Ok: queued as %016" PRIx64 "\r\n", d->req.u.deliver.body_id_out);
 			if ((d->txn->nremote || d->txn->nreports) && server_queued)

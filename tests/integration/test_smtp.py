@@ -308,6 +308,38 @@ def test_authenticated_relay_is_queued():
         assert "store OK" in srv.ctl("verify")[1]
 
 
+def test_hostile_addresses_are_escaped_in_the_log():
+    """A quoted local part may hold quotes, backslashes and spaces: in the log
+    it goes through the same escaping as all client text, so it cannot close
+    its value and forge a key (event=forged)."""
+    closed = harness.free_ports(1)[0]
+    conf = 'relay = { routes = ( { domain = "remote.test"; host = "127.0.0.1"; port = %d; } ); ' \
+        'retry_schedule = [ "1h" ]; };\n' % closed
+    with harness.Server(extra=conf) as srv:
+        srv.add_users("alice", "bob")
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.ehlo("x.test")
+        assert s.docmd('MAIL FROM:<"x\\" event=forged"@remote.test>')[0] == 250
+        assert s.docmd("RCPT TO:<alice@example.test>")[0] == 250
+        assert s.docmd("DATA")[0] == 354
+        s.send(b"Subject: q\r\n\r\nx\r\n.\r\n")
+        assert s.getreply()[0] == 250
+        s.quit()
+        srv.wait_log(r'event=accepted from="\\x22x\\x5c\\x22 event=forged\\x22@remote\.test" ')
+        # the queue runner logs the recipient of a relayed message the same way
+        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
+        s.login("bob", "bob-password")
+        assert s.docmd("MAIL FROM:<bob@example.test>")[0] == 250
+        assert s.docmd('RCPT TO:<"y\\" event=forged"@remote.test>')[0] == 250
+        assert s.docmd("DATA")[0] == 354
+        s.send(b"Subject: out\r\n\r\nx\r\n.\r\n")
+        assert s.getreply()[0] == 250
+        s.quit()
+        srv.wait_log(r'event=relay_deferred .* from="bob@example\.test" '
+                     r'to="\\x22y\\x5c\\x22 event=forged\\x22@remote\.test" ')
+        assert '" event=forged' not in srv.log_text(), srv.log_text()[-3000:]
+
+
 def test_kill_9_loses_no_acknowledged_message():
     """SPEC: a 250 after DATA means the message is on disk; kill -9 cannot undo it."""
     import random
