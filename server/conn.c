@@ -46,6 +46,19 @@ make_sid(struct conn *c)
 	snprintf(c->sid, sizeof(c->sid), "%08x", v);
 }
 
+/*
+ * A TLS read that GnuTLS could not finish without writing (the answer to a
+ * peer's TLS 1.3 key update): with no output of ours queued, nothing but
+ * calling the read again sends those bytes, so the read is retried when the
+ * socket is writable. With output queued, flush() writes and GnuTLS sends
+ * its pending bytes first.
+ */
+static bool
+read_wants_write(const struct conn *c)
+{
+	return c->tls_want_write && !c->out.len;
+}
+
 /* Register exactly the events this connection can act on now (level-triggered). */
 static void
 update_interest(struct conn *c)
@@ -62,8 +75,10 @@ update_interest(struct conn *c)
 		if (!c->paused && !c->close_after_flush && !c->read_eof &&
 		    c->tls_state != CONN_TLS_PENDING && buf_room(&c->in) > 0 &&
 		    c->out.len < CONN_OUT_HIGH)
-			want |= EPOLLIN | EPOLLRDHUP;
-		if (c->out.len || c->tls_want_write)
+			want |= read_wants_write(c) ? EPOLLOUT : EPOLLIN | EPOLLRDHUP;
+		/* with nothing queued, a want-write is the read's: asked for above, only
+		 * while a read can follow, so a paused session cannot spin on EPOLLOUT */
+		if (c->out.len)
 			want |= EPOLLOUT;
 	}
 	if (want != c->events) {
@@ -325,10 +340,10 @@ read_some(struct conn *c)
 		return 0;
 	if (c->tls) {
 		n = tls_read(c->tls, scratch, room);
-		if (n == TLS_WANT_READ || n == TLS_WANT_WRITE) {
-			c->tls_want_write = n == TLS_WANT_WRITE;
+		/* whatever a read returns ends an earlier wait of the read for the socket */
+		c->tls_want_write = n == TLS_WANT_WRITE;
+		if (n == TLS_WANT_READ || n == TLS_WANT_WRITE)
 			return 0;
-		}
 		if (n < 0)
 			return n == ERR_CLOSED ? ERR_CLOSED : ERR_TLS;
 	} else {
@@ -417,9 +432,12 @@ conn_event(struct ev_handler *h, uint32_t events)
 		if (!c->closed && c->tls_state == CONN_TLS_ON)
 			service(c);
 	} else {
-		if ((events & EPOLLOUT) && (c->out.len || c->tls_want_write))
+		/* writable with nothing queued: the wake is for a read that wanted to write */
+		bool retry_read = (events & EPOLLOUT) && read_wants_write(c);
+
+		if ((events & EPOLLOUT) && c->out.len)
 			flush(c);
-		if (!c->closed && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+		if (!c->closed && (retry_read || (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))))
 			service(c);
 	}
 	if (!c->closed)

@@ -295,6 +295,7 @@ updated(void *arg, int rc)
 {
 	struct item *it = arg;
 	struct store_qupdate *u = &it->req.u.update;
+	char to[LOG_SAFE_SIZE];
 
 	if (rc && rc != ERR_NOTFOUND)
 		log_msg(LOG_LEVEL_ERR, "event=relay_update queue=%016" PRIx64 " error=\"%s\" note=\"retried after the lease\"",
@@ -303,8 +304,8 @@ updated(void *arg, int rc)
 		log_msg(LOG_LEVEL_ERR, "event=dsn_lost queue=%016" PRIx64 " error=\"%s\"", it->q.id,
 		    err_str(u->bounce_failed_out));
 	else if (it->dsn.len)
-		log_msg(LOG_LEVEL_INFO, "event=dsn queue=%016" PRIx64 " to=<%s> local=%zu remote=%d",
-		    it->q.id, it->q.sender, it->nbounce_logins, it->bounce.queue != NULL);
+		log_msg(LOG_LEVEL_INFO, "event=dsn queue=%016" PRIx64 " to=\"%s\" local=%zu remote=%d",
+		    it->q.id, log_safe(to, span_cstr(it->q.sender)), it->nbounce_logins, it->bounce.queue != NULL);
 	pthread_mutex_lock(&R.lock);
 	inflight_del(it->q.id);
 	if (--R.updates_pending == 0)
@@ -361,8 +362,10 @@ make_report(const struct config *cfg, struct item *it, uint64_t now, bool warn)
 		goto out;
 	snprintf(postmaster, sizeof(postmaster), "postmaster@%s", cfg->domains[0]);
 	if (!to_postmaster && !address_report(cfg, it, it->q.sender, false)) {
-		log_msg(LOG_LEVEL_NOTICE, "event=dsn queue=%016" PRIx64 " to=<%s> note=\"no such local sender: to the postmaster\"",
-		    it->q.id, it->q.sender);
+		char to[LOG_SAFE_SIZE];
+
+		log_msg(LOG_LEVEL_NOTICE, "event=dsn queue=%016" PRIx64 " to=\"%s\" note=\"no such local sender: to the postmaster\"",
+		    it->q.id, log_safe(to, span_cstr(it->q.sender)));
 		to_postmaster = true;
 	}
 	if (to_postmaster && !address_report(cfg, it, postmaster, true)) {
@@ -414,6 +417,7 @@ finish_item(struct item *it)
 	for (i = 0; i < it->nresults; i++) {
 		struct store_qresult *r = &it->results[i];
 		char text[LOG_SAFE_SIZE];	/* remote text in a log line: escaped, cut */
+		char from[LOG_SAFE_SIZE], to[LOG_SAFE_SIZE];	/* so are the client's addresses */
 
 		if (STORE_RCPT_REPORT_DUE(it->q.rcpts[r->index].state))
 			continue;	/* delivered here and logged then; only its report is made now */
@@ -427,9 +431,10 @@ finish_item(struct item *it)
 		}
 		pending |= r->state == STORE_RCPT_PENDING;
 		log_msg(r->state == STORE_RCPT_FAILED ? LOG_LEVEL_NOTICE : LOG_LEVEL_INFO,
-		    "event=%s queue=%016" PRIx64 " from=<%s> to=<%s> attempt=%u reply=\"%s\"",
+		    "event=%s queue=%016" PRIx64 " from=\"%s\" to=\"%s\" attempt=%u reply=\"%s\"",
 		    r->state == STORE_RCPT_DELIVERED ? "relay_delivered" : r->state == STORE_RCPT_FAILED ?
-		    "relay_failed" : "relay_deferred", it->q.id, it->q.sender, it->q.rcpts[r->index].address,
+		    "relay_failed" : "relay_deferred", it->q.id, log_safe(from, span_cstr(it->q.sender)),
+		    log_safe(to, span_cstr(it->q.rcpts[r->index].address)),
 		    it->q.attempts + 1, log_safe(text, span_cstr(r->reply)));
 	}
 	if (pending && cfg->relay.delay_warning && !it->q.delay_warned && now - it->q.created >= cfg->relay.delay_warning)
@@ -663,7 +668,7 @@ deliver_dest(const struct config *cfg, struct dest *d)
 	struct dns_mx mx[DNS_MX_MAX];
 	size_t nmx = 0, i, j;
 	unsigned port = d->port;
-	char why[SMTPC_REPLY_MAX + 64] = "no host to try", safe_why[LOG_SAFE_SIZE];
+	char why[SMTPC_REPLY_MAX + 64] = "no host to try", safe_why[LOG_SAFE_SIZE], safe_dest[LOG_SAFE_SIZE];
 	int rc;
 
 	if (d->kind == DEST_MX) {
@@ -710,8 +715,8 @@ deliver_dest(const struct config *cfg, struct dest *d)
 				return;
 		}
 	}
-	log_msg(LOG_LEVEL_NOTICE, "event=relay_unreachable destination=%s error=\"%s\"", d->key,
-	    log_safe(safe_why, span_cstr(why)));
+	log_msg(LOG_LEVEL_NOTICE, "event=relay_unreachable destination=\"%s\" error=\"%s\"",
+	    log_safe(safe_dest, span_cstr(d->key)), log_safe(safe_why, span_cstr(why)));
 	fail_dest(d, SMTPC_TEMP, why);
 }
 

@@ -25,26 +25,35 @@ fail(struct smtp_data *d, enum smtp_data_error e)
 		d->error = e;
 }
 
-/* Pass n content bytes on, counting them against the size limit. */
+/*
+ * Pass n content bytes on, counting them against the line and size limits.
+ * A limit takes effect at the very byte that crosses it, as if the bytes
+ * came one by one: the first error and the bytes emitted before it do not
+ * depend on how the input was cut into reads (a run of ordinary bytes comes
+ * here in one call when it arrives whole, in several when split).
+ */
 static void
 out(struct smtp_data *d, const unsigned char *p, size_t n)
 {
-	size_t i;
+	size_t line_room = d->line_len < SMTP_DATA_LINE_MAX ? SMTP_DATA_LINE_MAX - d->line_len : 0;
+	uint64_t size_room = d->size < d->max_size ? d->max_size - d->size : 0;
+	size_t fits = n, i;
 
+	if (fits > line_room)
+		fits = line_room;
+	if (fits > size_room)
+		fits = (size_t)size_room;	/* UNSAFE: size_room < fits <= n, a size_t */
 	for (i = 0; !d->saw_8bit && i < n; i++)
 		d->saw_8bit = p[i] >= 0x80;
 	for (i = 0; d->in_headers && d->head_len < sizeof(d->head) && i < n; i++)
 		d->head[d->head_len++] = (char)p[i];	/* UNSAFE: bounded by sizeof(d->head) */
+	if (!d->error && fits)
+		d->emit(d->arg, p, fits);	/* UNSAFE: fits <= n */
 	d->size += n;
 	d->line_len += n;
-	if (d->line_len > SMTP_DATA_LINE_MAX)
-		fail(d, SMTP_DATA_LINE_TOO_LONG);
-	if (d->size > d->max_size) {
-		fail(d, SMTP_DATA_TOO_BIG);
-		return;	/* keep reading to the end, keep nothing */
-	}
-	if (!d->error)
-		d->emit(d->arg, p, n);
+	/* the byte at p[fits] crossed a limit; the line is checked first at the same byte */
+	if (fits < n)
+		fail(d, line_room <= size_room ? SMTP_DATA_LINE_TOO_LONG : SMTP_DATA_TOO_BIG);
 }
 
 /* A CRLF ended a line: header bookkeeping. */

@@ -28,6 +28,7 @@ enum smtp_state {
 enum {
 	CMD_NOARG    = 1u << 0,	/* an argument is a syntax error */
 	CMD_ARG      = 1u << 1,	/* an argument is required */
+	CMD_CHUNK    = 1u << 2,	/* the line announces a chunk of bytes after it (BDAT) */
 };
 
 /* Failed AUTH attempts in one session before it is closed. */
@@ -48,6 +49,13 @@ struct smtp_session {
 	struct sasl *sasl;	/* during an exchange only */
 	struct linereader sasl_lr;
 	char *sasl_line;	/* SASL_LINE_MAX + 1, during an exchange only */
+
+	/*
+	 * Bytes of a refused BDAT's chunk still to read and drop. dispatch()
+	 * sets it before any check; only smtp_cmd_bdat() taking the chunk
+	 * clears it, so no refusal can leave the chunk to be read as commands.
+	 */
+	uint64_t chunk_skip;
 
 	/* the mail transaction (mail.c) */
 	struct smtp_txn *txn;	/* NULL outside MAIL .. end of DATA */

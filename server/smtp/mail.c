@@ -323,8 +323,14 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum message size\r\n");
 		return;
 	}
-	if (s->authenticated && c->cfg->smtp.sender_must_match && !t->mail.path.is_null &&
-	    !owned_by(s, t->mail.path.addr)) {
+	/*
+	 * The null sender is no one's address either: it is for the reports a
+	 * mail system makes itself (RFC 5321 4.5.5), nothing can bounce or
+	 * answer it, and an authenticated user who could use it would send
+	 * anonymously. Refused like any address the user does not own.
+	 */
+	if (s->authenticated && c->cfg->smtp.sender_must_match &&
+	    (t->mail.path.is_null || !owned_by(s, t->mail.path.addr))) {
 		char safe[LOG_SAFE_SIZE];
 
 		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=sender_refused login=\"%s\" sender=\"%s\"", c->sid, s->login,
@@ -527,30 +533,21 @@ smtp_cmd_data(struct smtp_session *s, struct span arg)
 }
 
 /*
- * BDAT size [LAST] (RFC 3030). The chunk's bytes are always read, whatever
- * the answer will be, so they can never be taken for commands.
+ * BDAT size [LAST] (RFC 3030). dispatch() parsed the line and marked the
+ * chunk for dropping (s->chunk_skip); accepting it means taking it over:
+ * its bytes are always read, whatever the answer will be, so they can
+ * never be taken for commands.
  */
 void
 smtp_cmd_bdat(struct smtp_session *s, struct span arg)
 {
 	struct smtp_txn *t = s->txn;
-	long sp = span_find(arg, ' ');
-	struct span num = sp < 0 ? arg : span_head(arg, (size_t)sp);
-	struct span rest = sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1);
 	uint64_t size = 0;
-	size_t i;
+	bool last = false;
+	enum smtp_parse_result r = smtp_parse_bdat(arg, &size, &last);
 
-	for (i = 0; i < num.len && i < 20; i++) {
-		if (num.p[i] < '0' || num.p[i] > '9')
-			break;
-		size = size * 10 + (uint64_t)(num.p[i] - '0');
-	}
-	if (!num.len || i != num.len || num.len > 19 || (rest.len && !span_ieq(rest, "LAST"))) {
-		/* the chunk size is unknown: the connection cannot be kept in step */
-		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]; closing\r\n");
-		conn_close_after_flush(s->conn);
-		return;
-	}
+	ASSERT(r == SMTP_PARSE_OK && size == s->chunk_skip);	/* dispatch() checked it */
+	s->chunk_skip = 0;
 	if (!t->chunking) {
 		t->chunking = true;
 		smtp_data_init(&t->data, s->conn->cfg->smtp.max_message_size, spool_emit, &t->spool);
@@ -558,7 +555,7 @@ smtp_cmd_bdat(struct smtp_session *s, struct span arg)
 		buf_init(&t->spool.mem, SPOOL_MEM_MAX);
 	}
 	t->chunk_left = size;
-	t->last = rest.len != 0;
+	t->last = last;
 	smtp_set_state(s, SMTP_STATE_DATA);
 	smtp_bdat_input(s);
 }
@@ -610,14 +607,16 @@ delivered_here(void *arg)
 
 	if (!conn_is_closed(c)) {
 		struct smtp_session *s = c->session;
+		char safe[LOG_SAFE_SIZE];
 
 		switch (d->rc) {
 		case 0:
 			s->messages++;
 			if (s->authenticated && c->cfg->smtp.max_messages_per_hour)
 				hourly_count(s->login);
-			log_msg(LOG_LEVEL_INFO, "sid=%s event=accepted from=<%s> local=%zu remote=%zu size=%" PRIu64
-			    " body=%016" PRIx64, c->sid, d->txn->mail.path.addr, d->txn->nlogins, d->txn->nremote,
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=accepted from=\"%s\" local=%zu remote=%zu size=%" PRIu64
+			    " body=%016" PRIx64, c->sid, log_safe(safe, span_cstr(d->txn->mail.path.addr)),
+			    d->txn->nlogins, d->txn->nremote,
 			    d->req.u.deliver.prefix_len + d->txn->spool.len, d->req.u.deliver.body_id_out);
 			conn_printf(c, "250 2.0.0 Ok: queued as %016" PRIx64 "\r\n", d->req.u.deliver.body_id_out);
 			if ((d->txn->nremote || d->txn->nreports) && server_queued)

@@ -281,6 +281,19 @@ parse_u64(struct span v, uint64_t *out)
 	return true;
 }
 
+enum smtp_parse_result
+smtp_parse_bdat(struct span arg, uint64_t *size_out, bool *last_out)
+{
+	long sp = span_find(arg, ' ');
+	struct span num = sp < 0 ? arg : span_head(arg, (size_t)sp);
+	struct span rest = sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1);
+
+	if (!parse_u64(num, size_out) || (sp >= 0 && !span_ieq(rest, "LAST")))
+		return SMTP_PARSE_SYNTAX;
+	*last_out = sp >= 0;
+	return SMTP_PARSE_OK;
+}
+
 /* Split the next " KEY[=VALUE]" off rest. Returns false at the end. */
 static bool
 next_param(struct span *rest, struct span *key, struct span *value, bool *has_value, bool *bad)

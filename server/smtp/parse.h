@@ -52,6 +52,13 @@ enum smtp_parse_result smtp_parse_mail(struct span arg, struct smtp_mail *out);
 /* arg: what follows "RCPT TO:". */
 enum smtp_parse_result smtp_parse_rcpt(struct span arg, struct smtp_rcpt *out);
 
+/*
+ * arg: what follows "BDAT" (RFC 3030 2): "size" or "size LAST", the size
+ * digits only. SMTP_PARSE_OK with *size_out and *last_out, or
+ * SMTP_PARSE_SYNTAX (then the chunk's length is unknown).
+ */
+enum smtp_parse_result smtp_parse_bdat(struct span arg, uint64_t *size_out, bool *last_out);
+
 /* The local part contains '%', '!' or '@': source-routing tricks of open relays. */
 bool smtp_path_has_routing(const struct smtp_path *p);
 

@@ -303,7 +303,7 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "RCPT",     SMTP_STATE_TXN,   CMD_ARG,   smtp_cmd_rcpt },
 	{ "DATA",     SMTP_STATE_RCPT,  CMD_NOARG, smtp_cmd_data },
 	{ "VRFY",     SMTP_STATE_ANY,   CMD_ARG,   smtp_cmd_vrfy },
-	{ "BDAT",     SMTP_STATE_RCPT | SMTP_STATE_BDAT, CMD_ARG, smtp_cmd_bdat },
+	{ "BDAT",     SMTP_STATE_RCPT | SMTP_STATE_BDAT, CMD_CHUNK, smtp_cmd_bdat },
 };
 
 static void
@@ -325,6 +325,25 @@ dispatch(struct smtp_session *s, struct span line)
 	if (!cmd) {
 		smtp_bad_command(s, "500 5.5.2 Command unrecognized\r\n");
 		return;
+	}
+	/*
+	 * RFC 3030 2: the chunk follows the BDAT line whatever the answer, so
+	 * its bytes belong to this command, never to the next one. They are
+	 * marked for dropping before any check below can refuse the command
+	 * (503 by state, after a refused RCPT or a 530 MAIL, ...); only
+	 * smtp_cmd_bdat() taking the chunk unmarks them.
+	 */
+	if (cmd->flags & CMD_CHUNK) {
+		uint64_t size;
+		bool last;
+
+		if (smtp_parse_bdat(arg, &size, &last)) {
+			/* the chunk's size is unknown: the session cannot be kept in step */
+			smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]; closing\r\n");
+			conn_close_after_flush(s->conn);
+			return;
+		}
+		s->chunk_skip = size;
 	}
 	if (!(cmd->states & s->state)) {
 		smtp_bad_command(s, "503 5.5.1 Bad sequence of commands\r\n");
@@ -368,6 +387,17 @@ smtp_input(struct conn *c)
 		struct span line;
 		enum lr_result r;
 
+		if (s->chunk_skip) {
+			/* the chunk of a refused BDAT: read and dropped, never run as commands */
+			size_t n = conn_input(c)->len < s->chunk_skip ? conn_input(c)->len : (size_t)s->chunk_skip;
+
+			if (!n)
+				break;
+			conn_consume(c, n);
+			conn_touch(c);	/* the chunk is arriving: the deadline is per piece, as for DATA */
+			s->chunk_skip -= n;
+			continue;
+		}
 		if (s->state == SMTP_STATE_DATA) {
 			if (!s->txn || !conn_input(c)->len)
 				break;	/* committing, or waiting for more of the message */

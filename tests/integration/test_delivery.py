@@ -118,7 +118,7 @@ def test_route_delivery_pipelined_with_dsn_parameters_and_tls():
         cmds = [c.split(b" ")[0].split(b":")[0].strip().upper() for c in sink.commands]
         assert cmds[cmds.index(b"MAIL"):cmds.index(b"MAIL") + 4] == [b"MAIL", b"RCPT", b"RCPT", b"DATA"], cmds
         wait_queue_empty(srv)
-        srv.wait_log(r"event=relay_delivered .*to=<carol@remote.test>")
+        srv.wait_log(r"event=relay_delivered .*to=\"carol@remote.test\"")
         # NOTIFY=SUCCESS went on to a server that offers DSN: reporting is its job, not ours
         assert mailbox(srv) == [], "a DSN for a delivery the next server reports itself"
         rc, out, err = srv.ctl("verify")
@@ -285,11 +285,11 @@ def test_retry_after_4xx_then_success():
             harness.Server(extra=conf) as srv:
         srv.add_users("alice")
         submit(srv, ["once@remote.test"])
-        srv.wait_log(r"event=relay_deferred .*to=<once@remote.test> attempt=1 reply=\".*451 4.3.0")
+        srv.wait_log(r"event=relay_deferred .*to=\"once@remote.test\" attempt=1 reply=\".*451 4.3.0")
         assert not sink.wait_messages(1)[0]["pipelined"], "pipelined to a server without PIPELINING"
         assert tries["once@remote.test"] == 2
         wait_queue_empty(srv)
-        srv.wait_log(r"event=relay_delivered .*to=<once@remote.test> attempt=2")
+        srv.wait_log(r"event=relay_delivered .*to=\"once@remote.test\" attempt=2")
         assert mailbox(srv) == [], "a retried delivery bounced"
 
 
@@ -500,7 +500,7 @@ def test_hostile_remote_servers_are_temporary_failures():
             for domain, _, port in routes:
                 submit(srv, ["x@" + domain])
             for domain, _, port in routes:
-                srv.wait_log(r"event=relay_deferred .*to=<x@%s> attempt=1 reply=\"[^\"]*127\.0\.0\.1:%d"
+                srv.wait_log(r"event=relay_deferred .*to=\"x@%s\" attempt=1 reply=\"[^\"]*127\.0\.0\.1:%d"
                              % (domain, port), timeout=20)
             q = queue(srv)
             assert len(q) == len(routes) and all(r["recipients"][0]["state"] == "pending" for r in q), q
@@ -601,7 +601,7 @@ def test_malformed_dns_answer_is_a_temporary_failure():
         with harness.Server(extra=conf) as srv:
             srv.add_users("alice")
             submit(srv, ["x@garbled.test"])
-            srv.wait_log(r"event=relay_deferred .*to=<x@garbled.test> .*DNS")
+            srv.wait_log(r"event=relay_deferred .*to=\"x@garbled.test\" .*DNS")
             q = queue(srv)
             assert len(q) == 1 and q[0]["recipients"][0]["state"] == "pending", q
             assert mailbox(srv) == [], "a DNS failure bounced"

@@ -166,6 +166,31 @@ def test_bdat_chunking():
         assert b"501 5.5.4 Syntax: BDAT" in out and b"250 2.0.0 OK" not in out, out
 
 
+SMUGGLED = (b"RSET\r\nMAIL FROM:<ceo@bank.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
+            b"From: ceo@bank.example\r\nSubject: smuggled\r\n\r\npay now\r\n.\r\n")
+
+
+def test_refused_bdat_chunk_is_never_run():
+    """A BDAT refused before its chunk is read (503 after a refused RCPT, or
+    after a 530 MAIL on submission) still owns its chunk: commands hidden in
+    it never run, so no message is smuggled in."""
+    with harness.Server() as srv:
+        srv.add_users("alice")
+        bdat = b"BDAT %d LAST\r\n" % len(SMUGGLED) + SMUGGLED
+        out = raw(srv, "smtp", b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<nosuchuser@example.test>\r\n" +
+                  bdat + b"QUIT\r\n")
+        assert b"550 5.1.1" in out and b"503 5.5.1" in out, out
+        assert out.count(b"250 2.1.0") == 1 and b"354 " not in out and b"221 2.0.0" in out, out
+        # submission without AUTH: MAIL 530, RCPT and BDAT 503; the chunk is dropped all the same
+        out = raw(srv, "submission", b"EHLO x\r\nMAIL FROM:<alice@example.test>\r\n"
+                  b"RCPT TO:<alice@example.test>\r\n" + bdat + b"QUIT\r\n")
+        assert out.count(b"530 5.7.0") == 1 and out.count(b"503 5.5.1") == 2, out
+        assert b"500 5.5.2" not in out and b"221 2.0.0" in out, out
+        rc, text, err = srv.ctl("--json", "mailbox", "show", "alice")
+        assert rc == 0 and '"messages":0' in text, text + err
+        assert fetch_all(srv) == [], "a smuggled message was delivered"
+
+
 def test_over_quota_at_rcpt_or_data():
     with harness.Server() as srv:
         srv.add_users("alice")
@@ -242,7 +267,11 @@ def test_submission_swaks_msmtp_and_headers():
         s.starttls(context=tls())
         s.login("bob", "bob-password")
         assert s.docmd("MAIL FROM:<alice@example.test>")[0] == 553
+        # nor as nobody: the null sender is refused (smtp.sender_must_match, postie.conf(5))
+        code, text = s.docmd("MAIL FROM:<>")
+        assert code == 553 and b"5.7.1" in text, (code, text)
         s.quit()
+        srv.wait_log(r'event=sender_refused login="bob" sender=""')
 
 
 def test_messages_per_hour_per_login():
@@ -277,6 +306,38 @@ def test_authenticated_relay_is_queued():
         assert rc == 0 and '"friend@remote.test"' in out and '"sender":"bob@example.test"' in out, out + err
         assert len(fetch_all(srv)) == 1
         assert "store OK" in srv.ctl("verify")[1]
+
+
+def test_hostile_addresses_are_escaped_in_the_log():
+    """A quoted local part may hold quotes, backslashes and spaces: in the log
+    it goes through the same escaping as all client text, so it cannot close
+    its value and forge a key (event=forged)."""
+    closed = harness.free_ports(1)[0]
+    conf = 'relay = { routes = ( { domain = "remote.test"; host = "127.0.0.1"; port = %d; } ); ' \
+        'retry_schedule = [ "1h" ]; };\n' % closed
+    with harness.Server(extra=conf) as srv:
+        srv.add_users("alice", "bob")
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.ehlo("x.test")
+        assert s.docmd('MAIL FROM:<"x\\" event=forged"@remote.test>')[0] == 250
+        assert s.docmd("RCPT TO:<alice@example.test>")[0] == 250
+        assert s.docmd("DATA")[0] == 354
+        s.send(b"Subject: q\r\n\r\nx\r\n.\r\n")
+        assert s.getreply()[0] == 250
+        s.quit()
+        srv.wait_log(r'event=accepted from="\\x22x\\x5c\\x22 event=forged\\x22@remote\.test" ')
+        # the queue runner logs the recipient of a relayed message the same way
+        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
+        s.login("bob", "bob-password")
+        assert s.docmd("MAIL FROM:<bob@example.test>")[0] == 250
+        assert s.docmd('RCPT TO:<"y\\" event=forged"@remote.test>')[0] == 250
+        assert s.docmd("DATA")[0] == 354
+        s.send(b"Subject: out\r\n\r\nx\r\n.\r\n")
+        assert s.getreply()[0] == 250
+        s.quit()
+        srv.wait_log(r'event=relay_deferred .* from="bob@example\.test" '
+                     r'to="\\x22y\\x5c\\x22 event=forged\\x22@remote\.test" ')
+        assert '" event=forged' not in srv.log_text(), srv.log_text()[-3000:]
 
 
 def test_kill_9_loses_no_acknowledged_message():

@@ -135,6 +135,44 @@ decode(const char *text, size_t len, bool bytewise, struct smtp_data *d, uint64_
 	return used;
 }
 
+/* BDAT size [LAST] (RFC 3030 2): a refused BDAT's chunk is dropped by this size */
+static void
+test_bdat(void)
+{
+	static const struct {
+		const char *arg;
+		enum smtp_parse_result want;
+		uint64_t size;
+		bool last;
+	} cases[] = {
+		{ "0", SMTP_PARSE_OK, 0, false },
+		{ "128 LAST", SMTP_PARSE_OK, 128, true },
+		{ "7 last", SMTP_PARSE_OK, 7, true },
+		{ "18446744073709551615", SMTP_PARSE_OK, UINT64_MAX, false },
+		{ "18446744073709551616", SMTP_PARSE_SYNTAX, 0, false },	/* 2^64 */
+		{ "", SMTP_PARSE_SYNTAX, 0, false },
+		{ "+1", SMTP_PARSE_SYNTAX, 0, false },
+		{ "-0", SMTP_PARSE_SYNTAX, 0, false },
+		{ "1x", SMTP_PARSE_SYNTAX, 0, false },
+		{ "1 ", SMTP_PARSE_SYNTAX, 0, false },
+		{ "1  LAST", SMTP_PARSE_SYNTAX, 0, false },
+		{ "1 LASTX", SMTP_PARSE_SYNTAX, 0, false },
+		{ " 1", SMTP_PARSE_SYNTAX, 0, false },
+		{ "LAST", SMTP_PARSE_SYNTAX, 0, false },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t size = 0;
+		bool last = false;
+		enum smtp_parse_result r = smtp_parse_bdat(span_cstr(cases[i].arg), &size, &last);
+
+		CHECK(r == cases[i].want);
+		if (r == SMTP_PARSE_OK)
+			CHECK(size == cases[i].size && last == cases[i].last);
+	}
+}
+
 static void
 test_data(void)
 {
@@ -207,6 +245,7 @@ main(void)
 {
 	test_mail();
 	test_rcpt();
+	test_bdat();
 	test_data();
 	return tap_done();
 }

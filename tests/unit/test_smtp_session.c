@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "fake_conn.h"
@@ -190,6 +191,103 @@ test_auth(void)
 	fake_conn_free(&c);
 }
 
+/*
+ * A BDAT refused before its chunk is read (wrong state, after a refused
+ * RCPT, after a 530 MAIL) still owns its chunk: the chunk is dropped,
+ * never run as commands (the smuggling of the review: RSET, MAIL, RCPT,
+ * DATA hidden in the chunk of a refused BDAT).
+ */
+static void
+test_refused_bdat_drops_its_chunk(void)
+{
+	static const char chunk[] = "RSET\r\nMAIL FROM:<ceo@bank.example>\r\nHELP\r\n";
+	char line[64];
+	struct conn c;
+	const char *out;
+
+	snprintf(line, sizeof(line), "BDAT %zu LAST\r\n", strlen(chunk));
+	/* port 25: the only recipient refused (relay denied), then BDAT: 503 */
+	out = run(LISTEN_SMTP, "EHLO a\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<x@remote.test>\r\n", &c);
+	CHECK(has(out, "554 5.7.1 Relay access denied"));
+	feed(&c, line);
+	feed(&c, chunk);
+	feed(&c, "NOOP\r\n");
+	out = (const char *)c.out.data;
+	CHECK(has(out, "503 5.5.1 Bad sequence of commands\r\n"));
+	CHECK(count(out, "250 2.1.0") == 1);	/* the MAIL in the chunk never ran */
+	CHECK(!has(out, "214 ") && count(out, "250 2.0.0 OK") == 1);	/* nor RSET, HELP; NOOP did */
+	CHECK(c.in.len == 0);
+	fake_conn_free(&c);
+
+	/* the same with the chunk trickling in, pipelined after the line */
+	out = run(LISTEN_SMTP, "EHLO a\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<x@remote.test>\r\n", &c);
+	feed(&c, line);
+	fake_conn_feed(&c, chunk, 3);
+	fake_conn_feed(&c, chunk + 3, 20);
+	feed(&c, chunk + 23);
+	feed(&c, "NOOP\r\n");
+	out = (const char *)c.out.data;
+	CHECK(count(out, "250 2.1.0") == 1 && !has(out, "214 ") && count(out, "250 2.0.0 OK") == 1);
+	fake_conn_free(&c);
+
+	/* before EHLO, and in one write with its chunk */
+	out = run(LISTEN_SMTP, "BDAT 6\r\nHELP\r\nNOOP\r\n", &c);
+	CHECK(has(out, "503 5.5.1") && !has(out, "214 ") && has(out, "250 2.0.0 OK\r\n"));
+	fake_conn_free(&c);
+
+	/* submission without AUTH: MAIL 530, then BDAT 503; its chunk is dropped too */
+	out = run(LISTEN_SUBMISSION, "EHLO a\r\nMAIL FROM:<a@example.test>\r\n", &c);
+	CHECK(has(out, "530 5.7.0 Authentication required"));
+	feed(&c, line);
+	feed(&c, chunk);
+	feed(&c, "NOOP\r\n");
+	out = (const char *)c.out.data;
+	CHECK(has(out, "503 5.5.1") && !has(out, "250 2.1.0") && !has(out, "214 "));
+	CHECK(count(out, "250 2.0.0 OK") == 1);
+	fake_conn_free(&c);
+
+	/* a size that does not parse: nobody knows where the chunk ends, so the session ends */
+	out = run(LISTEN_SMTP, "EHLO a\r\nBDAT 1x\r\nNOOP\r\n", &c);
+	CHECK(has(out, "501 5.5.4 Syntax: BDAT size [LAST]; closing") && c.close_after_flush);
+	CHECK(!has(out, "250 2.0.0 OK"));
+	fake_conn_free(&c);
+	out = run(LISTEN_SMTP, "BDAT\r\nNOOP\r\n", &c);
+	CHECK(has(out, "501 5.5.4 Syntax: BDAT") && c.close_after_flush && !has(out, "250 2.0.0 OK"));
+	fake_conn_free(&c);
+	out = run(LISTEN_SMTP, "BDAT 99999999999999999999 LAST\r\n", &c);	/* over 2^64 */
+	CHECK(has(out, "501 5.5.4 Syntax: BDAT") && c.close_after_flush);
+	fake_conn_free(&c);
+}
+
+/* smtp.sender_must_match covers the null sender: nobody owns <> (postie.conf(5)) */
+static void
+test_null_sender_must_match(void)
+{
+	struct conn c;
+
+	fake_conn_init(&c, &cfg, LISTEN_SUBMISSIONS, &smtp_proto_ops);
+	c.tls_state = CONN_TLS_ON;
+	c.ops->start(&c);
+	feed(&c, "EHLO a\r\nAUTH PLAIN AGFsaWNlAGdvb2Q=\r\nMAIL FROM:<>\r\n");
+	CHECK(has((const char *)c.out.data, "235 2.7.0"));
+	CHECK(has((const char *)c.out.data, "553 5.7.1 Sender address not owned"));
+	CHECK(!has((const char *)c.out.data, "250 2.1.0"));
+	fake_conn_free(&c);
+
+	/* with the check off the null sender is accepted, as any sender is */
+	cfg.smtp.sender_must_match = false;
+	fake_conn_init(&c, &cfg, LISTEN_SUBMISSIONS, &smtp_proto_ops);
+	c.tls_state = CONN_TLS_ON;
+	feed(&c, "EHLO a\r\nAUTH PLAIN AGFsaWNlAGdvb2Q=\r\nMAIL FROM:<>\r\n");
+	CHECK(has((const char *)c.out.data, "250 2.1.0 Ok"));
+	fake_conn_free(&c);
+	cfg.smtp.sender_must_match = true;
+
+	/* mail from other servers (no AUTH) keeps its null sender: bounces */
+	CHECK(has(run(LISTEN_SMTP, "EHLO a\r\nMAIL FROM:<>\r\n", &c), "250 2.1.0 Ok"));
+	fake_conn_free(&c);
+}
+
 int
 main(void)
 {
@@ -200,5 +298,7 @@ main(void)
 	test_bad_command_limit();
 	test_timeout_shutdown_busy();
 	test_auth();
+	test_refused_bdat_drops_its_chunk();
+	test_null_sender_must_match();
 	return tap_done();
 }
