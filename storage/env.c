@@ -512,6 +512,8 @@ apply(struct store *st, MDB_txn *txn, struct store_req *req)
 		return queue_apply_claim(st, txn, &req->u.claim);
 	case STORE_OP_QUEUE_UPDATE:
 		return queue_apply_update(st, txn, &req->u.update);
+	case STORE_OP_QUEUE_LOCAL:
+		return queue_apply_local(st, txn, &req->u.local);
 	}
 	return ERR_STATE;
 }

@@ -87,6 +87,9 @@ int accounts_save(struct store *st, MDB_txn *txn, const struct store_account *a)
 
 /* mailbox.c: the writer's operations, inside its transaction */
 int mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d);
+/* body (stored, referenced by a queue entry) into login's mailbox too: ERR_QUOTA, ERR_NOTFOUND */
+int mailbox_apply_append(struct store *st, MDB_txn *txn, const char *login, uint64_t body, uint64_t size,
+    uint64_t now);
 int mailbox_apply_expunge(struct store *st, MDB_txn *txn, const struct store_expunge *e);
 int body_unref(struct store *st, MDB_txn *txn, uint64_t body_id);
 int mailbox_purge(struct store *st, MDB_txn *txn, const char *login);
@@ -96,5 +99,6 @@ int queue_apply_insert(struct store *st, MDB_txn *txn, const struct store_qentry
 int queue_decode(const MDB_val *v, uint64_t id, struct store_qentry *out);
 int queue_apply_claim(struct store *st, MDB_txn *txn, const struct store_qclaim *c);
 int queue_apply_update(struct store *st, MDB_txn *txn, struct store_qupdate *u);
+int queue_apply_local(struct store *st, MDB_txn *txn, struct store_qlocal *l);
 
 #endif

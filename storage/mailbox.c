@@ -123,67 +123,190 @@ write_body(struct store *st, MDB_txn *txn, const struct store_delivery *d, uint6
 	return 0;
 }
 
+/* One message record for body in a's mailbox (loaded, with room checked), and a's counters. */
+static int
+put_mail(struct store *st, MDB_txn *txn, struct store_account *a, uint64_t body, uint64_t size,
+    uint64_t pop3_size, uint64_t now)
+{
+	unsigned char key[STORE_LOGIN_MAX + 5], rec[MAIL_REC_LEN];
+	MDB_val k, v;
+	uint64_t msgid;
+	int rc;
+
+	if ((rc = store_next_id(st, txn, &msgid)))
+		return rc;
+	k.mv_size = key_mail(key, a->login, a->next_uid++);
+	k.mv_data = key;
+	key_put_u64(rec, body);
+	key_put_u64(rec + 8, size);
+	key_put_u64(rec + 16, now);
+	key_put_u64(rec + 24, msgid);
+	key_put_u64(rec + 32, pop3_size);
+	v.mv_size = sizeof(rec);
+	v.mv_data = rec;
+	if ((rc = mdb_put(txn, st->mail, &k, &v, MDB_NOOVERWRITE)))
+		return store_err(rc, "mail_put");
+	a->count++;
+	a->bytes += size;
+	return accounts_save(st, txn, a);
+}
+
+static bool
+has_room(const struct store_account *a, uint64_t size)
+{
+	return (!a->quota || a->bytes + size <= a->quota) && a->next_uid != UINT32_MAX;
+}
+
+/* The queue entry of a delivery: d->queue's recipients, then a local one per deferred login. */
+static int
+insert_queued(struct store *st, MDB_txn *txn, struct store_delivery *d, const bool *deferred,
+    size_t ndeferred, uint64_t body, uint64_t size)
+{
+	struct store_qentry q = *d->queue;
+	struct store_qrcpt *r = NULL;
+	size_t i;
+	int rc;
+
+	q.body_id = body;
+	q.size = size;
+	if (ndeferred) {
+		r = xcalloc(q.nrcpts + ndeferred, sizeof(*r));
+		if (q.nrcpts)
+			memcpy(r, d->queue->rcpts, q.nrcpts * sizeof(*r));
+		for (i = 0; i < d->nlogins; i++) {
+			if (!deferred[i])
+				continue;
+			r[q.nrcpts] = *d->defer[i];
+			snprintf(r[q.nrcpts].login, sizeof(r[q.nrcpts].login), "%s", d->logins[i]);
+			r[q.nrcpts].state = STORE_RCPT_PENDING;
+			snprintf(r[q.nrcpts].reply, sizeof(r[q.nrcpts].reply), "452 4.2.2 Mailbox full");
+			q.nrcpts++;
+		}
+		q.rcpts = r;
+	}
+	rc = queue_apply_insert(st, txn, &q, &d->queue_id_out);
+	free(r);
+	return rc;
+}
+
 int
 mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
 {
 	uint64_t size = d->prefix_len + (d->fd < 0 ? d->mem_len : d->fd_len), body = 0, pop3_size = 0;
-	uint32_t refs = (uint32_t)d->nlogins + (d->queue ? 1 : 0);
 	struct store_account *accts;
-	size_t i;
+	bool *deferred;
+	size_t i, ndeferred = 0, takers = 0;
+	uint32_t refs;
 	int rc = 0;
 
 	d->failed_login_out = NULL;
-	if (!refs)
-		return ERR_STATE;
 	accts = xcalloc(d->nlogins ? d->nlogins : 1, sizeof(*accts));
-	/* every mailbox must exist and have room before anything is written */
+	deferred = xcalloc(d->nlogins ? d->nlogins : 1, sizeof(*deferred));
+	/* every mailbox must exist and have room before anything is written;
+	   one that has no room but a stand-in is queued instead (RCPT said 250) */
 	for (i = 0; i < d->nlogins; i++) {
-		if ((rc = accounts_load(st, txn, d->logins[i], &accts[i])) ||
-		    (accts[i].quota && accts[i].bytes + size > accts[i].quota) ||
-		    accts[i].next_uid == UINT32_MAX) {
+		if ((rc = accounts_load(st, txn, d->logins[i], &accts[i]))) {
 			d->failed_login_out = d->logins[i];
-			rc = rc ? rc : ERR_QUOTA;
 			goto out;
 		}
+		if (has_room(&accts[i], size)) {
+			takers++;
+			continue;
+		}
+		if (!d->defer || !d->defer[i] || !d->queue) {
+			d->failed_login_out = d->logins[i];
+			rc = ERR_QUOTA;
+			goto out;
+		}
+		deferred[i] = true;
+		ndeferred++;
+	}
+	for (i = 0; d->queue && i < d->queue->nrcpts; i++)
+		takers += d->queue->rcpts[i].state == STORE_RCPT_PENDING;	/* remote */
+	if (ndeferred && !takers) {
+		/* nobody would take it now: the client keeps it and tries later, as for one full mailbox */
+		for (i = 0; !deferred[i]; i++)
+			;
+		d->failed_login_out = d->logins[i];
+		rc = ERR_QUOTA;
+		goto out;
+	}
+	refs = (uint32_t)(d->nlogins - ndeferred);
+	if (d->queue && (d->queue->nrcpts || ndeferred))
+		refs++;
+	if (!refs) {
+		rc = ERR_STATE;
+		goto out;
 	}
 	if ((rc = write_body(st, txn, d, size, refs, &body, &pop3_size)))
 		goto out;
 	d->body_id_out = body;
-	for (i = 0; i < d->nlogins; i++) {
-		unsigned char key[STORE_LOGIN_MAX + 5], rec[MAIL_REC_LEN];
-		MDB_val k, v;
-		uint64_t msgid;
-
-		if ((rc = store_next_id(st, txn, &msgid)))
+	for (i = 0; i < d->nlogins; i++)
+		if (!deferred[i] && (rc = put_mail(st, txn, &accts[i], body, size, pop3_size, d->now)))
 			goto out;
-		k.mv_size = key_mail(key, accts[i].login, accts[i].next_uid++);
-		k.mv_data = key;
-		key_put_u64(rec, body);
-		key_put_u64(rec + 8, size);
-		key_put_u64(rec + 16, d->now);
-		key_put_u64(rec + 24, msgid);
-		key_put_u64(rec + 32, pop3_size);
-		v.mv_size = sizeof(rec);
-		v.mv_data = rec;
-		if ((rc = mdb_put(txn, st->mail, &k, &v, MDB_NOOVERWRITE))) {
-			rc = store_err(rc, "mail_put");
-			goto out;
-		}
-		accts[i].count++;
-		accts[i].bytes += size;
-		if ((rc = accounts_save(st, txn, &accts[i])))
-			goto out;
-	}
-	if (d->queue) {
-		struct store_qentry q = *d->queue;
-
-		q.body_id = body;
-		q.size = size;
-		rc = queue_apply_insert(st, txn, &q, &d->queue_id_out);
-	}
+	if (d->queue && (d->queue->nrcpts || ndeferred))
+		rc = insert_queued(st, txn, d, deferred, ndeferred, body, size);
+	if (rc == 0 && d->deferred_out)
+		memcpy(d->deferred_out, deferred, d->nlogins * sizeof(*deferred));
 out:
+	free(deferred);
 	free(accts);
 	return rc;
+}
+
+/* Octets RETR sends for a stored body (what write_body computed when it was stored). */
+static int
+body_pop3_size(struct store *st, MDB_txn *txn, uint64_t body, uint64_t size, uint64_t *out)
+{
+	unsigned char key[12];
+	bool line_start = true;
+	uint64_t dots = 0, off = 0;
+	uint32_t chunk;
+	MDB_val k, v;
+	int rc;
+
+	for (chunk = 0; off < size; chunk++) {
+		key_chunk(key, body, chunk);
+		k = mval(key, sizeof(key));
+		if ((rc = mdb_get(txn, st->bodies, &k, &v)))
+			return rc == MDB_NOTFOUND ? ERR_CORRUPT : store_err(rc, "body_get");
+		if (!v.mv_size || v.mv_size > size - off)
+			return ERR_CORRUPT;
+		dots += count_stuffing(v.mv_data, v.mv_size, &line_start);
+		off += v.mv_size;
+	}
+	*out = size + dots + (size && !line_start ? 2 : 0);
+	return 0;
+}
+
+int
+mailbox_apply_append(struct store *st, MDB_txn *txn, const char *login, uint64_t body, uint64_t size,
+    uint64_t now)
+{
+	unsigned char key[8], ref[BODYREF_LEN];
+	struct store_account a;
+	uint64_t pop3_size;
+	MDB_val k = { 8, key }, v;
+	int rc;
+
+	if ((rc = accounts_load(st, txn, login, &a)))
+		return rc;
+	if (!has_room(&a, size))
+		return ERR_QUOTA;
+	/* the mailbox holds one more reference to the body the queue entry keeps */
+	key_put_u64(key, body);
+	if ((rc = mdb_get(txn, st->bodyref, &k, &v)))
+		return rc == MDB_NOTFOUND ? ERR_CORRUPT : store_err(rc, "bodyref_get");
+	if (v.mv_size != BODYREF_LEN)
+		return ERR_CORRUPT;
+	memcpy(ref, v.mv_data, sizeof(ref));
+	key_put_u32(ref, key_get_u32(ref) + 1);
+	v = mval(ref, sizeof(ref));
+	if ((rc = mdb_put(txn, st->bodyref, &k, &v, 0)))
+		return store_err(rc, "bodyref_put");
+	if ((rc = body_pop3_size(st, txn, body, size, &pop3_size)))
+		return rc;
+	return put_mail(st, txn, &a, body, size, pop3_size, now);
 }
 
 int

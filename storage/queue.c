@@ -7,6 +7,8 @@
  *   [created u64][next u64][attempts u32][body u64][size u64][flags u8]
  *   [sender][envid][nrcpts u32] then per recipient
  *   [state u8][notify u8][address][orcpt][reply]
+ * followed by [login] when the notify byte has QR_LOCAL (a local recipient
+ * waiting for room in its mailbox; records without it read as before).
  */
 #include "config.h"
 
@@ -29,6 +31,8 @@
 #define QF_LEASED 4u
 #define QF_BOUNCE 8u
 #define QF_RET_HDRS 16u
+/* In a recipient's notify byte, above the STORE_NOTIFY_* bits: a login follows. */
+#define QR_LOCAL 0x80u
 
 static void
 put_str(struct buf *b, const char *s)
@@ -66,11 +70,13 @@ encode(const struct store_qentry *q, struct buf *b)
 	buf_append(b, num, 4);
 	for (i = 0; i < q->nrcpts; i++) {
 		num[0] = q->rcpts[i].state;
-		num[1] = q->rcpts[i].notify;
+		num[1] = (unsigned char)(q->rcpts[i].notify | (*q->rcpts[i].login ? QR_LOCAL : 0));
 		buf_append(b, num, 2);
 		put_str(b, q->rcpts[i].address);
 		put_str(b, q->rcpts[i].orcpt);
 		put_str(b, q->rcpts[i].reply);
+		if (*q->rcpts[i].login)
+			put_str(b, q->rcpts[i].login);
 	}
 	return b->err;
 }
@@ -162,11 +168,19 @@ queue_decode(const MDB_val *v, uint64_t id, struct store_qentry *out)
 	}
 	out->rcpts = xcalloc(out->nrcpts ? out->nrcpts : 1, sizeof(*out->rcpts));
 	for (i = 0; i < out->nrcpts && !r.bad; i++) {
+		unsigned notify;
+
 		out->rcpts[i].state = (uint8_t)rd_u8(&r);
-		out->rcpts[i].notify = (uint8_t)rd_u8(&r);
+		notify = rd_u8(&r);
+		out->rcpts[i].notify = (uint8_t)(notify & ~QR_LOCAL);
 		rd_str(&r, out->rcpts[i].address, sizeof(out->rcpts[i].address));
 		rd_str(&r, out->rcpts[i].orcpt, sizeof(out->rcpts[i].orcpt));
 		rd_str(&r, out->rcpts[i].reply, sizeof(out->rcpts[i].reply));
+		if (notify & QR_LOCAL) {
+			rd_str(&r, out->rcpts[i].login, sizeof(out->rcpts[i].login));
+			if (!store_valid_login(out->rcpts[i].login))
+				r.bad = true;
+		}
 	}
 	if (r.bad || r.left) {
 		store_qentry_free(out);
@@ -435,6 +449,48 @@ queue_apply_update(struct store *st, MDB_txn *txn, struct store_qupdate *u)
 	q.delay_warned = q.delay_warned || u->delay_warned;
 	q.leased = false;
 	rc = rewrite(st, txn, &q, old);
+out:
+	store_qentry_free(&q);
+	return rc;
+}
+
+int
+queue_apply_local(struct store *st, MDB_txn *txn, struct store_qlocal *l)
+{
+	struct store_qentry q;
+	size_t i, delivered = 0;
+	int rc;
+
+	if ((rc = load(st, txn, l->id, &q)))
+		return rc;
+	for (i = 0; i < l->n; i++) {
+		struct store_qrcpt *r = l->idx[i] < q.nrcpts ? &q.rcpts[l->idx[i]] : NULL;
+		MDB_txn *child;
+
+		if (!r || r->state != STORE_RCPT_PENDING || !*r->login) {
+			l->results_out[i] = ERR_STATE;
+			continue;
+		}
+		/* each copy in its own nested transaction: a full mailbox rolls back alone */
+		if ((rc = mdb_txn_begin(st->env, txn, 0, &child))) {
+			rc = store_err(rc, "nested_begin");
+			goto out;
+		}
+		rc = mailbox_apply_append(st, child, r->login, q.body_id, q.size, l->now);
+		if (rc == 0 && (rc = mdb_txn_commit(child)))
+			rc = store_err(rc, "nested_commit");
+		else if (rc)
+			mdb_txn_abort(child);
+		if (rc != 0 && rc != ERR_QUOTA && rc != ERR_NOTFOUND)
+			goto out;	/* the store itself: the whole request fails */
+		l->results_out[i] = rc;
+		if (rc == 0) {
+			r->state = STORE_RCPT_DELIVERED;
+			snprintf(r->reply, sizeof(r->reply), "250 2.0.0 delivered to the mailbox");
+			delivered++;
+		}
+	}
+	rc = delivered ? rewrite(st, txn, &q, q.next_attempt) : 0;
 out:
 	store_qentry_free(&q);
 	return rc;

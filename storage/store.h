@@ -149,6 +149,10 @@ struct store_qrcpt {
 	uint8_t notify;		/* STORE_NOTIFY_* bits; 0 = default (failure) */
 	uint8_t state;		/* STORE_RCPT_* */
 	char reply[512];	/* the last remote reply for it */
+	/* "" for a remote recipient. Else a local mailbox: a member of an alias
+	   (address) whose mailbox was over its quota when the message came; the
+	   runner retries it with STORE_OP_QUEUE_LOCAL */
+	char login[STORE_LOGIN_MAX + 1];
 };
 enum { STORE_NOTIFY_NEVER = 1, STORE_NOTIFY_SUCCESS = 2, STORE_NOTIFY_FAILURE = 4, STORE_NOTIFY_DELAY = 8 };
 /*
@@ -215,13 +219,24 @@ struct store_delivery {
 	/* local mailboxes (logins), each gets the message once */
 	const char *const *logins;
 	size_t nlogins;
-	/* remote recipients: queued in the same transaction (NULL = none) */
+	/* remote recipients: queued in the same transaction (NULL = none; an
+	   entry without recipients is written only when a login is deferred) */
 	const struct store_qentry *queue;
+	/*
+	 * Per login (NULL, or a NULL element = none): the queue recipient that
+	 * stands for it when its mailbox is over its quota at commit (address,
+	 * orcpt, notify; the store sets login, state and reply). It is added to
+	 * the entry `queue` (which must then be given) instead of failing the
+	 * delivery, as long as another mailbox or a remote recipient takes the
+	 * message now; when nothing would, the request fails with ERR_QUOTA.
+	 */
+	const struct store_qrcpt *const *defer;
 	uint64_t now;		/* arrival time */
 	/* out */
 	uint64_t body_id_out;
 	uint64_t queue_id_out;
 	const char *failed_login_out;	/* which login was over quota (ERR_QUOTA) */
+	bool *deferred_out;	/* per login (NULL = not wanted): queued instead of delivered */
 };
 
 struct store_expunge {
@@ -270,7 +285,29 @@ struct store_qupdate {
 	int bounce_failed_out;		/* 0, or the code the DSN's delivery failed with */
 };
 
-enum store_op { STORE_OP_DELIVER, STORE_OP_EXPUNGE, STORE_OP_QUEUE_CLAIM, STORE_OP_QUEUE_UPDATE };
+/*
+ * Another attempt at local recipients of entry id (indexes idx, each a
+ * pending recipient with its login set): for each, the body goes into the
+ * login's mailbox and the recipient is recorded delivered, in one
+ * transaction (so a crash can neither lose nor repeat a copy). The rest of
+ * the entry, its lease included, is left as it is; the runner's
+ * STORE_OP_QUEUE_UPDATE follows. results_out[i] (n of them): 0 delivered,
+ * ERR_QUOTA (still over its quota), ERR_NOTFOUND (no such login any more),
+ * ERR_STATE (not a pending local recipient); those stay as they were.
+ * The request itself fails with ERR_NOTFOUND (the entry is gone) or a
+ * store error.
+ */
+struct store_qlocal {
+	uint64_t id;
+	const uint32_t *idx;
+	size_t n;
+	uint64_t now;		/* arrival time in the mailbox */
+	int *results_out;
+};
+
+enum store_op {
+	STORE_OP_DELIVER, STORE_OP_EXPUNGE, STORE_OP_QUEUE_CLAIM, STORE_OP_QUEUE_UPDATE, STORE_OP_QUEUE_LOCAL
+};
 
 struct store_req {
 	enum store_op op;
@@ -279,6 +316,7 @@ struct store_req {
 		struct store_expunge expunge;
 		struct store_qclaim claim;
 		struct store_qupdate update;
+		struct store_qlocal local;
 	} u;
 	/* private to the store */
 	void (*done)(void *arg, int rc);

@@ -301,6 +301,10 @@ print_qentry(const struct store_qentry *q, bool full)
 			json_str(q->rcpts[i].address);
 			printf(",\"state\":\"%s\",\"reply\":", rcpt_state_name(q->rcpts[i].state));
 			json_str(q->rcpts[i].reply);
+			if (*q->rcpts[i].login) {	/* a mailbox here, waiting for room */
+				printf(",\"local\":");
+				json_str(q->rcpts[i].login);
+			}
 			putchar('}');
 		}
 		printf("]}");
@@ -309,8 +313,9 @@ print_qentry(const struct store_qentry *q, bool full)
 	printf("%016" PRIx64 " %8" PRIu64 " <%s> attempts=%u next=%" PRIu64 "\n", q->id, q->size,
 	    q->sender, q->attempts, q->next_attempt);
 	for (i = 0; full && i < q->nrcpts; i++)
-		printf("  %s %s %s\n", rcpt_state_name(q->rcpts[i].state),
-		    q->rcpts[i].address, q->rcpts[i].reply);
+		printf("  %s %s%s%s%s %s\n", rcpt_state_name(q->rcpts[i].state), q->rcpts[i].address,
+		    *q->rcpts[i].login ? " (local mailbox " : "", q->rcpts[i].login, *q->rcpts[i].login ? ")" : "",
+		    q->rcpts[i].reply);
 }
 
 static int

@@ -55,6 +55,17 @@ struct item {
 	struct store_delivery bounce;
 	char **bounce_logins;
 	size_t nbounce_logins;
+	/* the local recipients (a mailbox that had no room) to try again, and that try */
+	struct parcel *local;
+	int local_rc, *local_res;
+	struct local_wait *local_wait;
+};
+
+/* The runner waits for the local attempts of what it took (one commit for all). */
+struct local_wait {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	size_t left;
 };
 
 struct parcel {
@@ -284,6 +295,7 @@ free_item(struct item *it)
 		free(it->bounce_logins[i]);
 	free(it->bounce_logins);
 	buf_free(&it->dsn);
+	free(it->local_res);
 	free(it->results);
 	free(it->success);
 	store_qentry_free(&it->q);
@@ -349,7 +361,7 @@ make_report(const struct config *cfg, struct item *it, uint64_t now, bool warn)
 		} else if (it->success[i] && !to_postmaster) {
 			uint8_t was = it->q.rcpts[r->index].state;	/* as read, before this update */
 
-			dr[n].action = was == STORE_RCPT_DELIVERED_REPORT ? DSN_DELIVERED :
+			dr[n].action = was == STORE_RCPT_DELIVERED_REPORT || *it->q.rcpts[r->index].login ? DSN_DELIVERED :
 			    was == STORE_RCPT_EXPANDED_REPORT ? DSN_EXPANDED : DSN_RELAYED;
 		} else
 			continue;
@@ -416,6 +428,7 @@ finish_item(struct item *it)
 
 	for (i = 0; i < it->nresults; i++) {
 		struct store_qresult *r = &it->results[i];
+		const char *login = it->q.rcpts[r->index].login;
 		char text[LOG_SAFE_SIZE];	/* remote text in a log line: escaped, cut */
 		char from[LOG_SAFE_SIZE], to[LOG_SAFE_SIZE];	/* so are the client's addresses */
 
@@ -430,11 +443,13 @@ finish_item(struct item *it)
 			r->state = STORE_RCPT_FAILED;
 		}
 		pending |= r->state == STORE_RCPT_PENDING;
+		/* a local recipient (an alias member whose mailbox had no room) says so, with its login */
 		log_msg(r->state == STORE_RCPT_FAILED ? LOG_LEVEL_NOTICE : LOG_LEVEL_INFO,
-		    "event=%s queue=%016" PRIx64 " from=\"%s\" to=\"%s\" attempt=%u reply=\"%s\"",
-		    r->state == STORE_RCPT_DELIVERED ? "relay_delivered" : r->state == STORE_RCPT_FAILED ?
-		    "relay_failed" : "relay_deferred", it->q.id, log_safe(from, span_cstr(it->q.sender)),
-		    log_safe(to, span_cstr(it->q.rcpts[r->index].address)),
+		    "event=%s_%s queue=%016" PRIx64 " from=\"%s\" to=\"%s\"%s%s%s attempt=%u reply=\"%s\"",
+		    *login ? "local" : "relay", r->state == STORE_RCPT_DELIVERED ? "delivered" :
+		    r->state == STORE_RCPT_FAILED ? "failed" : "deferred", it->q.id,
+		    log_safe(from, span_cstr(it->q.sender)), log_safe(to, span_cstr(it->q.rcpts[r->index].address)),
+		    *login ? " login=\"" : "", login, *login ? "\"" : "",
 		    it->q.attempts + 1, log_safe(text, span_cstr(r->reply)));
 	}
 	if (pending && cfg->relay.delay_warning && !it->q.delay_warned && now - it->q.created >= cfg->relay.delay_warning)
@@ -839,7 +854,8 @@ dispatch(const struct config *cfg, struct item *it, unsigned *defer_s)
 {
 	struct parcel **by = xcalloc(it->q.nrcpts, sizeof(*by));
 	struct dest **dests = xcalloc(it->q.nrcpts, sizeof(*dests));
-	size_t i, j, ngroups = 0;
+	uint32_t *local = xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*local));
+	size_t i, j, ngroups = 0, nlocal = 0;
 
 	it->results = xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*it->results));
 	it->success = xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*it->success));
@@ -866,6 +882,10 @@ dispatch(const struct config *cfg, struct item *it, unsigned *defer_s)
 			snprintf(r->reply, sizeof(r->reply), "550 5.3.0 returned to the sender by the administrator");
 			continue;
 		}
+		if (*it->q.rcpts[i].login) {
+			local[nlocal++] = (uint32_t)i;	/* a mailbox here: no destination, a store write */
+			continue;
+		}
 		d = dest_for(cfg, it->q.rcpts[i].address);
 		for (j = 0; j < ngroups && dests[j] != d; j++)
 			;
@@ -890,9 +910,18 @@ dispatch(const struct config *cfg, struct item *it, unsigned *defer_s)
 		it->nresults = 0;
 		free(by);
 		free(dests);
+		free(local);
 		return false;
 	}
 	it->parcels_left = (unsigned)ngroups;
+	if (nlocal) {
+		it->local = xcalloc(1, sizeof(*it->local));
+		it->local->item = it;
+		it->local->idx = local;
+		it->local->n = nlocal;
+		it->parcels_left++;
+	} else
+		free(local);
 	for (j = 0; j < ngroups; j++) {
 		struct dest *d = dests[j];
 
@@ -906,6 +935,78 @@ dispatch(const struct config *cfg, struct item *it, unsigned *defer_s)
 	free(by);
 	free(dests);
 	return true;
+}
+
+static void
+local_done(void *arg, int rc)
+{
+	struct item *it = arg;
+	struct local_wait *w = it->local_wait;
+
+	it->local_rc = rc;
+	pthread_mutex_lock(&w->m);
+	if (--w->left == 0)
+		pthread_cond_signal(&w->c);
+	pthread_mutex_unlock(&w->m);
+}
+
+/*
+ * Local recipients of the items taken (a mailbox that had no room when
+ * the message came): one store request each, sent together so one commit
+ * carries them all, each copy written with its recipient marked delivered.
+ * Their outcomes then finish the items like any parcel's (runner thread).
+ */
+static void
+deliver_local(struct item **its, size_t n)
+{
+	struct local_wait w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, n };
+	uint64_t now = (uint64_t)time(NULL);
+	size_t i, j;
+
+	for (i = 0; i < n; i++) {
+		struct item *it = its[i];
+		struct store_qlocal *l = &it->req.u.local;
+
+		/* it->req is free until finish_item(): the update is made after this answered */
+		memset(&it->req, 0, sizeof(it->req));
+		it->req.op = STORE_OP_QUEUE_LOCAL;
+		it->local_res = xcalloc(it->local->n, sizeof(*it->local_res));
+		it->local_wait = &w;
+		l->id = it->q.id;
+		l->idx = it->local->idx;
+		l->n = it->local->n;
+		l->now = now;
+		l->results_out = it->local_res;
+		if (store_submit(R.st, &it->req, local_done, it))
+			local_done(it, ERR_STATE);
+	}
+	pthread_mutex_lock(&w.m);
+	while (w.left)
+		pthread_cond_wait(&w.c, &w.m);
+	pthread_mutex_unlock(&w.m);
+	pthread_mutex_destroy(&w.m);
+	pthread_cond_destroy(&w.c);
+	for (i = 0; i < n; i++) {
+		struct item *it = its[i];
+		struct parcel *p = it->local;
+		struct smtpc_rcpt *res = xcalloc(p->n, sizeof(*res));
+
+		for (j = 0; j < p->n; j++) {
+			int rc = it->local_rc ? it->local_rc : it->local_res[j];
+
+			res[j].result = rc == 0 || rc == ERR_STATE ? SMTPC_OK : rc == ERR_NOTFOUND ? SMTPC_PERM : SMTPC_TEMP;
+			if (it->local_rc)	/* the store failed: logged there; try again later */
+				snprintf(res[j].reply, sizeof(res[j].reply), "451 4.3.0 local delivery failed: %s",
+				    err_str(it->local_rc));
+			else
+				snprintf(res[j].reply, sizeof(res[j].reply), "%s", rc == 0 ? "250 2.0.0 delivered to the mailbox" :
+				    rc == ERR_STATE ? "250 2.0.0 delivered to the mailbox before" :
+				    rc == ERR_QUOTA ? "452 4.2.2 Mailbox full" : "550 5.1.1 the mailbox no longer exists");
+		}
+		it->local = NULL;
+		parcel_done(p, res);	/* frees p, may finish the item */
+		free(res);
+	}
 }
 
 /* Back to the store for a while, unattempted: its destination has enough waiting. */
@@ -931,10 +1032,10 @@ static bool
 take_due(const struct config *cfg)
 {
 	uint64_t ids[RUNNER_BATCH], now = (uint64_t)time(NULL);
-	struct item *fresh[RUNNER_BATCH], *later[RUNNER_BATCH];
+	struct item *fresh[RUNNER_BATCH], *later[RUNNER_BATCH], *locals[RUNNER_BATCH];
 	unsigned later_s[RUNNER_BATCH], longest = 0;
 	struct store_req req;
-	size_t n = 0, room, i, nfresh = 0, empty = 0, nlater = 0;
+	size_t n = 0, room, i, nfresh = 0, empty = 0, nlater = 0, nlocals = 0;
 	int rc;
 
 	pthread_mutex_lock(&R.lock);
@@ -976,11 +1077,15 @@ take_due(const struct config *cfg)
 			later[nlater++] = fresh[i];
 		else if (!fresh[i]->parcels_left)
 			fresh[empty++] = fresh[i];	/* nothing pending: finish it below */
+		else if (fresh[i]->local)
+			locals[nlocals++] = fresh[i];	/* kept by its local parcel until tried below */
 	}
 	pthread_cond_broadcast(&R.work);
 	pthread_mutex_unlock(&R.lock);
 	for (i = 0; i < empty; i++)
 		finish_item(fresh[i]);
+	if (nlocals)
+		deliver_local(locals, nlocals);
 	for (i = 0; i < nlater; i++) {
 		defer_item(later[i], now, later_s[i]);
 		if (later_s[i] > longest)

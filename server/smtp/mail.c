@@ -42,6 +42,12 @@ struct smtp_txn {
 	struct smtp_mail mail;
 	char **logins;		/* local mailboxes, each once */
 	size_t nlogins;
+	/* per login: -1, or the stand-in of the RCPT that reached it through an
+	   alias with several targets; such a mailbox without room at the end of
+	   data gets its copy queued (the stand-in) instead of refusing the message */
+	int *login_stand_in;
+	struct store_qrcpt *stand_ins;	/* one per such RCPT */
+	size_t nstand_ins;
 	struct store_qrcpt *remote;	/* remote recipients (queued) */
 	size_t nremote;
 	struct store_qrcpt *reports;	/* local recipients owed a success report (queued too) */
@@ -64,6 +70,8 @@ struct delivery {
 	struct buf prefix;
 	struct store_qentry q;
 	struct store_qrcpt *qrcpts;	/* remote and reports together, when there are reports */
+	const struct store_qrcpt **defer;	/* per login, for alias members */
+	bool *deferred;			/* per login: queued for lack of room */
 	int rc;
 };
 
@@ -113,6 +121,8 @@ txn_free(struct smtp_txn *t)
 	for (i = 0; i < t->nlogins; i++)
 		free(t->logins[i]);
 	free(t->logins);
+	free(t->login_stand_in);
+	free(t->stand_ins);
 	free(t->remote);
 	free(t->reports);
 	buf_free(&t->spool.mem);
@@ -349,8 +359,19 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 struct rcpt_targets {
 	struct smtp_session *s;
 	const struct smtp_rcpt *rcpt;
-	bool over_quota;
+	size_t ntargets;	/* what the address resolved to */
+	char **full;		/* targets known to have no room now (not in the txn yet) */
+	size_t nfull;
 };
+
+static void
+txn_add_login(struct smtp_txn *t, const char *login)
+{
+	t->logins = xrealloc(t->logins, (t->nlogins + 1) * sizeof(char *));
+	t->login_stand_in = xrealloc(t->login_stand_in, (t->nlogins + 1) * sizeof(int));
+	t->login_stand_in[t->nlogins] = -1;
+	t->logins[t->nlogins++] = xstrdup(login);
+}
 
 static void
 add_local(void *arg, const char *login)
@@ -360,17 +381,51 @@ add_local(void *arg, const char *login)
 	struct store_account a;
 	size_t i;
 
+	rt->ntargets++;
 	for (i = 0; i < t->nlogins; i++)
 		if (strcmp(t->logins[i], login) == 0)
 			return;
 	/* known to be over quota now: say so at RCPT (452 4.2.2), not after DATA */
 	if (store_user_get(server_store, login, &a) == 0 && a.quota &&
 	    a.bytes + (t->mail.size ? t->mail.size : 1) > a.quota) {
-		rt->over_quota = true;
+		rt->full = xrealloc(rt->full, (rt->nfull + 1) * sizeof(char *));
+		rt->full[rt->nfull++] = xstrdup(login);
 		return;
 	}
-	t->logins = xrealloc(t->logins, (t->nlogins + 1) * sizeof(char *));
-	t->logins[t->nlogins++] = xstrdup(login);
+	txn_add_login(t, login);
+}
+
+/*
+ * An alias with several targets: a member whose mailbox has no room
+ * (now, or at the end of data) must not refuse the others, nor lose its
+ * copy. It gets a stand-in, queued in the delivery's commit and retried by
+ * the queue runner until it fits or expires (then the sender gets a DSN
+ * naming the alias). Its targets are not asked for success again (the
+ * alias reports "expanded", RFC 3461 5.2.7.3).
+ */
+static void
+add_stand_in(struct smtp_txn *t, const struct smtp_rcpt *rcpt, const char *addr, struct rcpt_targets *rt,
+    size_t first_login)
+{
+	struct store_qrcpt *q;
+	size_t i;
+
+	t->stand_ins = xrealloc(t->stand_ins, (t->nstand_ins + 1) * sizeof(*t->stand_ins));
+	q = &t->stand_ins[t->nstand_ins];
+	memset(q, 0, sizeof(*q));
+	snprintf(q->address, sizeof(q->address), "%s", addr);
+	snprintf(q->orcpt, sizeof(q->orcpt), "%s", rcpt->orcpt);
+	q->notify = rcpt->notify;
+	if (q->notify & STORE_NOTIFY_SUCCESS) {
+		q->notify &= (uint8_t)~STORE_NOTIFY_SUCCESS;
+		if (!(q->notify & (STORE_NOTIFY_FAILURE | STORE_NOTIFY_DELAY)))
+			q->notify = STORE_NOTIFY_NEVER;
+	}
+	for (i = 0; i < rt->nfull; i++)
+		txn_add_login(t, rt->full[i]);	/* the store queues it at commit: still no room there */
+	for (i = first_login; i < t->nlogins; i++)
+		t->login_stand_in[i] = (int)t->nstand_ins;
+	t->nstand_ins++;
 }
 
 static void
@@ -381,6 +436,7 @@ add_remote(void *arg, const char *address)
 	struct store_qrcpt *q;
 	size_t i;
 
+	rt->ntargets++;
 	for (i = 0; i < t->nremote; i++)
 		if (strcmp(t->remote[i].address, address) == 0)
 			return;
@@ -431,12 +487,24 @@ add_report(struct smtp_session *s, const struct smtp_rcpt *rcpt, const char *add
 	}
 }
 
+static void
+rcpt_targets_free(struct rcpt_targets *rt)
+{
+	size_t i;
+
+	for (i = 0; i < rt->nfull; i++)
+		free(rt->full[i]);
+	free(rt->full);
+	rt->full = NULL;
+	rt->nfull = 0;
+}
+
 void
 smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 {
 	struct conn *c = s->conn;
 	struct smtp_txn *t = s->txn;
-	struct rcpt_targets rt = { s, NULL, false };
+	struct rcpt_targets rt = { s, NULL, 0, NULL, 0 };
 	struct smtp_rcpt rcpt;
 	enum smtp_parse_result r;
 	char addr[STORE_ADDRESS_MAX + 1], safe[LOG_SAFE_SIZE];
@@ -477,10 +545,17 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 	rt.rcpt = &rcpt;
 	if (config_is_local_domain(c->cfg, domain)) {
 		rc = resolve(c->cfg, addr, add_local, add_remote, &rt);
-		if (rc == 0 && rt.over_quota && t->nlogins == before_local && t->nremote == before_remote) {
+		/* no room in any mailbox it reaches (a direct one, or every member): the client keeps it */
+		if (rc == 0 && rt.nfull && rt.nfull == rt.ntargets) {
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=quota ip=%s rcpt=\"%s\"", c->sid, c->ip,
+			    log_safe(safe, span_cstr(addr)));
+			rcpt_targets_free(&rt);
 			smtp_reply(s, "452 4.2.2 Mailbox full\r\n");
 			return;
 		}
+		if (rc == 0 && rt.ntargets > 1)
+			add_stand_in(t, &rcpt, addr, &rt, before_local);
+		rcpt_targets_free(&rt);
 		if (rc) {
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=%s ip=%s rcpt=\"%s\"", c->sid,
 			    rc == ERR_NOTFOUND ? "unknown" : err_str(rc), c->ip, log_safe(safe, span_cstr(addr)));
@@ -599,6 +674,23 @@ build_prefix(struct smtp_session *s, struct buf *b)
 		buf_printf(b, "Message-ID: <%s.%u.%ld@%s>\r\n", c->sid, s->messages + 1, (long)now, c->cfg->hostname);
 }
 
+/* Alias members whose copy the commit queued, for lack of room in their mailbox. */
+static void
+log_deferred(const struct delivery *d)
+{
+	const struct smtp_txn *t = d->txn;
+	char from[LOG_SAFE_SIZE], to[LOG_SAFE_SIZE];
+	size_t i;
+
+	for (i = 0; d->deferred && i < t->nlogins; i++)
+		if (d->deferred[i])
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=local_deferred queue=%016" PRIx64 " body=%016" PRIx64
+			    " from=\"%s\" to=\"%s\" login=\"%s\" attempt=0 reply=\"452 4.2.2 Mailbox full\"", d->conn->sid,
+			    d->req.u.deliver.queue_id_out, d->req.u.deliver.body_id_out,
+			    log_safe(from, span_cstr(t->mail.path.addr)),
+			    log_safe(to, span_cstr(d->defer[i]->address)), t->logins[i]);
+}
+
 static void
 delivered_here(void *arg)
 {
@@ -619,12 +711,15 @@ delivered_here(void *arg)
 			    d->txn->nlogins, d->txn->nremote,
 			    d->req.u.deliver.prefix_len + d->txn->spool.len, d->req.u.deliver.body_id_out);
 			conn_printf(c, "250 2.0.0 Ok: queued as %016" PRIx64 "\r\n", d->req.u.deliver.body_id_out);
+			log_deferred(d);
 			if ((d->txn->nremote || d->txn->nreports) && server_queued)
 				server_queued();	/* outbound: the runner looks now, not at its next tick */
 			break;
 		case ERR_QUOTA:
-			conn_printf(c, "452 4.2.2 Mailbox full: %s\r\n", d->req.u.deliver.failed_login_out ?
-			    d->req.u.deliver.failed_login_out : "?");
+			/* the login is ours, not the client's: it goes to the log only */
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=data_refused reason=quota login=\"%s\"", c->sid,
+			    d->req.u.deliver.failed_login_out ? d->req.u.deliver.failed_login_out : "?");
+			smtp_reply(s, "452 4.2.2 Mailbox full\r\n");
 			break;
 		case ERR_STORE_FULL:
 			smtp_reply(s, "452 4.3.1 Insufficient system storage\r\n");
@@ -641,6 +736,8 @@ delivered_here(void *arg)
 	txn_free(d->txn);
 	buf_free(&d->prefix);
 	free(d->qrcpts);
+	free(d->defer);
+	free(d->deferred);
 	free(d);
 }
 
@@ -703,7 +800,18 @@ finish(struct smtp_session *s)
 	d->req.u.deliver.logins = (const char *const *)t->logins;
 	d->req.u.deliver.nlogins = t->nlogins;
 	d->req.u.deliver.now = (uint64_t)time(NULL);
-	if (t->nremote || t->nreports) {
+	if (t->nstand_ins) {
+		size_t i;
+
+		d->defer = xcalloc(t->nlogins, sizeof(*d->defer));
+		d->deferred = xcalloc(t->nlogins, sizeof(*d->deferred));
+		for (i = 0; i < t->nlogins; i++)
+			d->defer[i] = t->login_stand_in[i] < 0 ? NULL : &t->stand_ins[t->login_stand_in[i]];
+		d->req.u.deliver.defer = d->defer;
+		d->req.u.deliver.deferred_out = d->deferred;
+	}
+	/* an entry is given for alias members too: the store writes it only if one is deferred */
+	if (t->nremote || t->nreports || t->nstand_ins) {
 		snprintf(d->q.sender, sizeof(d->q.sender), "%s", t->mail.path.addr);
 		snprintf(d->q.envid, sizeof(d->q.envid), "%s", t->mail.envid);
 		d->q.ret_full = t->mail.ret_full;

@@ -356,6 +356,102 @@ def test_expiry_bounce_and_no_bounce_to_null_sender():
         assert len(mailbox(srv)) == 1, "alice got more than her own bounce"
 
 
+def text_of(octets, ch=b"x"):
+    """About octets of body, in lines of 80 with CRLF."""
+    return (ch * 78 + b"\r\n") * (octets // 80 + 1)
+
+
+def fill_mailbox(srv, user, octets):
+    """A message of about octets (plus our headers) straight into user's mailbox."""
+    s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+    s.sendmail("filler@remote.test", ["%s@example.test" % user], b"Subject: filler\r\n\r\n" + text_of(octets, b"f"))
+    s.quit()
+
+
+def wait_queue(srv, ready, timeout=20):
+    """The queue list once ready(entries) says so."""
+    deadline = time.time() + timeout
+    while True:
+        q = queue(srv)
+        if ready(q):
+            return q
+        assert time.time() < deadline, "queue never got there: %s\n%s" % (q, srv.log_text()[-3000:])
+        time.sleep(0.1)
+
+
+def test_alias_member_over_quota_is_queued_then_delivered():
+    # a member of an alias with no room: the others get the message, its copy
+    # waits in the queue as a local recipient (never dropped, never refusing
+    # the others), with SIZE known at RCPT or only at the end of data
+    conf = relay_conf(retry_schedule=["1h"])
+    with harness.Server(extra=conf) as srv:
+        srv.add_users("bob")
+        assert srv.ctl("user", "add", "alice", "--quota", "3000")[0] == 0
+        fill_mailbox(srv, "alice", 2300)
+        assert srv.ctl("alias", "add", "team@example.test", "alice", "bob")[0] == 0
+        body = b"Subject: team\r\n\r\n" + text_of(1000, b"t")
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+        s.ehlo("mx.remote.test")
+        s.docmd("MAIL FROM:<eve@remote.test> SIZE=1200")
+        code, text = s.docmd("RCPT TO:<alice@example.test>")
+        assert code == 452 and b"4.2.2" in text, (code, text)  # one mailbox, no room: refused at RCPT
+        assert s.docmd("RCPT TO:<team@example.test>")[0] == 250  # alice full, bob not
+        assert s.data(body)[0] == 250
+        s.mail("eve@remote.test")  # no SIZE: alice's lack of room shows at the end of data
+        assert s.rcpt("team@example.test")[0] == 250
+        assert s.data(body)[0] == 250
+        s.quit()
+        assert [b"Subject: team" in m for m in wait_mailbox(srv, 2, user="bob")] == [True, True]
+        # both copies for alice wait as local recipients, tried once at once, deferred again
+        q = wait_queue(srv, lambda q: len(q) == 2 and all(e["attempts"] == 1 for e in q))
+        for e in q:
+            assert e["sender"] == "eve@remote.test", e
+            [r] = e["recipients"]
+            assert r["address"] == "team@example.test" and r["local"] == "alice", r
+            assert r["state"] == "pending" and r["reply"].startswith("452 4.2.2"), r
+        rc, out, err = srv.ctl("queue", "show", q[0]["id"])
+        assert rc == 0 and "pending team@example.test (local mailbox alice) 452 4.2.2" in out, out + err
+        assert srv.log_text().count("event=local_deferred") == 4, srv.log_text()[-3000:]
+        assert len(mailbox(srv)) == 1  # only the filler
+        # room again (the filler deleted), flushed: alice gets both, the queue empties
+        import poplib
+        p = poplib.POP3_SSL("127.0.0.1", srv.ports["pop3s"], context=tls(), timeout=30)
+        p.user("alice")
+        p.pass_("alice-password")
+        p.dele(1)
+        p.quit()
+        assert srv.ctl("queue", "flush")[0] == 0
+        got = wait_mailbox(srv, 2)
+        assert len(got) == 2 and all(b"Subject: team" in m and text_of(1000, b"t") in m for m in got), got
+        wait_queue_empty(srv)
+        srv.wait_log(r"event=local_delivered queue=[0-9a-f]{16} from=\"eve@remote.test\" "
+                     r"to=\"team@example.test\" login=\"alice\"")
+        assert len(mailbox(srv, "bob")) == 2
+        rc, out, err = srv.ctl("verify")
+        assert rc == 0, out + err
+
+
+def test_alias_member_over_quota_bounces_at_queue_lifetime():
+    conf = relay_conf(retry_schedule=["1s"], queue_lifetime="3s", delay_warning="0")
+    with harness.Server(extra=conf, users={"carl": "carl-password"}) as srv:
+        srv.add_users("bob", "carl")
+        assert srv.ctl("user", "add", "alice", "--quota", "1200")[0] == 0
+        fill_mailbox(srv, "alice", 900)
+        assert srv.ctl("alias", "add", "team@example.test", "alice", "bob")[0] == 0
+        submit(srv, ["team@example.test"], b"Subject: for the team\r\n\r\nhello\r\n", sender="carl@example.test")
+        assert len(wait_mailbox(srv, 1, user="bob")) == 1
+        dsn = wait_mailbox(srv, 1, user="carl", timeout=30)[0]
+        report = report_of(dsn)
+        assert "Final-Recipient: rfc822; team@example.test\nAction: failed\nStatus: 4.2.2" in report, report
+        assert "alice" not in report, report  # the member's login stays ours
+        assert b"delivery time expired" in dsn and b"Mailbox full" in dsn, dsn
+        wait_queue_empty(srv)
+        srv.wait_log(r"event=local_failed queue=[0-9a-f]{16} from=\"carl@example.test\" to=\"team@example.test\"")
+        assert len(mailbox(srv)) == 1  # the filler only
+        rc, out, err = srv.ctl("verify")
+        assert rc == 0, out + err
+
+
 def test_delay_warning():
     port = harness.free_ports(1)[0]
     conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1s"], delay_warning="1s")

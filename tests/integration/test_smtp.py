@@ -206,6 +206,7 @@ def test_over_quota_at_rcpt_or_data():
         s.send(b"Subject: q\r\n\r\n" + b"x" * 400 + b"\r\n.\r\n")
         code, text = s.getreply()
         assert code == 452 and b"4.2.2" in text, (code, text)  # refused whole, not half-done
+        assert b"carol" not in text, text  # the login is ours: the log has it, the client does not
         s.quit()
         assert srv.ctl("--json", "mailbox", "show", "carol")[1].count('"messages":0') == 1
 

@@ -227,6 +227,110 @@ test_quota(struct store *st)
 	store_user_set_quota(st, "bob", 0);
 }
 
+/* An entry's recipient, or NULL. */
+static bool
+queued_rcpt(struct store *st, uint64_t id, size_t i, struct store_qrcpt *out)
+{
+	struct store_qentry q;
+	bool ok = store_queue_get(st, id, &q) == 0 && i < q.nrcpts;
+
+	if (ok)
+		*out = q.rcpts[i];
+	store_qentry_free(&q);
+	return ok;
+}
+
+/* Another attempt at entry id's local recipient i; *res gets its result. */
+static int
+retry_local(struct store *st, uint64_t id, uint32_t i, int *res)
+{
+	struct store_req r;
+
+	memset(&r, 0, sizeof(r));
+	r.op = STORE_OP_QUEUE_LOCAL;
+	r.u.local.id = id;
+	r.u.local.idx = &i;
+	r.u.local.n = 1;
+	r.u.local.now = 1700000100;
+	r.u.local.results_out = res;
+	return store_submit_wait(st, &r);
+}
+
+/*
+ * An alias member over its quota: queued as a local recipient in the same
+ * commit as the others' copies, never dropped; delivered by a later
+ * attempt once there is room, in one transaction with its queue record.
+ */
+static void
+test_member_over_quota(struct store *st)
+{
+	static const char text[] = "Subject: to the team\r\n\r\nhello\r\n";
+	const char *const logins[] = { "dora", "erin" };
+	struct store_qrcpt stand_in, r;
+	const struct store_qrcpt *defer[] = { &stand_in, &stand_in };
+	struct store_qentry env;
+	struct store_account a;
+	struct store_req req;
+	struct store_msg *m = NULL;
+	bool deferred[2] = { false, false };
+	uint64_t size = strlen(text), qid;
+	size_t n = 0;
+	int res = 1;
+
+	CHECK(store_user_add(st, "dora", size - 1) == 0 && store_user_add(st, "erin", 0) == 0);
+	memset(&stand_in, 0, sizeof(stand_in));
+	snprintf(stand_in.address, sizeof(stand_in.address), "team@example.test");
+	stand_in.notify = STORE_NOTIFY_FAILURE;
+	memset(&env, 0, sizeof(env));
+	snprintf(env.sender, sizeof(env.sender), "sender@remote.test");
+	env.created = env.next_attempt = 1700000000;
+
+	/* without a stand-in the whole delivery fails, as before */
+	memset(&req, 0, sizeof(req));
+	req.op = STORE_OP_DELIVER;
+	req.u.deliver.mem = (const unsigned char *)text;
+	req.u.deliver.mem_len = size;
+	req.u.deliver.fd = -1;
+	req.u.deliver.logins = logins;
+	req.u.deliver.nlogins = 2;
+	req.u.deliver.queue = &env;
+	CHECK(store_submit_wait(st, &req) == ERR_QUOTA && strcmp(req.u.deliver.failed_login_out, "dora") == 0);
+	/* with one: erin gets it, dora's copy is a pending local recipient of the same commit */
+	req.u.deliver.defer = defer;
+	req.u.deliver.deferred_out = deferred;
+	CHECK(store_submit_wait(st, &req) == 0 && deferred[0] && !deferred[1]);
+	qid = req.u.deliver.queue_id_out;
+	CHECK(qid && store_user_get(st, "erin", &a) == 0 && a.count == 1);
+	CHECK(store_user_get(st, "dora", &a) == 0 && a.count == 0);
+	CHECK(queued_rcpt(st, qid, 0, &r) && strcmp(r.login, "dora") == 0 && strcmp(r.address, "team@example.test") == 0 &&
+	    r.state == STORE_RCPT_PENDING && strstr(r.reply, "452 4.2.2") && r.notify == STORE_NOTIFY_FAILURE);
+	CHECK(verify_ok(st));
+
+	/* nobody could take it now: refused whole, nothing queued */
+	req.u.deliver.logins = logins;
+	req.u.deliver.nlogins = 1;
+	deferred[0] = false;
+	CHECK(store_submit_wait(st, &req) == ERR_QUOTA && !deferred[0]);
+
+	/* still full: stays pending, nothing changes */
+	CHECK(retry_local(st, qid, 0, &res) == 0 && res == ERR_QUOTA);
+	CHECK(queued_rcpt(st, qid, 0, &r) && r.state == STORE_RCPT_PENDING);
+	/* room now: delivered to the mailbox and recorded so, at once */
+	CHECK(store_user_set_quota(st, "dora", 0) == 0);
+	CHECK(retry_local(st, qid, 0, &res) == 0 && res == 0);
+	CHECK(queued_rcpt(st, qid, 0, &r) && r.state == STORE_RCPT_DELIVERED);
+	CHECK(store_mailbox_snapshot(st, "dora", &m, &n) == 0 && n == 1 && m[0].size == size &&
+	    m[0].pop3_size == size && m[0].arrival == 1700000100);
+	free(m);
+	CHECK(verify_ok(st));
+	/* never twice */
+	CHECK(retry_local(st, qid, 0, &res) == 0 && res == ERR_STATE);
+	CHECK(store_user_get(st, "dora", &a) == 0 && a.count == 1);
+	/* the entry goes; the body stays for the two mailboxes */
+	CHECK(store_queue_delete(st, qid) == 0 && verify_ok(st));
+	CHECK(store_user_del(st, "dora", true) == 0 && store_user_del(st, "erin", true) == 0 && verify_ok(st));
+}
+
 static void
 test_big_body_from_file(struct store *st)
 {
@@ -608,6 +712,7 @@ main(void)
 		test_queue(st);
 		test_user_del_and_backup(st);
 		test_locks(st);
+		test_member_over_quota(st);
 		store_close(st);
 		st = open_at("store", 0, 0);	/* reopen: schema accepted, data there */
 		CHECK(st && verify_ok(st));
