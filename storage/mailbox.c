@@ -179,8 +179,11 @@ mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
 
 		q.body_id = body;
 		q.size = size;
-		rc = queue_apply_insert(st, txn, &q, &d->queue_id_out);
+		if ((rc = queue_apply_insert(st, txn, &q, &d->queue_id_out)))
+			goto out;
 	}
+	if (d->rate_login)
+		rc = rates_apply_add(st, txn, d->rate_login, d->rate_hour, d->rate_recipients);
 out:
 	free(accts);
 	return rc;
