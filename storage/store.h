@@ -174,6 +174,8 @@ struct store_qentry {
 	bool delay_warned;			/* a delay DSN went out already */
 	bool leased;				/* taken by a runner until next_attempt */
 	bool bounce_requested;			/* postiectl queue bounce: fail what is pending */
+	bool success_hdrs;			/* from an unauthenticated session: a success
+						   report returns the headers only, whatever RET */
 	uint64_t created, next_attempt;
 	uint32_t attempts;
 	uint64_t body_id, size;

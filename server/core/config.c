@@ -103,6 +103,8 @@ static const struct key keys[] = {
 	/* per login per hour: what a stolen password can send before the customer's client says 450 */
 	{ "smtp.max_messages_per_hour",    K_UINT,  "500",      0, U32, F(smtp.max_messages_per_hour) },
 	{ "smtp.max_recipients_per_hour",  K_UINT,  "2000",     0, U32, F(smtp.max_recipients_per_hour) },
+	/* NOTIFY=SUCCESS from unauthenticated clients, per address per hour: reports are a reflection channel */
+	{ "smtp.max_success_reports_per_hour", K_UINT, "10",    0, U32, F(smtp.max_success_reports_per_hour) },
 	{ "smtp.sender_must_match",        K_BOOL,  "true",     0, 0, F(smtp.sender_must_match) },
 
 	{ "pop3",             K_GROUP,   NULL, 0, 0, 0, 0 },

@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "auth/throttle.h"
 #include "server.h"
 #include "smtp/internal.h"
 #include "storage/store.h"
@@ -152,7 +153,9 @@ is_submission(const struct conn *c)
 /*
  * --- hourly counters ---
  * Per authenticated login: messages and recipients (smtp.max_messages_per_hour,
- * smtp.max_recipients_per_hour), a stolen password's reach.
+ * smtp.max_recipients_per_hour), a stolen password's reach. Per client
+ * address: success reports asked from unauthenticated sessions
+ * (smtp.max_success_reports_per_hour), a reflection channel (STYLE 16).
  * A count is taken when the command is accepted, under the lock that
  * decides, so parallel sessions cannot all pass one check; a transaction
  * that ends without delivery gives its login's counts back. A login's
@@ -163,18 +166,19 @@ is_submission(const struct conn *c)
 #define HOURLY_SLOTS 4096	/* bounded memory; a full neighbourhood forgets its oldest hour */
 #define HOURLY_PROBES 8		/* slots one key may use: the cost of each lookup */
 
-enum { RATE_MESSAGES, RATE_RECIPIENTS };
+enum { RATE_MESSAGES, RATE_RECIPIENTS, RATE_REPORTS = 0 };
 
 struct hourly_slot {
-	char key[STORE_LOGIN_MAX + 1];	/* a login */
+	char key[THROTTLE_KEY_MAX];	/* a login, or an address key (throttle_address_key) */
 	uint64_t hour;
-	unsigned n[2];		/* RATE_MESSAGES, RATE_RECIPIENTS */
+	unsigned n[2];		/* logins: RATE_MESSAGES, RATE_RECIPIENTS; addresses: RATE_REPORTS */
 };
 
 static struct hourly_table {
 	pthread_mutex_t lock;
 	struct hourly_slot slot[HOURLY_SLOTS];
-} by_login = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } };
+} by_login = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } },
+    by_address = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } };
 
 static uint64_t
 this_hour(void)
@@ -278,6 +282,26 @@ rate_give_back(struct smtp_txn *t)
 		    t->rate_recipients;
 	}
 	pthread_mutex_unlock(&by_login.lock);
+}
+
+/* One more success report for the client's address this hour, or false when they are spent. */
+static bool
+report_take(const char *ip, unsigned max)
+{
+	char key[THROTTLE_KEY_MAX];
+	struct hourly_slot *sl;
+	bool ok;
+
+	if (!max)
+		return true;
+	throttle_address_key(key, sizeof(key), ip);	/* IPv6 by its /64, as the login throttle */
+	pthread_mutex_lock(&by_address.lock);
+	sl = hourly_find(&by_address, key, this_hour(), true);
+	ok = sl->n[RATE_REPORTS] < max;
+	if (ok)
+		sl->n[RATE_REPORTS]++;
+	pthread_mutex_unlock(&by_address.lock);
+	return ok;
 }
 
 /* Take from the login's hourly allowance; when refused, reply (450 4.7.1 when spent) and say true. */
@@ -568,6 +592,15 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 	else
 		snprintf(addr, sizeof(addr), "%s", rcpt.path.addr);
 	domain = span_cstr(strrchr(addr, '@') + 1);
+	if (!s->authenticated && (rcpt.notify & STORE_NOTIFY_SUCCESS) && *t->mail.path.addr &&
+	    !report_take(c->ip, c->cfg->smtp.max_success_reports_per_hour)) {
+		/* past the limit: as if SUCCESS had not been asked (what is left, or NEVER) */
+		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=dsn_limit ip=%s max=%u rcpt=\"%s\" note=\"NOTIFY=SUCCESS ignored\"",
+		    c->sid, c->ip, c->cfg->smtp.max_success_reports_per_hour, log_safe(safe, span_cstr(addr)));
+		rcpt.notify &= (uint8_t)~STORE_NOTIFY_SUCCESS;
+		if (!(rcpt.notify & (STORE_NOTIFY_FAILURE | STORE_NOTIFY_DELAY)))
+			rcpt.notify = STORE_NOTIFY_NEVER;
+	}
 	rt.rcpt = &rcpt;
 	if (config_is_local_domain(c->cfg, domain)) {
 		rc = resolve(c->cfg, addr, add_local, add_remote, &rt);
@@ -817,6 +850,8 @@ finish(struct smtp_session *s)
 		snprintf(d->q.envid, sizeof(d->q.envid), "%s", t->mail.envid);
 		d->q.ret_full = t->mail.ret_full;
 		d->q.ret_hdrs = t->mail.ret_hdrs;
+		/* a stranger's NOTIFY=SUCCESS RET=FULL would mail the content to any address (STYLE 16) */
+		d->q.success_hdrs = !s->authenticated;
 		d->q.created = d->q.next_attempt = d->req.u.deliver.now;
 		d->q.rcpts = t->remote;
 		d->q.nrcpts = t->nremote;

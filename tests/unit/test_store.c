@@ -365,8 +365,10 @@ test_queue(struct store *st)
 	snprintf(rc[1].orcpt, sizeof(rc[1].orcpt), "rfc822;y@remote.test");
 	q.rcpts = rc;
 	q.nrcpts = 2;
+	q.ret_full = q.success_hdrs = true;
 	CHECK(deliver_queued(st, &q, "Subject: out\r\n\r\nbody\r\n", &r) == 0 && r.u.deliver.queue_id_out);
 	CHECK(store_queue_get(st, r.u.deliver.queue_id_out, &got) == 0 && got.nrcpts == 2 &&
+	    got.ret_full && got.success_hdrs && !got.ret_hdrs &&
 	    strcmp(got.sender, "alice@example.test") == 0 && strcmp(got.envid, "ENV1") == 0 &&
 	    got.body_id == r.u.deliver.body_id_out && got.size == 22 &&
 	    strcmp(got.rcpts[1].orcpt, "rfc822;y@remote.test") == 0 &&
