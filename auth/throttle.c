@@ -166,3 +166,9 @@ throttle_log_failure(const char *sid, const char *proto, const char *ip, const c
 	log_msg(LOG_LEVEL_NOTICE, "sid=%s event=auth result=fail proto=%s ip=%s login=\"%s\" reason=%s",
 	    sid, proto, ip, log_safe(safe, span_cstr(login ? login : "")), reason);
 }
+
+void
+throttle_address_key(char *out, size_t n, const char *ip)
+{
+	address_key(out, n, ip);
+}

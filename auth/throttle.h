@@ -51,6 +51,10 @@ bool throttle_is_blocked(const char *ip, const char *login, const struct throttl
 /* Count one failure for ip and for login (NULL or "": the address only). No error. */
 void throttle_record_failure(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now);
 
+/* The key an address is counted by (IPv6 by its /64, as above), cut to n bytes
+   (THROTTLE_KEY_MAX is enough), for other per-address counters. No error. */
+void throttle_address_key(char *out, size_t n, const char *ip);
+
 /* Forget everything (tests, SIGHUP). */
 void throttle_reset(void);
 

@@ -249,14 +249,19 @@ open_dbs(struct store *st, MDB_txn *txn, unsigned flags)
 		{ "qtime", offsetof(struct store, qtime), 0 },
 	};
 	size_t i;
+	int rc;
 
 	for (i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-		int rc = mdb_dbi_open(txn, dbs[i].name, flags | dbs[i].extra,
+		rc = mdb_dbi_open(txn, dbs[i].name, flags | dbs[i].extra,
 		    (MDB_dbi *)((char *)st + dbs[i].off));
 		if (rc)
 			return rc;
 	}
-	return 0;
+	/* added within schema 1: made by the first read-write open of an older
+	   store; absent there when it is opened read-only, and then read as empty */
+	rc = mdb_dbi_open(txn, "rates", flags, &st->rates);
+	st->has_rates = rc == 0;
+	return rc == MDB_NOTFOUND && !(flags & MDB_CREATE) ? 0 : rc;
 }
 
 /*

@@ -24,7 +24,8 @@ struct store {
 	char *path;
 	bool read_only;
 	uint64_t map_max;
-	MDB_dbi meta, accounts, addresses, aliases, mail, bodies, bodyref, queue, qtime;
+	MDB_dbi meta, accounts, addresses, aliases, mail, bodies, bodyref, queue, qtime, rates;
+	bool has_rates;	/* false only in an older store opened read-only */
 	/* bytes in a body chunk, fixed when the store was made (meta "chunk") */
 	uint32_t chunk_size;
 
@@ -93,6 +94,9 @@ int mailbox_apply_append(struct store *st, MDB_txn *txn, const char *login, uint
 int mailbox_apply_expunge(struct store *st, MDB_txn *txn, const struct store_expunge *e);
 int body_unref(struct store *st, MDB_txn *txn, uint64_t body_id);
 int mailbox_purge(struct store *st, MDB_txn *txn, const char *login);
+
+/* rates.c: one more message and recipients for login in hour (the delivery's transaction) */
+int rates_apply_add(struct store *st, MDB_txn *txn, const char *login, uint64_t hour, uint32_t recipients);
 
 /* queue.c */
 int queue_apply_insert(struct store *st, MDB_txn *txn, const struct store_qentry *q, uint64_t *id_out);

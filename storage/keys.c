@@ -14,6 +14,7 @@
  *   bodyref    [body u64] -> [refs u32][size u64][chunks u32]
  *   queue      [id u64] -> the envelope (queue.c)
  *   qtime      [next_attempt u64][id u64] -> ""  (index of due work)
+ *   rates      login -> [hour u64][messages u32][recipients u32]  (sent this hour, rates.c)
  *
  * The UIDL of a message is its msgid in hex: ids come from one counter
  * that only grows, so a UIDL is never reused, whatever is deleted.

@@ -1,7 +1,7 @@
 # storage: lmdb.h is included only under storage/
 noinst_LIBRARIES += storage/libstore.a
 storage_libstore_a_SOURCES = storage/store.h storage/internal.h storage/keys.c storage/env.c \
-	storage/accounts.c storage/mailbox.c storage/queue.c storage/verify.c
+	storage/accounts.c storage/mailbox.c storage/queue.c storage/rates.c storage/verify.c
 storage_libstore_a_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
 STORE_LIBS = storage/libstore.a server/core/libcore.a $(LMDB_LIBS) $(PTHREAD_LIBS)
 

@@ -248,6 +248,8 @@ mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
 		rc = insert_queued(st, txn, d, deferred, ndeferred, body, size);
 	if (rc == 0 && d->deferred_out)
 		memcpy(d->deferred_out, deferred, d->nlogins * sizeof(*deferred));
+	if (rc == 0 && d->rate_login)
+		rc = rates_apply_add(st, txn, d->rate_login, d->rate_hour, d->rate_recipients);
 out:
 	free(deferred);
 	free(accts);

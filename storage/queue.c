@@ -31,6 +31,7 @@
 #define QF_LEASED 4u
 #define QF_BOUNCE 8u
 #define QF_RET_HDRS 16u
+#define QF_SUCCESS_HDRS 32u
 /* In a recipient's notify byte, above the STORE_NOTIFY_* bits: a login follows. */
 #define QR_LOCAL 0x80u
 
@@ -62,7 +63,7 @@ encode(const struct store_qentry *q, struct buf *b)
 	buf_append(b, num, 8);
 	num[0] = (unsigned char)((q->ret_full ? QF_RET_FULL : 0) | (q->delay_warned ? QF_DELAY_WARNED : 0) |
 	    (q->leased ? QF_LEASED : 0) | (q->bounce_requested ? QF_BOUNCE : 0) |
-	    (q->ret_hdrs ? QF_RET_HDRS : 0));
+	    (q->ret_hdrs ? QF_RET_HDRS : 0) | (q->success_hdrs ? QF_SUCCESS_HDRS : 0));
 	buf_append(b, num, 1);
 	put_str(b, q->sender);
 	put_str(b, q->envid);
@@ -158,6 +159,7 @@ queue_decode(const MDB_val *v, uint64_t id, struct store_qentry *out)
 	out->leased = (flags & QF_LEASED) != 0;
 	out->bounce_requested = (flags & QF_BOUNCE) != 0;
 	out->ret_hdrs = (flags & QF_RET_HDRS) != 0;
+	out->success_hdrs = (flags & QF_SUCCESS_HDRS) != 0;
 	rd_str(&r, out->sender, sizeof(out->sender));
 	rd_str(&r, out->envid, sizeof(out->envid));
 	out->nrcpts = rd_u32(&r);

@@ -178,6 +178,8 @@ struct store_qentry {
 	bool delay_warned;			/* a delay DSN went out already */
 	bool leased;				/* taken by a runner until next_attempt */
 	bool bounce_requested;			/* postiectl queue bounce: fail what is pending */
+	bool success_hdrs;			/* from an unauthenticated session: a success
+						   report returns the headers only, whatever RET */
 	uint64_t created, next_attempt;
 	uint32_t attempts;
 	uint64_t body_id, size;
@@ -204,6 +206,22 @@ int store_queue_flush(struct store *st, uint64_t id, uint64_t now, size_t *n_out
 int store_queue_release(struct store *st, uint64_t now, size_t *n_out);
 /* bounce: entry id is due now and its pending recipients are to fail (DSN) at the runner. ERR_NOTFOUND. */
 int store_queue_bounce(struct store *st, uint64_t id, uint64_t now);
+
+/* ------------------------------------------------------------------ hourly counts */
+
+/*
+ * What an authenticated login sent in one hour (smtp.max_messages_per_hour,
+ * smtp.max_recipients_per_hour), kept so a restart does not reset it. A
+ * delivery adds to it in its own transaction (store_delivery.rate_login);
+ * the server reads it when it first needs the login's counter.
+ */
+struct store_rate {
+	uint64_t hour;		/* unix time / 3600 */
+	uint32_t messages;
+	uint32_t recipients;	/* RCPT commands accepted */
+};
+/* The login's record (zeros and ERR_NOTFOUND when there is none). ERR_SYNTAX, ERR_CORRUPT. */
+int store_rate_get(struct store *st, const char *login, struct store_rate *out);
 
 /* ------------------------------------------------------------------ writes */
 
@@ -232,6 +250,11 @@ struct store_delivery {
 	 */
 	const struct store_qrcpt *const *defer;
 	uint64_t now;		/* arrival time */
+	/* the authenticated sender's hourly record (store_rate_get): one message and
+	   rate_recipients more in rate_hour, in this transaction (NULL = not counted) */
+	const char *rate_login;
+	uint64_t rate_hour;
+	uint32_t rate_recipients;
 	/* out */
 	uint64_t body_id_out;
 	uint64_t queue_id_out;

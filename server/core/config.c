@@ -100,7 +100,11 @@ static const struct key keys[] = {
 	{ "smtp.max_message_size",         K_SIZE,  "26214400", 1024, (uint64_t)1 << 32, F(smtp.max_message_size) },
 	{ "smtp.max_recipients",           K_UINT,  "100",      1, 100000, F(smtp.max_recipients) },	/* RFC 5321 4.5.3.1.8: at least 100 */
 	{ "smtp.max_messages_per_session", K_UINT,  "100",      1, 1000000, F(smtp.max_messages_per_session) },
-	{ "smtp.max_messages_per_hour",    K_UINT,  "0",        0, U32, F(smtp.max_messages_per_hour) },
+	/* per login per hour: what a stolen password can send before the customer's client says 450 */
+	{ "smtp.max_messages_per_hour",    K_UINT,  "500",      0, U32, F(smtp.max_messages_per_hour) },
+	{ "smtp.max_recipients_per_hour",  K_UINT,  "2000",     0, U32, F(smtp.max_recipients_per_hour) },
+	/* NOTIFY=SUCCESS from unauthenticated clients, per address per hour: reports are a reflection channel */
+	{ "smtp.max_success_reports_per_hour", K_UINT, "10",    0, U32, F(smtp.max_success_reports_per_hour) },
 	{ "smtp.sender_must_match",        K_BOOL,  "true",     0, 0, F(smtp.sender_must_match) },
 
 	{ "pop3",             K_GROUP,   NULL, 0, 0, 0, 0 },

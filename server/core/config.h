@@ -97,6 +97,8 @@ struct config {
 		unsigned max_recipients;	/* per message */
 		unsigned max_messages_per_session;
 		unsigned max_messages_per_hour;	/* per authenticated login; 0 = no limit */
+		unsigned max_recipients_per_hour;	/* per authenticated login; 0 = no limit */
+		unsigned max_success_reports_per_hour;	/* per unauthenticated client address; 0 = no limit */
 		bool sender_must_match;		/* MAIL FROM must map to the login */
 	} smtp;
 

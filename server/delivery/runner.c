@@ -343,7 +343,7 @@ make_report(const struct config *cfg, struct item *it, uint64_t now, bool warn)
 	struct body_reader br = { R.st, it->q.body_id };
 	struct dsn_info di;
 	size_t i, n = 0;
-	bool to_postmaster = !*it->q.sender;
+	bool to_postmaster = !*it->q.sender, any_success = false;
 	char postmaster[STORE_ADDRESS_MAX + 1];
 
 	for (i = 0; i < it->nresults; i++) {
@@ -363,6 +363,7 @@ make_report(const struct config *cfg, struct item *it, uint64_t now, bool warn)
 
 			dr[n].action = was == STORE_RCPT_DELIVERED_REPORT || *it->q.rcpts[r->index].login ? DSN_DELIVERED :
 			    was == STORE_RCPT_EXPANDED_REPORT ? DSN_EXPANDED : DSN_RELAYED;
+			any_success = true;
 		} else
 			continue;
 		dr[n].address = it->q.rcpts[r->index].address;
@@ -393,7 +394,9 @@ make_report(const struct config *cfg, struct item *it, uint64_t now, bool warn)
 	di.now = now;
 	di.retry_until = it->q.created + cfg->relay.queue_lifetime;
 	di.queue_id = it->q.id;
-	di.ret_full = it->q.ret_full;
+	/* a success report for a stranger's message carries its headers only: it
+	   goes wherever MAIL FROM said, so full content would be a reflection */
+	di.ret_full = it->q.ret_full && !(it->q.success_hdrs && any_success);
 	di.rcpts = dr;
 	di.nrcpts = n;
 	di.read = read_body;

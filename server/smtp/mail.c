@@ -22,6 +22,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "auth/throttle.h"
 #include "server.h"
 #include "smtp/internal.h"
 #include "storage/store.h"
@@ -53,6 +54,10 @@ struct smtp_txn {
 	struct store_qrcpt *reports;	/* local recipients owed a success report (queued too) */
 	size_t nreports;
 	size_t nrcpts;		/* recipients accepted (for the limit) */
+	/* taken from the login's hourly allowance, given back unless delivered */
+	char rate_login[STORE_LOGIN_MAX + 1];
+	uint64_t rate_hour;
+	unsigned rate_messages, rate_recipients;
 	char first_rcpt[STORE_ADDRESS_MAX + 1];
 	struct smtp_data data;
 	struct spool spool;
@@ -111,6 +116,8 @@ spool_emit(void *arg, const unsigned char *p, size_t n)
 	}
 }
 
+static void rate_give_back(struct smtp_txn *t);
+
 static void
 txn_free(struct smtp_txn *t)
 {
@@ -118,6 +125,7 @@ txn_free(struct smtp_txn *t)
 
 	if (!t)
 		return;
+	rate_give_back(t);
 	for (i = 0; i < t->nlogins; i++)
 		free(t->logins[i]);
 	free(t->logins);
@@ -152,70 +160,177 @@ is_submission(const struct conn *c)
 	return c->proto == LISTEN_SUBMISSION || c->proto == LISTEN_SUBMISSIONS;
 }
 
-/* --- messages per hour per authenticated login (smtp.max_messages_per_hour) --- */
+/*
+ * --- hourly counters ---
+ * Per authenticated login: messages and recipients (smtp.max_messages_per_hour,
+ * smtp.max_recipients_per_hour), a stolen password's reach. Per client
+ * address: success reports asked from unauthenticated sessions
+ * (smtp.max_success_reports_per_hour), a reflection channel (STYLE 16).
+ * A count is taken when the command is accepted, under the lock that
+ * decides, so parallel sessions cannot all pass one check; a transaction
+ * that ends without delivery gives its login's counts back. A login's
+ * counts also go to the store with each delivery (store_rate_get), and a
+ * counter is seeded from there when first needed, so a restart resets nothing.
+ */
 
 #define HOURLY_SLOTS 4096	/* bounded memory; a full neighbourhood forgets its oldest hour */
-#define HOURLY_PROBES 8
+#define HOURLY_PROBES 8		/* slots one key may use: the cost of each lookup */
 
-static struct {
-	char login[256];
+enum { RATE_MESSAGES, RATE_RECIPIENTS, RATE_REPORTS = 0 };
+
+struct hourly_slot {
+	char key[THROTTLE_KEY_MAX];	/* a login, or an address key (throttle_address_key) */
 	uint64_t hour;
-	unsigned count;
-} hourly[HOURLY_SLOTS];
-static pthread_mutex_t hourly_lock = PTHREAD_MUTEX_INITIALIZER;
+	unsigned n[2];		/* logins: RATE_MESSAGES, RATE_RECIPIENTS; addresses: RATE_REPORTS */
+};
 
-/* The counter of login for the current hour (created when add is set). Lock held. */
-static unsigned *
-hourly_counter(const char *login, uint64_t hour, bool add)
+static struct hourly_table {
+	pthread_mutex_t lock;
+	struct hourly_slot slot[HOURLY_SLOTS];
+} by_login = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } },
+    by_address = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } };
+
+static uint64_t
+this_hour(void)
+{
+	return (uint64_t)time(NULL) / 3600;
+}
+
+/* key's slot (a new one, zeroed for hour, when add is set), its counts moved on to hour. Lock held. */
+static struct hourly_slot *
+hourly_find(struct hourly_table *t, const char *key, uint64_t hour, bool add)
 {
 	uint32_t h = 2166136261u;
 	size_t i, pick = HOURLY_SLOTS;
 	const char *p;
 
-	for (p = login; *p; p++)
+	for (p = key; *p; p++)
 		h = (h ^ (unsigned char)*p) * 16777619u;
 	for (i = 0; i < HOURLY_PROBES; i++) {
-		size_t k = (h + i) % HOURLY_SLOTS;
+		struct hourly_slot *sl = &t->slot[(h + i) % HOURLY_SLOTS];
 
-		if (strcmp(hourly[k].login, login) == 0) {
-			if (hourly[k].hour != hour) {
-				hourly[k].hour = hour;
-				hourly[k].count = 0;
+		if (strcmp(sl->key, key) == 0) {
+			if (sl->hour < hour) {
+				sl->hour = hour;
+				sl->n[0] = sl->n[1] = 0;
 			}
-			return &hourly[k].count;
+			return sl;
 		}
-		if (pick == HOURLY_SLOTS || hourly[k].hour < hourly[pick].hour)
-			pick = k;
+		if (pick == HOURLY_SLOTS || sl->hour < t->slot[pick].hour)
+			pick = (h + i) % HOURLY_SLOTS;
 	}
 	if (!add)
 		return NULL;
-	snprintf(hourly[pick].login, sizeof(hourly[pick].login), "%s", login);
-	hourly[pick].hour = hour;
-	hourly[pick].count = 0;
-	return &hourly[pick].count;
+	snprintf(t->slot[pick].key, sizeof(t->slot[pick].key), "%s", key);
+	t->slot[pick].hour = hour;
+	t->slot[pick].n[0] = t->slot[pick].n[1] = 0;
+	return &t->slot[pick];
 }
 
-static bool
-hourly_exceeded(const char *login, unsigned max)
+/*
+ * Take one of what (RATE_MESSAGES, RATE_RECIPIENTS) from the login's
+ * allowance of max this hour; t remembers it, to give it back unless the
+ * message is delivered. 0 = no limit. Returns 0, ERR_LIMIT (spent), or the
+ * store's error reading the saved count (fail closed: a temporary reply).
+ */
+static int
+rate_take(struct smtp_txn *t, const char *login, int what, unsigned max)
 {
-	unsigned *n;
-	bool over;
+	uint64_t hour = this_hour();
+	struct hourly_slot *sl;
+	struct store_rate saved = { 0, 0, 0 };
+	int rc = 0;
 
 	if (!max)
-		return false;
-	pthread_mutex_lock(&hourly_lock);
-	n = hourly_counter(login, (uint64_t)time(NULL) / 3600, false);
-	over = n && *n >= max;
-	pthread_mutex_unlock(&hourly_lock);
-	return over;
+		return 0;
+	pthread_mutex_lock(&by_login.lock);
+	sl = hourly_find(&by_login, login, hour, false);
+	pthread_mutex_unlock(&by_login.lock);
+	if (!sl) {
+		/* first use since start (or since its slot was reused): the store's count, read outside the lock */
+		rc = server_store ? store_rate_get(server_store, login, &saved) : ERR_NOTFOUND;
+		if (rc && rc != ERR_NOTFOUND)
+			return rc;
+		if (rc || saved.hour != hour)
+			memset(&saved, 0, sizeof(saved));
+	}
+	pthread_mutex_lock(&by_login.lock);
+	if (!(sl = hourly_find(&by_login, login, hour, false))) {
+		sl = hourly_find(&by_login, login, hour, true);
+		sl->n[RATE_MESSAGES] = saved.messages;
+		sl->n[RATE_RECIPIENTS] = saved.recipients;
+	}
+	if (sl->n[what] >= max) {
+		rc = ERR_LIMIT;
+	} else {
+		sl->n[what]++;
+		if (t->rate_hour != hour) {	/* a new hour: what was taken before counts there */
+			t->rate_messages = t->rate_recipients = 0;
+			t->rate_hour = hour;
+		}
+		*(what == RATE_MESSAGES ? &t->rate_messages : &t->rate_recipients) += 1;
+		snprintf(t->rate_login, sizeof(t->rate_login), "%s", login);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&by_login.lock);
+	return rc;
 }
 
+/* The transaction ends without delivery: what it took is given back. */
 static void
-hourly_count(const char *login)
+rate_give_back(struct smtp_txn *t)
 {
-	pthread_mutex_lock(&hourly_lock);
-	++*hourly_counter(login, (uint64_t)time(NULL) / 3600, true);
-	pthread_mutex_unlock(&hourly_lock);
+	struct hourly_slot *sl;
+
+	if (!t->rate_messages && !t->rate_recipients)
+		return;
+	pthread_mutex_lock(&by_login.lock);
+	sl = hourly_find(&by_login, t->rate_login, t->rate_hour, false);
+	if (sl && sl->hour == t->rate_hour) {
+		sl->n[RATE_MESSAGES] -= sl->n[RATE_MESSAGES] < t->rate_messages ? sl->n[RATE_MESSAGES] : t->rate_messages;
+		sl->n[RATE_RECIPIENTS] -= sl->n[RATE_RECIPIENTS] < t->rate_recipients ? sl->n[RATE_RECIPIENTS] :
+		    t->rate_recipients;
+	}
+	pthread_mutex_unlock(&by_login.lock);
+}
+
+/* One more success report for the client's address this hour, or false when they are spent. */
+static bool
+report_take(const char *ip, unsigned max)
+{
+	char key[THROTTLE_KEY_MAX];
+	struct hourly_slot *sl;
+	bool ok;
+
+	if (!max)
+		return true;
+	throttle_address_key(key, sizeof(key), ip);	/* IPv6 by its /64, as the login throttle */
+	pthread_mutex_lock(&by_address.lock);
+	sl = hourly_find(&by_address, key, this_hour(), true);
+	ok = sl->n[RATE_REPORTS] < max;
+	if (ok)
+		sl->n[RATE_REPORTS]++;
+	pthread_mutex_unlock(&by_address.lock);
+	return ok;
+}
+
+/* Take from the login's hourly allowance; when refused, reply (450 4.7.1 when spent) and say true. */
+static bool
+rate_refused(struct smtp_session *s, struct smtp_txn *t, int what, unsigned max)
+{
+	struct conn *c = s->conn;
+	int rc = rate_take(t, s->login, what, max);
+
+	if (rc == ERR_LIMIT) {
+		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=rate_limit login=\"%s\" limit=%s max=%u ip=%s", c->sid, s->login,
+		    what == RATE_MESSAGES ? "messages_per_hour" : "recipients_per_hour", max, c->ip);
+		smtp_reply(s, what == RATE_MESSAGES ? "450 4.7.1 Too many messages this hour, try again later\r\n" :
+		    "450 4.7.1 Too many recipients this hour, try again later\r\n");
+	} else if (rc) {
+		log_msg(LOG_LEVEL_ERR, "sid=%s event=rate_limit login=\"%s\" error=\"%s\"", c->sid, s->login, err_str(rc));
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure\r\n");
+	}
+	return rc != 0;
 }
 
 /* --- MAIL --- */
@@ -313,11 +428,6 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 		conn_close_after_flush(c);
 		return;
 	}
-	if (s->authenticated && hourly_exceeded(s->login, c->cfg->smtp.max_messages_per_hour)) {
-		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=limit limit=messages_per_hour login=\"%s\"", c->sid, s->login);
-		smtp_reply(s, "450 4.7.0 Too many messages this hour, try again later\r\n");
-		return;
-	}
 	t = xcalloc(1, sizeof(*t));
 	t->spool.fd = -1;
 	r = smtp_parse_mail(arg, &t->mail);
@@ -347,6 +457,10 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 		    log_safe(safe, span_cstr(t->mail.path.addr)));
 		txn_free(t);
 		smtp_reply(s, "553 5.7.1 Sender address not owned by the authenticated user\r\n");
+		return;
+	}
+	if (s->authenticated && rate_refused(s, t, RATE_MESSAGES, c->cfg->smtp.max_messages_per_hour)) {
+		txn_free(t);
 		return;
 	}
 	s->txn = t;
@@ -499,6 +613,22 @@ rcpt_targets_free(struct rcpt_targets *rt)
 	rt->nfull = 0;
 }
 
+/* What a recipient adds to the transaction, counted before it is resolved. */
+struct rcpt_mark {
+	size_t nlogins, nremote, nreports, nstand_ins;
+};
+
+/* A recipient refused after it was (partly) resolved: forget what it added. */
+static void
+rcpt_undo(struct smtp_txn *t, const struct rcpt_mark *m)
+{
+	while (t->nlogins > m->nlogins)
+		free(t->logins[--t->nlogins]);
+	t->nremote = m->nremote;
+	t->nreports = m->nreports;
+	t->nstand_ins = m->nstand_ins;
+}
+
 void
 smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 {
@@ -509,7 +639,7 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 	enum smtp_parse_result r;
 	char addr[STORE_ADDRESS_MAX + 1], safe[LOG_SAFE_SIZE];
 	struct span domain;
-	size_t before_local = t->nlogins, before_remote = t->nremote;
+	struct rcpt_mark mark = { t->nlogins, t->nremote, t->nreports, t->nstand_ins };
 	int rc;
 
 	if (arg.len < 3 || strncasecmp((const char *)arg.p, "TO:", 3) != 0) {
@@ -542,6 +672,15 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 	else
 		snprintf(addr, sizeof(addr), "%s", rcpt.path.addr);
 	domain = span_cstr(strrchr(addr, '@') + 1);
+	if (!s->authenticated && (rcpt.notify & STORE_NOTIFY_SUCCESS) && *t->mail.path.addr &&
+	    !report_take(c->ip, c->cfg->smtp.max_success_reports_per_hour)) {
+		/* past the limit: as if SUCCESS had not been asked (what is left, or NEVER) */
+		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=dsn_limit ip=%s max=%u rcpt=\"%s\" note=\"NOTIFY=SUCCESS ignored\"",
+		    c->sid, c->ip, c->cfg->smtp.max_success_reports_per_hour, log_safe(safe, span_cstr(addr)));
+		rcpt.notify &= (uint8_t)~STORE_NOTIFY_SUCCESS;
+		if (!(rcpt.notify & (STORE_NOTIFY_FAILURE | STORE_NOTIFY_DELAY)))
+			rcpt.notify = STORE_NOTIFY_NEVER;
+	}
 	rt.rcpt = &rcpt;
 	if (config_is_local_domain(c->cfg, domain)) {
 		rc = resolve(c->cfg, addr, add_local, add_remote, &rt);
@@ -554,9 +693,10 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 			return;
 		}
 		if (rc == 0 && rt.ntargets > 1)
-			add_stand_in(t, &rcpt, addr, &rt, before_local);
+			add_stand_in(t, &rcpt, addr, &rt, mark.nlogins);
 		rcpt_targets_free(&rt);
 		if (rc) {
+			rcpt_undo(t, &mark);	/* an alias that failed part way: none of it */
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=%s ip=%s rcpt=\"%s\"", c->sid,
 			    rc == ERR_NOTFOUND ? "unknown" : err_str(rc), c->ip, log_safe(safe, span_cstr(addr)));
 			if (rc == ERR_NOTFOUND || rc == ERR_SYNTAX)
@@ -567,7 +707,7 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 				smtp_reply(s, "451 4.3.0 Temporary lookup failure\r\n");
 			return;
 		}
-		add_report(s, &rcpt, addr, t->nlogins - before_local, before_remote);
+		add_report(s, &rcpt, addr, t->nlogins - mark.nlogins, mark.nremote);
 	} else if (s->authenticated) {
 		add_remote(&rt, addr);
 	} else {
@@ -575,6 +715,10 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=relay_denied ip=%s rcpt=\"%s\"", c->sid, c->ip,
 		    log_safe(safe, span_cstr(addr)));
 		smtp_reply(s, "554 5.7.1 Relay access denied\r\n");
+		return;
+	}
+	if (s->authenticated && rate_refused(s, t, RATE_RECIPIENTS, c->cfg->smtp.max_recipients_per_hour)) {
+		rcpt_undo(t, &mark);
 		return;
 	}
 	if (!t->nrcpts)
@@ -704,8 +848,7 @@ delivered_here(void *arg)
 		switch (d->rc) {
 		case 0:
 			s->messages++;
-			if (s->authenticated && c->cfg->smtp.max_messages_per_hour)
-				hourly_count(s->login);
+			d->txn->rate_messages = d->txn->rate_recipients = 0;	/* delivered: they stay taken */
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=accepted from=\"%s\" local=%zu remote=%zu size=%" PRIu64
 			    " body=%016" PRIx64, c->sid, log_safe(safe, span_cstr(d->txn->mail.path.addr)),
 			    d->txn->nlogins, d->txn->nremote,
@@ -810,12 +953,19 @@ finish(struct smtp_session *s)
 		d->req.u.deliver.defer = d->defer;
 		d->req.u.deliver.deferred_out = d->deferred;
 	}
+	if (*t->rate_login) {	/* the login's hourly record, in the same commit (rate_take) */
+		d->req.u.deliver.rate_login = t->rate_login;
+		d->req.u.deliver.rate_hour = t->rate_hour;
+		d->req.u.deliver.rate_recipients = (uint32_t)t->nrcpts;
+	}
 	/* an entry is given for alias members too: the store writes it only if one is deferred */
 	if (t->nremote || t->nreports || t->nstand_ins) {
 		snprintf(d->q.sender, sizeof(d->q.sender), "%s", t->mail.path.addr);
 		snprintf(d->q.envid, sizeof(d->q.envid), "%s", t->mail.envid);
 		d->q.ret_full = t->mail.ret_full;
 		d->q.ret_hdrs = t->mail.ret_hdrs;
+		/* a stranger's NOTIFY=SUCCESS RET=FULL would mail the content to any address (STYLE 16) */
+		d->q.success_hdrs = !s->authenticated;
 		d->q.created = d->q.next_attempt = d->req.u.deliver.now;
 		d->q.rcpts = t->remote;
 		d->q.nrcpts = t->nremote;

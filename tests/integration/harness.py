@@ -158,6 +158,7 @@ class Server:
         return env
 
     def start(self, timeout=20):
+        seen = self.log_text().count("event=disconnect")  # a restart appends to the same log
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([self.postied, "-f", "-c", self.config_path],
                                      stdout=self.log, stderr=subprocess.STDOUT, env=self.env())
@@ -177,9 +178,16 @@ class Server:
         # the probes above count against per-address limits until the server
         # has seen them close: wait for that, so tests start from zero
         deadline = time.time() + 5
-        while self.log_text().count("event=disconnect") < len(self.ports) and time.time() < deadline:
+        while self.log_text().count("event=disconnect") < seen + len(self.ports) and time.time() < deadline:
             time.sleep(0.02)
         return self
+
+    def restart(self):
+        """SIGTERM, then start again on the same directory: store, configuration, ports, log."""
+        rc = self.stop()
+        if rc != 0:
+            raise AssertionError("postied exited with %s:\n%s" % (rc, self.log_text()[-3000:]))
+        return self.start()
 
     def signal(self, sig):
         self.proc.send_signal(sig)

@@ -211,6 +211,47 @@ def test_success_dsns_for_local_delivery_and_an_expanding_alias():
         assert rc == 0, out + err
 
 
+def test_success_reports_for_strangers_carry_headers_only_and_are_limited():
+    # port 25 without AUTH: anyone can name any sender, so a success report is a
+    # reflection channel: headers only whatever RET says, and few per address
+    with harness.Server(smtp={"max_success_reports_per_hour": 2}) as srv:
+        srv.add_users("alice", "bob")
+        for i in range(3):
+            s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
+            s.ehlo("mx.remote.test")
+            s.mail("alice@example.test", ["RET=FULL"])
+            assert s.rcpt("bob@example.test", ["NOTIFY=SUCCESS"])[0] == 250
+            assert s.data(b"Subject: stranger %d\r\nX-Marker: from-a-stranger\r\n\r\nSTRANGER-BODY\r\n" % i)[0] == 250
+            s.quit()
+        srv.wait_log(r"event=dsn_limit ip=127\.0\.0\.1 max=2 ")
+        assert len(wait_mailbox(srv, 3, user="bob")) == 3  # the mail itself goes through
+        dsns = wait_mailbox(srv, 2)
+        wait_queue_empty(srv)
+        assert len(mailbox(srv)) == 2, "a report past the limit"
+        for dsn in dsns:
+            m = parse(dsn)
+            assert m["Subject"] == "Successful Mail Delivery Report", m
+            assert "Action: delivered" in report_of(dsn)
+            headers = [p for p in m.walk() if p.get_content_type() == "text/rfc822-headers"]
+            assert headers and b"X-Marker: from-a-stranger" in headers[0].get_payload(decode=True), dsn
+            assert not any(p.get_content_type() == "message/rfc822" for p in m.walk()), dsn
+            assert b"STRANGER-BODY" not in dsn, "a stranger's content reflected in a success report"
+        # an authenticated submission keeps RET=FULL: the whole message comes back
+        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
+        s.starttls(context=tls())
+        s.login("alice", "alice-password")
+        s.mail("alice@example.test", ["RET=FULL"])
+        assert s.rcpt("bob@example.test", ["NOTIFY=SUCCESS"])[0] == 250
+        assert s.data(b"Subject: own\r\n\r\nSUBMITTED-BODY\r\n")[0] == 250
+        s.quit()
+        full = [d for d in wait_mailbox(srv, 3) if b"SUBMITTED-BODY" in d]
+        assert len(full) == 1, "no full report for an authenticated RET=FULL"
+        assert any(p.get_content_type() == "message/rfc822" for p in parse(full[0]).walk()), full[0]
+        wait_queue_empty(srv)
+        rc, out, err = srv.ctl("verify")
+        assert rc == 0, out + err
+
+
 def test_connection_reuse_and_per_destination_limit():
     port = harness.free_ports(1)[0]
     conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1h"], max_per_destination=2)
@@ -628,8 +669,9 @@ def test_a_slow_destination_cannot_take_every_slot():
     slow_port, fast_port = harness.free_ports(2)
     conf = relay_conf([("slow.test", "127.0.0.1", slow_port), ("fast.test", "127.0.0.1", fast_port)],
                       max_per_destination=1, retry_schedule=["1h"])
+    # 1031 messages from one login: past smtp.max_messages_per_hour (500), which is not under test here
     with sinks.Sink("127.0.0.1", slow_port, data_delay=2) as slow, sinks.Sink("127.0.0.1", fast_port) as fast, \
-            harness.Server(extra=conf) as srv:
+            harness.Server(extra=conf, smtp={"max_messages_per_hour": 0}) as srv:
         srv.add_users("alice")
         s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
         s.starttls(context=tls())

@@ -280,14 +280,50 @@ def test_messages_per_hour_per_login():
         srv.add_users("alice", "bob")
         s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
         s.login("bob", "bob-password")
+        s.mail("bob@example.test")
+        s.rset()  # a transaction that delivers nothing gives its message back
         for _ in range(2):
             s.sendmail("bob@example.test", ["alice@example.test"], b"Subject: n\r\n\r\nx\r\n")
+        code, text = s.docmd("MAIL FROM:<bob@example.test>")
+        assert code == 450 and text.startswith(b"4.7.1"), (code, text)  # temporary: the client retries later
+        s.quit()
+        srv.wait_log(r'event=rate_limit login="bob" limit=messages_per_hour max=2')
+        # the count is in the store: a restart gives no fresh hour
+        srv.restart()
+        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
+        s.login("bob", "bob-password")
         assert s.docmd("MAIL FROM:<bob@example.test>")[0] == 450
         s.quit()
-        srv.wait_log(r'event=limit limit=messages_per_hour login="bob"')
+        # another login counts on its own
+        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
+        s.login("alice", "alice-password")
+        s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: a\r\n\r\nx\r\n")
+        s.quit()
         # unauthenticated inbound mail is not counted against anyone
         s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
         s.sendmail("x@remote.test", ["bob@example.test"], b"Subject: in\r\n\r\nx\r\n")
+        s.quit()
+
+
+def test_recipients_per_hour_per_login():
+    with harness.Server(smtp={"max_recipients_per_hour": 3}) as srv:
+        srv.add_users("alice", "bob")
+        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
+        s.login("bob", "bob-password")
+        s.sendmail("bob@example.test", ["alice@example.test", "bob@example.test"], b"Subject: two\r\n\r\nx\r\n")
+        s.mail("bob@example.test")
+        assert s.rcpt("alice@example.test")[0] == 250
+        code, text = s.rcpt("bob@example.test")
+        assert code == 450 and text.startswith(b"4.7.1"), (code, text)
+        srv.wait_log(r'event=rate_limit login="bob" limit=recipients_per_hour max=3')
+        assert s.data(b"Subject: third\r\n\r\nx\r\n")[0] == 250  # the recipient accepted still gets it
+        s.quit()
+        assert len(fetch_all(srv, "alice")) == 2 and len(fetch_all(srv, "bob", "bob-password")) == 1
+        srv.restart()
+        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
+        s.login("bob", "bob-password")
+        s.mail("bob@example.test")
+        assert s.rcpt("alice@example.test")[0] == 450
         s.quit()
 
 

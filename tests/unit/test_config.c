@@ -70,6 +70,9 @@ test_defaults(void)
 	CHECK(strcmp(cfg->user, "postie") == 0 && cfg->threads == 0);
 	CHECK(cfg->nlisteners == 5 && cfg->listeners[0].port == 25 && cfg->listeners[4].port == 995);
 	CHECK(cfg->smtp.max_message_size == 26214400 && cfg->smtp.max_recipients == 100);
+	/* abuse limits on by default: per login per hour, success reports per address per hour */
+	CHECK(cfg->smtp.max_messages_per_hour == 500 && cfg->smtp.max_recipients_per_hour == 2000 &&
+	    cfg->smtp.max_success_reports_per_hour == 10);
 	CHECK(cfg->limits.command_timeout == 300 && cfg->limits.preauth_idle_timeout == 60);
 	CHECK(cfg->limits.output_buffer_max == 256 * 1024);
 	CHECK(cfg->auth.failure_delay_ms == 2000 && cfg->auth.max_failures == 10 &&

@@ -469,8 +469,10 @@ test_queue(struct store *st)
 	snprintf(rc[1].orcpt, sizeof(rc[1].orcpt), "rfc822;y@remote.test");
 	q.rcpts = rc;
 	q.nrcpts = 2;
+	q.ret_full = q.success_hdrs = true;
 	CHECK(deliver_queued(st, &q, "Subject: out\r\n\r\nbody\r\n", &r) == 0 && r.u.deliver.queue_id_out);
 	CHECK(store_queue_get(st, r.u.deliver.queue_id_out, &got) == 0 && got.nrcpts == 2 &&
+	    got.ret_full && got.success_hdrs && !got.ret_hdrs &&
 	    strcmp(got.sender, "alice@example.test") == 0 && strcmp(got.envid, "ENV1") == 0 &&
 	    got.body_id == r.u.deliver.body_id_out && got.size == 22 &&
 	    strcmp(got.rcpts[1].orcpt, "rfc822;y@remote.test") == 0 &&
@@ -481,6 +483,55 @@ test_queue(struct store *st)
 	CHECK(store_queue_get(st, 12345678, &got) == ERR_NOTFOUND);
 	CHECK(verify_ok(st));
 	test_queue_report_due(st);
+}
+
+/* One delivery to alice, counted for login in hour; returns the rc. */
+static int
+deliver_counted(struct store *st, const char *login, uint64_t hour, uint32_t recipients, const char *to)
+{
+	struct store_req r;
+
+	memset(&r, 0, sizeof(r));
+	r.op = STORE_OP_DELIVER;
+	r.u.deliver.mem = (const unsigned char *)"Subject: n\r\n\r\nx\r\n";
+	r.u.deliver.mem_len = 18;
+	r.u.deliver.fd = -1;
+	r.u.deliver.logins = (const char *[]){ to };
+	r.u.deliver.nlogins = 1;
+	r.u.deliver.rate_login = login;
+	r.u.deliver.rate_hour = hour;
+	r.u.deliver.rate_recipients = recipients;
+	return store_submit_wait(st, &r);
+}
+
+static bool
+rate_is(struct store *st, const char *login, uint64_t hour, uint32_t messages, uint32_t recipients)
+{
+	struct store_rate r;
+
+	return store_rate_get(st, login, &r) == 0 && r.hour == hour && r.messages == messages &&
+	    r.recipients == recipients;
+}
+
+/* The hourly record of a sending login: added to by its deliveries, in their transaction. */
+static void
+test_rates(struct store *st)
+{
+	struct store_rate r;
+
+	CHECK(store_rate_get(st, "carol", &r) == ERR_NOTFOUND && r.hour == 0 && r.messages == 0);
+	CHECK(store_rate_get(st, "", &r) == ERR_SYNTAX);
+	CHECK(deliver_counted(st, "carol", 480000, 3, "alice") == 0 && rate_is(st, "carol", 480000, 1, 3));
+	CHECK(deliver_counted(st, "carol", 480000, 2, "alice") == 0 && rate_is(st, "carol", 480000, 2, 5));
+	/* a delivery that fails counts nothing: the record is in its rolled-back transaction */
+	CHECK(deliver_counted(st, "carol", 480000, 7, "nobody") == ERR_NOTFOUND && rate_is(st, "carol", 480000, 2, 5));
+	/* accepted at the end of an hour already over: nothing left to limit there */
+	CHECK(deliver_counted(st, "carol", 479999, 1, "alice") == 0 && rate_is(st, "carol", 480000, 2, 5));
+	/* a new hour starts from zero; other logins are their own records */
+	CHECK(deliver_counted(st, "carol", 480001, 4, "alice") == 0 && rate_is(st, "carol", 480001, 1, 4));
+	CHECK(deliver_counted(st, "dave@example.test", 480001, 1, "alice") == 0 &&
+	    rate_is(st, "dave@example.test", 480001, 1, 1) && rate_is(st, "carol", 480001, 1, 4));
+	CHECK(verify_ok(st));
 }
 
 static void
@@ -710,12 +761,14 @@ main(void)
 		test_big_body_from_file(st);
 		test_group_commit(st);
 		test_queue(st);
+		test_rates(st);
 		test_user_del_and_backup(st);
 		test_locks(st);
 		test_member_over_quota(st);
 		store_close(st);
 		st = open_at("store", 0, 0);	/* reopen: schema accepted, data there */
 		CHECK(st && verify_ok(st));
+		CHECK(st && rate_is(st, "carol", 480001, 1, 4));	/* a restart keeps the hour's count */
 		store_close(st);
 	}
 	test_store_full();
