@@ -22,6 +22,8 @@
 #define BODY_PIECE (64 * 1024)
 /* How long QUIT's reply is waited for: the mail is delivered already. */
 #define QUIT_WAIT_MS 5000
+/* Why a certificate was refused: a few reasons and a host name; longer is cut (it ends in a reply). */
+#define TLS_REASON_MAX 200
 
 void
 smtpc_init(struct smtpc *c, const struct smtpc_transport *t, const struct smtpc_opts *o)
@@ -233,7 +235,7 @@ starttls(struct smtpc *c)
 	struct smtp_reply rep = { 0 };
 	struct buf cmd;
 	bool verify = c->o->tls == SMTPC_TLS_VERIFY;
-	char why[200];
+	char why[TLS_REASON_MAX];
 	int rc;
 
 	buf_init(&cmd, 64);
