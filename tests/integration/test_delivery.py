@@ -567,7 +567,7 @@ def assert_deferred_without_auth(srv, sink, reason, event="relay_tls_verify resu
     """The mail waits in the queue with reason as its last reply, the log has
     it (escaped) in event, and the smarthost never saw an AUTH command."""
     srv.wait_log(r"event=%s=\"[^\"]*%s" % (event, reason))
-    srv.wait_log(r"event=relay_deferred .*to=<x@anywhere.example> attempt=\d+ reply=\".*4\.[47]\.[25] ")
+    srv.wait_log(r"event=relay_deferred .*to=\"x@anywhere.example\" attempt=\d+ reply=\".*4\.[47]\.[25] ")
     q = queue(srv)
     assert len(q) == 1 and q[0]["recipients"][0]["state"] == "pending", q
     rc, out, err = srv.ctl("queue", "show", q[0]["id"])
