@@ -147,6 +147,7 @@ static void
 reload(const char *path)
 {
 	struct config *next = NULL, *cur = config_get();
+	struct tls_creds *relay_creds = NULL;
 	int rc = config_load(path, &next, config_report_stderr, NULL);
 
 	if (rc) {
@@ -154,8 +155,9 @@ reload(const char *path)
 		config_unref(cur);
 		return;
 	}
-	if (load_tls(next)) {
+	if (runner_tls_load(next, &relay_creds) || load_tls(next)) {
 		log_msg(LOG_LEVEL_ERR, "event=reload result=fail error=\"TLS credentials\" keeping=old");
+		tls_creds_unref(relay_creds);
 		config_unref(next);
 		config_unref(cur);
 		return;
@@ -165,6 +167,7 @@ reload(const char *path)
 		log_msg(LOG_LEVEL_WARN, "event=reload note=\"listeners, user and threads change only on restart\"");
 	log_set_level((enum log_level)next->log_level);
 	logincache_flush();
+	runner_tls_set(relay_creds);	/* new outbound connections verify with it */
 	config_set(next);
 	config_unref(cur);
 	log_msg(LOG_LEVEL_NOTICE, "event=reload result=ok");

@@ -9,9 +9,12 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +36,11 @@ struct tls_conn {
 	gnutls_session_t session;
 	struct tls_creds *creds;
 	int dead;		/* 0, or the error every later call returns */
+	/* tls_conn_verify(): what the peer's certificate must name; GnuTLS keeps
+	   a pointer to vdata, so both live as long as the session */
+	char verify_name[TLS_VERIFY_NAME_MAX + 1];
+	unsigned char verify_ip[16];
+	gnutls_typed_vdata_st vdata;
 };
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -123,7 +131,7 @@ fail:
 }
 
 int
-tls_creds_client_new(const char *priority, struct tls_creds **out)
+tls_creds_client_new(const char *priority, const char *ca_file, struct tls_creds **out)
 {
 	struct tls_creds *c = xcalloc(1, sizeof(*c));
 	int rc;
@@ -137,9 +145,18 @@ tls_creds_client_new(const char *priority, struct tls_creds **out)
 		log_msg(LOG_LEVEL_ERR, "event=tls_error where=credentials error=\"%s\"", gnutls_strerror(rc));
 		goto fail;
 	}
-	/* no trust store is not fatal for opportunistic TLS: log and go on */
-	if ((rc = gnutls_certificate_set_x509_system_trust(c->cert)) < 0)
+	if (ca_file && *ca_file) {
+		/* the named CAs replace the system's: a file that gives none is an error */
+		rc = gnutls_certificate_set_x509_trust_file(c->cert, ca_file, GNUTLS_X509_FMT_PEM);
+		if (rc <= 0) {
+			log_msg(LOG_LEVEL_ERR, "event=tls_error where=trust_file file=\"%s\" error=\"%s\"", ca_file,
+			    rc < 0 ? gnutls_strerror(rc) : "no certificate in the file");
+			goto fail;
+		}
+	} else if ((rc = gnutls_certificate_set_x509_system_trust(c->cert)) < 0) {
+		/* not fatal: opportunistic TLS needs no trust store, and verification then fails closed */
 		log_msg(LOG_LEVEL_WARN, "event=tls_error where=system_trust error=\"%s\"", gnutls_strerror(rc));
+	}
 	*out = c;
 	return 0;
 fail:
@@ -230,6 +247,73 @@ int
 tls_conn_new_client(struct tls_creds *creds, int fd, const char *server_name, struct tls_conn **out)
 {
 	return conn_new(creds, fd, false, server_name, out);
+}
+
+int
+tls_conn_verify(struct tls_conn *t, const char *name)
+{
+	char bare[TLS_VERIFY_NAME_MAX + 1];
+	size_t n = strlen(name);
+	int k;
+
+	/* an IPv6 literal may come in brackets, as in "[2001:db8::1]:25" */
+	if (n >= 2 && name[0] == '[' && name[n - 1] == ']')
+		k = snprintf(bare, sizeof(bare), "%.*s", (int)(n - 2), name + 1);
+	else
+		k = snprintf(bare, sizeof(bare), "%s", name);
+	if (k <= 0 || (size_t)k >= sizeof(bare))
+		return ERR_LIMIT;
+	memcpy(t->verify_name, bare, (size_t)k + 1);
+	/* an IP literal matches only the certificate's IP addresses (RFC 6125 1.7.2),
+	   a host name only its DNS names, never an address written as a name */
+	if (inet_pton(AF_INET, bare, t->verify_ip) == 1) {
+		t->vdata = (gnutls_typed_vdata_st){ GNUTLS_DT_IP_ADDRESS, t->verify_ip, 4 };
+	} else if (inet_pton(AF_INET6, bare, t->verify_ip) == 1) {
+		t->vdata = (gnutls_typed_vdata_st){ GNUTLS_DT_IP_ADDRESS, t->verify_ip, 16 };
+	} else {
+		t->vdata = (gnutls_typed_vdata_st){ GNUTLS_DT_DNS_HOSTNAME, (unsigned char *)t->verify_name, 0 };
+	}
+	/* the handshake fails (and GnuTLS sends the alert) unless the chain and the name check out */
+	gnutls_session_set_verify_cert2(t->session, &t->vdata, 1, GNUTLS_VERIFY_DO_NOT_ALLOW_IP_MATCHES);
+	return 0;
+}
+
+bool
+tls_conn_verify_failure(struct tls_conn *t, char *out, size_t cap)
+{
+	static const struct {
+		unsigned bit;
+		const char *text;
+	} reasons[] = {
+		{ GNUTLS_CERT_SIGNER_NOT_FOUND, "certificate signer unknown" },
+		{ GNUTLS_CERT_SIGNER_NOT_CA, "certificate signer is not a CA" },
+		{ GNUTLS_CERT_SIGNATURE_FAILURE, "certificate signature invalid" },
+		{ GNUTLS_CERT_INSECURE_ALGORITHM, "certificate signed with an insecure algorithm" },
+		{ GNUTLS_CERT_NOT_ACTIVATED, "certificate not yet valid" },
+		{ GNUTLS_CERT_EXPIRED, "certificate expired" },
+		{ GNUTLS_CERT_REVOKED, "certificate revoked" },
+		{ GNUTLS_CERT_PURPOSE_MISMATCH, "certificate not for a TLS server" },
+	};
+	unsigned status;
+	size_t i, len = 0;
+	int k;
+
+	if (!t->verify_name[0] || !(status = gnutls_session_get_verify_cert_status(t->session)))
+		return false;
+	out[0] = '\0';
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (status & reasons[i].bit && len < cap) {
+			k = snprintf(out + len, cap - len, "%s%s", len ? "; " : "", reasons[i].text);
+			len += k > 0 ? (size_t)k : 0;
+		}
+	if (status & GNUTLS_CERT_UNEXPECTED_OWNER && len < cap) {
+		k = snprintf(out + len, cap - len, "%scertificate name mismatch: expected %s", len ? "; " : "",
+		    t->verify_name);
+		len += k > 0 ? (size_t)k : 0;
+	}
+	if (!len)
+		snprintf(out, cap, "certificate not verified (status 0x%x)", status);
+	return true;
 }
 
 /* Map a GnuTLS result to ours; fatal ones kill the session. */

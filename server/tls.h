@@ -40,11 +40,16 @@ int tls_creds_server_load(const char *cert_file, const char *key_file,
     const char *priority, struct tls_creds **out);
 
 /*
- * Credentials for the outbound client and tools: the system trust store
- * is loaded, no client certificate. Opportunistic: the handshake does not
- * fail on an unverifiable server certificate.
+ * Credentials for the outbound client and tools, no client certificate.
+ * Trust: the CA certificates of the PEM file ca_file, or the system trust
+ * store when ca_file is NULL or "" (a missing system store is logged, and
+ * every verification then fails). Verification happens only on a session
+ * that asks for it (tls_conn_verify); otherwise the handshake does not fail
+ * on an unverifiable server certificate (opportunistic TLS). Returns 0,
+ * ERR_TLS (bad priority, ca_file unreadable or holding no certificate;
+ * logged once) or ERR_NOMEM.
  */
-int tls_creds_client_new(const char *priority, struct tls_creds **out);
+int tls_creds_client_new(const char *priority, const char *ca_file, struct tls_creds **out);
 
 struct tls_creds *tls_creds_ref(struct tls_creds *c);
 void tls_creds_unref(struct tls_creds *c);
@@ -62,6 +67,27 @@ void tls_creds_set_current(struct tls_creds *c);
 int tls_conn_new_server(struct tls_creds *creds, int fd, struct tls_conn **out);
 int tls_conn_new_client(struct tls_creds *creds, int fd, const char *server_name,
     struct tls_conn **out);
+
+/* Longest name tls_conn_verify() takes: a DNS name (RFC 1035 2.3.4), brackets around an IPv6 literal. */
+#define TLS_VERIFY_NAME_MAX 255
+
+/*
+ * Client session, before the handshake: the server's certificate must
+ * chain to the trust of the session's credentials and name name, a host
+ * name (matched against its DNS names, RFC 6125) or an IPv4/IPv6 literal
+ * (matched against its IP addresses only; "[v6]" accepted). Otherwise the
+ * handshake fails with ERR_TLS and tls_conn_verify_failure() says why.
+ * 0, or ERR_LIMIT (name longer than TLS_VERIFY_NAME_MAX).
+ */
+int tls_conn_verify(struct tls_conn *t, const char *name);
+
+/*
+ * After a failed handshake of a session given tls_conn_verify(): true when
+ * the certificate was the cause, with the reason in out ("certificate
+ * signer unknown", "certificate name mismatch: expected mx.example.net",
+ * several joined with "; "), cut to cap. False otherwise (out untouched).
+ */
+bool tls_conn_verify_failure(struct tls_conn *t, char *out, size_t cap);
 
 /* Step the handshake: 0 when done, TLS_WANT_READ/WRITE, or ERR_TLS. */
 int tls_handshake(struct tls_conn *t);

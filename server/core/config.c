@@ -114,6 +114,7 @@ static const struct key keys[] = {
 	{ "relay.smarthost",           K_STRING,   "",    0, 0, F(relay.smarthost) },
 	{ "relay.smarthost_user",      K_STRING,   "",    0, 0, F(relay.smarthost_user) },
 	{ "relay.smarthost_password",  K_STRING,   "",    0, 0, F(relay.smarthost_password) },
+	{ "relay.smarthost_ca",        K_STRING,   "",    0, 0, F(relay.smarthost_ca) },
 	{ "relay.routes",              K_ROUTES,   NULL,  0, 10000, F(relay.routes) },
 	{ "relay.nameserver",          K_STRING,   "",    0, 0, F(relay.nameserver) },
 	{ "relay.queue_lifetime",      K_SECONDS,  "5d",  1, 60 * 86400, F(relay.queue_lifetime) },
@@ -774,6 +775,9 @@ check_whole(struct loader *ld, struct config *cfg, const config_t *lc)
 	if (*cfg->relay.smarthost && !valid_hostport(cfg->relay.smarthost, false))
 		problem(ld, config_lookup(lc, "relay.smarthost"),
 		    "relay.smarthost: \"%s\" is not host:port", cfg->relay.smarthost);
+	if (*cfg->relay.smarthost_ca && access(cfg->relay.smarthost_ca, R_OK) < 0)
+		problem(ld, config_lookup(lc, "relay.smarthost_ca"), "relay.smarthost_ca: cannot read \"%s\": %s",
+		    cfg->relay.smarthost_ca, strerror(errno));
 	if (*cfg->relay.nameserver && !valid_hostport(cfg->relay.nameserver, true))
 		problem(ld, config_lookup(lc, "relay.nameserver"),
 		    "relay.nameserver: \"%s\" is not address:port", cfg->relay.nameserver);

@@ -110,6 +110,7 @@ struct config {
 		char *smarthost;		/* "host:port" or "" */
 		char *smarthost_user;		/* AUTH to the smarthost, "" = none */
 		char *smarthost_password;
+		char *smarthost_ca;		/* PEM CA file that verifies the smarthost, "" = system store */
 		struct config_route *routes;
 		size_t nroutes;
 		char *nameserver;		/* "addr:port" or "" for the system's */

@@ -22,11 +22,14 @@
 #define BODY_PIECE (64 * 1024)
 /* How long QUIT's reply is waited for: the mail is delivered already. */
 #define QUIT_WAIT_MS 5000
+/* Why a certificate was refused: a few reasons and a host name; longer is cut (it ends in a reply). */
+#define TLS_REASON_MAX 200
 
 void
 smtpc_init(struct smtpc *c, const struct smtpc_transport *t, const struct smtpc_opts *o)
 {
 	memset(c, 0, sizeof(*c));
+	ASSERT(o->tls != SMTPC_TLS_VERIFY || o->tls_name);
 	c->t = t;
 	c->o = o;
 	buf_init(&c->in, SMTPC_INPUT_MAX);
@@ -57,11 +60,17 @@ smtpc_clean_text(char *out, size_t cap, const char *prefix, int code, struct spa
 }
 
 static void
+fail_status(struct smtpc *c, const char *status, const char *what)
+{
+	snprintf(c->error, sizeof(c->error), "%s: %s %s", c->o->peer_name, status, what);
+	c->broken = true;
+}
+
+static void
 fail(struct smtpc *c, const char *what)
 {
 	/* RFC 3463 4.4.2: bad connection; the DSN and the queue show the reason */
-	snprintf(c->error, sizeof(c->error), "%s: 4.4.2 %s", c->o->peer_name, what);
-	c->broken = true;
+	fail_status(c, "4.4.2", what);
 }
 
 /* Failure text from a reply: "host said: 451 4.3.0 ...". */
@@ -225,6 +234,8 @@ starttls(struct smtpc *c)
 {
 	struct smtp_reply rep = { 0 };
 	struct buf cmd;
+	bool verify = c->o->tls == SMTPC_TLS_VERIFY;
+	char why[TLS_REASON_MAX];
 	int rc;
 
 	buf_init(&cmd, 64);
@@ -253,13 +264,25 @@ starttls(struct smtpc *c)
 	buf_reset(&c->in);
 	smtp_reply_reader_free(&c->rr);
 	smtp_reply_reader_init(&c->rr);
-	rc = c->t->starttls(c->t->io, worker_now_ms() + c->o->command_timeout_ms);
+	rc = c->t->starttls(c->t->io, verify ? c->o->tls_name : NULL, worker_now_ms() + c->o->command_timeout_ms,
+	    why, sizeof(why));
+	if (rc && verify && why[0]) {
+		/* not the server we meant (or not provably): never a retry in plaintext */
+		char peer[LOG_SAFE_SIZE], text[LOG_SAFE_SIZE], what[sizeof(why) + 64];
+
+		log_msg(LOG_LEVEL_WARN, "event=relay_tls_verify result=fail peer=\"%s\" reason=\"%s\"",
+		    log_safe(peer, span_cstr(c->o->peer_name)), log_safe(text, span_cstr(why)));
+		snprintf(what, sizeof(what), "TLS certificate not accepted: %s", why);
+		fail_status(c, "4.7.5", what);	/* RFC 3463 X.7.5: cryptographic failure */
+		return SMTPC_TEMP;
+	}
 	if (rc) {
 		c->tls_failed = true;
 		fail(c, rc == ERR_TIMEOUT ? "TLS handshake timed out" : "TLS handshake failed");
 		return SMTPC_TEMP;
 	}
 	c->tls = true;
+	c->tls_verified = verify;
 	return hello(c);	/* RFC 3207 4.2: the server forgets what it said before */
 }
 
@@ -273,8 +296,11 @@ authenticate(struct smtpc *c)
 	enum smtpc_result res = SMTPC_OK;
 	int rc;
 
-	if (!c->tls) {
-		fail(c, "AUTH configured but the server offers no TLS (credentials are never sent in the clear)");
+	if (!c->tls_verified) {
+		/* an unverified peer may be anyone in the path: the credentials would be theirs */
+		fail(c, c->tls ? "AUTH configured but the server's certificate was not verified (credentials go only "
+		    "to a verified server)" : "AUTH configured but the server offers no TLS (credentials are never "
+		    "sent in the clear)");
 		return SMTPC_TEMP;
 	}
 	buf_init(&cmd, 4096);
@@ -337,10 +363,10 @@ smtpc_open(struct smtpc *c)
 	buf_free(&rep.text);
 	if ((res = hello(c)))
 		return res;
-	if (c->o->use_tls && c->t->starttls && c->ext & SMTPC_EXT_STARTTLS) {
+	if (c->o->tls != SMTPC_TLS_NONE && c->t->starttls && c->ext & SMTPC_EXT_STARTTLS) {
 		if ((res = starttls(c)))
 			return res;
-	} else if (c->o->require_tls) {
+	} else if (c->o->tls == SMTPC_TLS_VERIFY) {
 		fail(c, "TLS required but the server does not offer STARTTLS");
 		return SMTPC_TEMP;
 	}

@@ -9,6 +9,11 @@
  * handshake are discarded, never read as a TLS-protected reply (the class
  * of CVE-2021-38371). Only CRLF line endings are ever sent.
  *
+ * TLS is a property of the destination (struct smtpc_opts.tls): opportunistic
+ * by default, or verified, where STARTTLS is required and the server's
+ * certificate must chain to a trusted CA and name the host we meant to reach.
+ * Credentials (AUTH) are only ever sent over verified TLS.
+ *
  * A session runs on one delivery thread and owns nothing shared. It talks
  * through struct smtpc_transport, so tests and the fuzz target drive it
  * from scripted bytes.
@@ -32,7 +37,12 @@ struct smtpc_transport {
 	/* the calls of netio.h; io is their first argument */
 	int (*fill)(void *io, struct buf *in, uint64_t deadline_ms);
 	int (*write)(void *io, const void *p, size_t n, uint64_t deadline_ms);
-	int (*starttls)(void *io, uint64_t deadline_ms);	/* NULL: TLS not possible */
+	/*
+	 * NULL: TLS not possible. verify_name NULL: any certificate is taken;
+	 * else it must be trusted and name verify_name, or ERR_TLS with the
+	 * reason in why (why[0] stays '\0' for other failures).
+	 */
+	int (*starttls)(void *io, const char *verify_name, uint64_t deadline_ms, char *why, size_t why_cap);
 	void *io;
 };
 
@@ -45,12 +55,19 @@ enum {
 /* How an attempt ended, for one recipient or the whole session. */
 enum smtpc_result { SMTPC_OK = 0, SMTPC_TEMP, SMTPC_PERM };
 
+/* TLS for one destination; the caller picks it per destination. */
+enum smtpc_tls {
+	SMTPC_TLS_NONE = 0,	/* plaintext (the retry after a failed handshake, when allowed) */
+	SMTPC_TLS_MAY,		/* STARTTLS when offered, certificate not checked (RFC 7435 opportunistic) */
+	SMTPC_TLS_VERIFY,	/* STARTTLS required, certificate verified for tls_name: else a temporary failure */
+};
+
 struct smtpc_opts {
 	const char *helo_name;		/* our hostname */
 	const char *peer_name;		/* for texts: "mx1.example.net[192.0.2.1]:25" */
-	bool use_tls;			/* STARTTLS when offered */
-	bool require_tls;		/* no TLS offered or failed: temporary failure */
-	const char *auth_user;		/* NULL = no AUTH; AUTH only over TLS */
+	enum smtpc_tls tls;
+	const char *tls_name;		/* SMTPC_TLS_VERIFY: the name the certificate must carry */
+	const char *auth_user;		/* NULL = no AUTH; AUTH only over verified TLS */
 	const char *auth_password;
 	unsigned command_timeout_ms;	/* RFC 5321 4.5.3.2: 5 minutes for most replies */
 	unsigned data_timeout_ms;	/* 10 minutes for the reply to the final dot */
@@ -64,6 +81,7 @@ struct smtpc {
 	unsigned ext;
 	uint64_t max_size;		/* SIZE the peer announced; 0 = none */
 	bool tls;
+	bool tls_verified;		/* the certificate was verified (SMTPC_TLS_VERIFY) */
 	bool tls_failed;		/* the handshake failed: the caller may retry without */
 	bool broken;			/* the connection is unusable (timeout, bad reply, closed) */
 	char error[SMTPC_REPLY_MAX + 64];	/* why the session failed */
@@ -101,7 +119,8 @@ void smtpc_free(struct smtpc *c);
 /*
  * Greeting, EHLO/HELO, STARTTLS, EHLO again, AUTH. SMTPC_OK, or TEMP/PERM
  * with c->error set (PERM: the peer refused us with 5xx; try the next host
- * anyway, as RFC 5321 5.1 asks for a host that does not serve).
+ * anyway, as RFC 5321 5.1 asks for a host that does not serve). A
+ * certificate that fails verification is TEMP, "4.7.5" with the reason.
  */
 enum smtpc_result smtpc_open(struct smtpc *c);
 

@@ -172,12 +172,20 @@ netio_write(struct netio *io, const void *p, size_t n, uint64_t deadline_ms)
 }
 
 int
-netio_starttls(struct netio *io, struct tls_creds *creds, const char *server_name, uint64_t deadline_ms)
+netio_starttls(struct netio *io, struct tls_creds *creds, const char *server_name, const char *verify_name,
+    uint64_t deadline_ms, char *why, size_t why_cap)
 {
 	int rc;
 
+	if (why_cap)
+		why[0] = '\0';
 	if (tls_conn_new_client(creds, io->fd, server_name, &io->tls))
 		return ERR_TLS;
+	if (verify_name && tls_conn_verify(io->tls, verify_name)) {
+		snprintf(why, why_cap, "name to verify too long");
+		rc = ERR_TLS;
+		goto fail;
+	}
 	for (;;) {
 		rc = tls_handshake(io->tls);
 		if (rc == 0)
@@ -187,6 +195,9 @@ netio_starttls(struct netio *io, struct tls_creds *creds, const char *server_nam
 		if ((rc = wait_fd(io->fd, rc == TLS_WANT_READ ? POLLIN : POLLOUT, deadline_ms)))
 			break;
 	}
+	if (verify_name && why_cap)
+		tls_conn_verify_failure(io->tls, why, why_cap);
+fail:
 	tls_conn_free(io->tls);
 	io->tls = NULL;
 	return rc == ERR_TIMEOUT ? ERR_TIMEOUT : ERR_TLS;

@@ -42,9 +42,16 @@ int netio_fill(struct netio *io, struct buf *in, uint64_t deadline_ms);
 /* Send all n bytes by deadline. 0, ERR_TIMEOUT, ERR_IO, ERR_TLS, ERR_CLOSED. */
 int netio_write(struct netio *io, const void *p, size_t n, uint64_t deadline_ms);
 
-/* Run a client TLS handshake (SNI server_name) by deadline. 0, ERR_TLS, ERR_TIMEOUT, ERR_IO. */
+/*
+ * Run a client TLS handshake (SNI server_name, NULL for none) by deadline.
+ * verify_name NULL: opportunistic, any certificate is taken. Otherwise the
+ * certificate must chain to creds' trust and name verify_name (see
+ * tls_conn_verify); when it does not, ERR_TLS with the reason in why
+ * ("certificate signer unknown"...). why is "" after other failures.
+ * 0, ERR_TLS, ERR_TIMEOUT, ERR_IO.
+ */
 int netio_starttls(struct netio *io, struct tls_creds *creds, const char *server_name,
-    uint64_t deadline_ms);
+    const char *verify_name, uint64_t deadline_ms, char *why, size_t why_cap);
 
 /* "TLSv1.3" etc., or NULL without TLS. */
 const char *netio_tls_version(const struct netio *io);

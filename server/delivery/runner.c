@@ -91,7 +91,8 @@ struct dest {
 
 static struct {
 	struct store *st;
-	struct tls_creds *creds;
+	struct tls_creds *creds;		/* the system trust store */
+	struct tls_creds *smarthost_creds;	/* relay.smarthost_ca, NULL when unset; under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t work;		/* delivery threads: a destination has parcels */
 	pthread_cond_t tick;		/* the runner: kicked or stopping */
@@ -601,24 +602,59 @@ deliver_over(struct smtpc *c, struct dest *d, unsigned *sent)
 	}
 }
 
+/* The transport of one session: the connection and what its TLS handshake uses. */
+struct tr_ctx {
+	struct netio io;
+	struct tls_creds *creds;	/* trust for verification; a reference */
+	const char *sni;		/* NULL for an address literal */
+};
+
 static int
 tr_fill(void *io, struct buf *in, uint64_t deadline)
 {
-	return netio_fill(io, in, deadline);
+	return netio_fill(&((struct tr_ctx *)io)->io, in, deadline);
 }
 
 static int
 tr_write(void *io, const void *p, size_t n, uint64_t deadline)
 {
-	return netio_write(io, p, n, deadline);
+	return netio_write(&((struct tr_ctx *)io)->io, p, n, deadline);
 }
 
-static __thread const char *tr_sni;
-
 static int
-tr_starttls(void *io, uint64_t deadline)
+tr_starttls(void *io, const char *verify_name, uint64_t deadline, char *why, size_t why_cap)
 {
-	return netio_starttls(io, R.creds, tr_sni, deadline);
+	struct tr_ctx *x = io;
+
+	return netio_starttls(&x->io, x->creds, x->sni, verify_name, deadline, why, why_cap);
+}
+
+/*
+ * The TLS of a destination. Opportunistic (RFC 7435) for MX hosts and
+ * routes. The smarthost is verified when we send it credentials (anyone in
+ * the path could otherwise show a certificate and collect them) or when
+ * relay.smarthost_ca names its CAs: STARTTLS required, the certificate
+ * trusted and naming the host of relay.smarthost. A per-destination
+ * setting would be read here.
+ */
+static enum smtpc_tls
+dest_tls(const struct config *cfg, const struct dest *d)
+{
+	if (d->kind == DEST_SMARTHOST && (*cfg->relay.smarthost_user || *cfg->relay.smarthost_ca))
+		return SMTPC_TLS_VERIFY;
+	return SMTPC_TLS_MAY;
+}
+
+/* The trust a session to d verifies against, with a new reference. */
+static struct tls_creds *
+dest_creds(const struct dest *d)
+{
+	struct tls_creds *c;
+
+	pthread_mutex_lock(&R.lock);
+	c = tls_creds_ref(d->kind == DEST_SMARTHOST && R.smarthost_creds ? R.smarthost_creds : R.creds);
+	pthread_mutex_unlock(&R.lock);
+	return c;
 }
 
 /*
@@ -627,13 +663,14 @@ tr_starttls(void *io, uint64_t deadline)
  * address should be tried; *why gets the reason.
  */
 static bool
-try_address(const struct config *cfg, struct dest *d, const char *host, const struct dns_addr *a, bool use_tls,
+try_address(const struct config *cfg, struct dest *d, const char *host, const struct dns_addr *a, enum smtpc_tls tls,
     char *why, size_t cap, bool *tls_failed_out)
 {
 	static const struct smtpc_transport tr_proto = { tr_fill, tr_write, tr_starttls, NULL };
 	struct smtpc_transport tr = tr_proto;
 	struct smtpc_opts o;
-	struct netio io;
+	struct tr_ctx x;
+	struct netio *io = &x.io;
 	struct smtpc c;
 	char peer[DNS_NAME_MAX + INET6_ADDRSTRLEN + 16], safe_peer[LOG_SAFE_SIZE], safe_error[LOG_SAFE_SIZE];
 	const char *err;
@@ -642,29 +679,30 @@ try_address(const struct config *cfg, struct dest *d, const char *host, const st
 	enum smtpc_result res;
 
 	*tls_failed_out = false;
-	if (netio_connect(&io, (const struct sockaddr *)&a->ss, a->len, cfg->relay.connect_timeout * 1000u, &err)) {
-		snprintf(why, cap, "4.4.1 connect to %s[%s]: %s", host, io.peer, err);	/* RFC 3463: no answer */
+	if (netio_connect(io, (const struct sockaddr *)&a->ss, a->len, cfg->relay.connect_timeout * 1000u, &err)) {
+		snprintf(why, cap, "4.4.1 connect to %s[%s]: %s", host, io->peer, err);	/* RFC 3463: no answer */
 		return false;
 	}
-	snprintf(peer, sizeof(peer), "%s[%s]", host, io.peer);
+	snprintf(peer, sizeof(peer), "%s[%s]", host, io->peer);
 	memset(&o, 0, sizeof(o));
 	o.helo_name = cfg->hostname;
 	o.peer_name = peer;
-	o.use_tls = use_tls;
-	o.require_tls = d->kind == DEST_SMARTHOST && *cfg->relay.smarthost_user;
+	o.tls = tls;
+	o.tls_name = host;	/* the smarthost's or route's host as configured, or the MX host */
 	if (d->kind == DEST_SMARTHOST && *cfg->relay.smarthost_user) {
 		o.auth_user = cfg->relay.smarthost_user;
 		o.auth_password = cfg->relay.smarthost_password;
 	}
 	o.command_timeout_ms = cfg->relay.command_timeout * 1000u;
 	o.data_timeout_ms = cfg->relay.data_timeout * 1000u;
-	tr.io = &io;
-	tr_sni = dns_is_literal(host) ? NULL : host;	/* SNI carries host names only (RFC 6066 3) */
+	x.creds = dest_creds(d);
+	x.sni = dns_is_literal(host) ? NULL : host;	/* SNI carries host names only (RFC 6066 3) */
+	tr.io = &x;
 	smtpc_init(&c, &tr, &o);
 	res = smtpc_open(&c);
 	if (res == SMTPC_OK) {
 		log_msg(LOG_LEVEL_DEBUG, "event=relay_connect peer=\"%s\" tls=%s", log_safe(safe_peer, span_cstr(peer)),
-		    netio_tls_version(&io) ? netio_tls_version(&io) : "none");
+		    netio_tls_version(io) ? netio_tls_version(io) : "none");
 		deliver_over(&c, d, &sent);
 		smtpc_quit(&c);
 		ok = true;
@@ -675,7 +713,8 @@ try_address(const struct config *cfg, struct dest *d, const char *host, const st
 		    log_safe(safe_error, span_cstr(c.error)));
 	}
 	smtpc_free(&c);
-	netio_close(&io);
+	netio_close(io);
+	tls_creds_unref(x.creds);
 	return ok;
 }
 
@@ -687,6 +726,7 @@ deliver_dest(const struct config *cfg, struct dest *d)
 	size_t nmx = 0, i, j;
 	unsigned port = d->port;
 	char why[SMTPC_REPLY_MAX + 64] = "no host to try", safe_why[LOG_SAFE_SIZE], safe_dest[LOG_SAFE_SIZE];
+	enum smtpc_tls tls = dest_tls(cfg, d);
 	int rc;
 
 	if (d->kind == DEST_MX) {
@@ -726,10 +766,11 @@ deliver_dest(const struct config *cfg, struct dest *d)
 		for (j = 0; j < naddrs; j++) {
 			bool tls_failed;
 
-			if (try_address(cfg, d, mx[i].host, &addrs[j], true, why, sizeof(why), &tls_failed))
+			if (try_address(cfg, d, mx[i].host, &addrs[j], tls, why, sizeof(why), &tls_failed))
 				return;
-			if (tls_failed && cfg->relay.tls_fallback_plain && d->kind != DEST_SMARTHOST &&
-			    try_address(cfg, d, mx[i].host, &addrs[j], false, why, sizeof(why), &tls_failed))
+			/* plaintext after a failed handshake only where TLS was opportunistic anyway */
+			if (tls_failed && cfg->relay.tls_fallback_plain && tls == SMTPC_TLS_MAY && d->kind != DEST_SMARTHOST &&
+			    try_address(cfg, d, mx[i].host, &addrs[j], SMTPC_TLS_NONE, why, sizeof(why), &tls_failed))
 				return;
 		}
 	}
@@ -1153,7 +1194,8 @@ runner_start(struct store *st)
 	R.st = st;
 	R.stopping = false;
 	R.inflight = xcalloc(INFLIGHT_SLOTS, sizeof(*R.inflight));
-	if ((rc = dns_init()) || (rc = tls_creds_client_new(cfg->tls.priority, &R.creds)))
+	if ((rc = dns_init()) || (rc = tls_creds_client_new(cfg->tls.priority, NULL, &R.creds)) ||
+	    (rc = runner_tls_load(cfg, &R.smarthost_creds)))
 		goto out;
 	if ((rc = store_queue_release(st, (uint64_t)time(NULL), &released)))
 		goto out;
@@ -1221,6 +1263,33 @@ runner_stop(void)
 	R.threads = NULL;
 	R.nthreads = 0;
 	tls_creds_unref(R.creds);
-	R.creds = NULL;
+	tls_creds_unref(R.smarthost_creds);
+	R.creds = R.smarthost_creds = NULL;
 	dns_deinit();
+}
+
+int
+runner_tls_load(const struct config *cfg, struct tls_creds **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (!*cfg->relay.smarthost_ca)
+		return 0;
+	if ((rc = tls_creds_client_new(cfg->tls.priority, cfg->relay.smarthost_ca, out)))
+		log_msg(LOG_LEVEL_ERR, "event=relay_tls_load smarthost_ca=\"%s\" error=\"%s\"", cfg->relay.smarthost_ca,
+		    err_str(rc));
+	return rc;
+}
+
+void
+runner_tls_set(struct tls_creds *smarthost_creds)
+{
+	struct tls_creds *old;
+
+	pthread_mutex_lock(&R.lock);
+	old = R.smarthost_creds;
+	R.smarthost_creds = smarthost_creds;
+	pthread_mutex_unlock(&R.lock);
+	tls_creds_unref(old);	/* sessions using it hold their own reference */
 }

@@ -42,4 +42,17 @@ void runner_stop(void);
 /* Something was queued: look at the queue now rather than at the next tick. */
 void runner_kick(void);
 
+struct config;
+struct tls_creds;
+
+/*
+ * SIGHUP, in two steps so a bad file keeps the old configuration whole:
+ * runner_tls_load() reads the trust the delivery threads need from cfg
+ * (relay.smarthost_ca; *out NULL when unset) and returns 0 or ERR_TLS
+ * (logged); runner_tls_set() makes it current (it takes the reference;
+ * sessions already open keep theirs). Main thread.
+ */
+int runner_tls_load(const struct config *cfg, struct tls_creds **out);
+void runner_tls_set(struct tls_creds *smarthost_creds);
+
 #endif

@@ -47,12 +47,13 @@ def free_ports(n):
     return ports
 
 
-def make_certificate(directory, cn="localhost"):
+def make_certificate(directory, cn="localhost", dns_names=("localhost",), ips=("127.0.0.1",)):
     """A self-signed ECDSA certificate and key made with certtool."""
     tmpl = os.path.join(directory, "cert.tmpl")
     with open(tmpl, "w") as f:
-        f.write('cn = "%s"\ndns_name = "localhost"\nip_address = "127.0.0.1"\n'
-                'expiration_days = 30\ntls_www_server\nsigning_key\nencryption_key\n' % cn)
+        f.write('cn = "%s"\n' % cn + "".join('dns_name = "%s"\n' % d for d in dns_names) +
+                "".join('ip_address = "%s"\n' % i for i in ips) +
+                'expiration_days = 30\ntls_www_server\nsigning_key\nencryption_key\n')
     key = os.path.join(directory, "key.pem")
     cert = os.path.join(directory, "cert.pem")
     subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile", key + ".new"],
@@ -62,6 +63,38 @@ def make_certificate(directory, cn="localhost"):
     give_to_server(key + ".new", 0o640)
     os.rename(key + ".new", key)
     os.rename(cert + ".new", cert)
+    return cert, key
+
+
+def make_ca(directory, name="ca", cn="Postie Test CA"):
+    """A test certificate authority (certtool): returns (certificate, key)."""
+    tmpl = os.path.join(directory, name + ".tmpl")
+    with open(tmpl, "w") as f:
+        f.write('cn = "%s"\nca\ncert_signing_key\nexpiration_days = 30\n' % cn)
+    key, cert = os.path.join(directory, name + ".key"), os.path.join(directory, name + ".pem")
+    subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile", key],
+                   check=True, capture_output=True)
+    subprocess.run(["certtool", "--generate-self-signed", "--load-privkey", key, "--template", tmpl,
+                    "--outfile", cert], check=True, capture_output=True)
+    os.chmod(cert, 0o644)  # public: the server reads it after the privilege drop
+    return cert, key
+
+
+def make_issued_certificate(directory, name, ca, dns_names=(), ips=()):
+    """A server certificate issued by ca (from make_ca) for the given names
+    and IP addresses: returns (certificate, key), both readable by this process."""
+    tmpl = os.path.join(directory, name + ".tmpl")
+    with open(tmpl, "w") as f:
+        f.write('cn = "%s"\n' % (dns_names[0] if dns_names else ips[0]) +
+                "".join('dns_name = "%s"\n' % d for d in dns_names) +
+                "".join('ip_address = "%s"\n' % i for i in ips) +
+                "expiration_days = 30\ntls_www_server\nsigning_key\nencryption_key\n")
+    key, cert = os.path.join(directory, name + ".key"), os.path.join(directory, name + ".pem")
+    subprocess.run(["certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile", key],
+                   check=True, capture_output=True)
+    subprocess.run(["certtool", "--generate-certificate", "--load-privkey", key, "--load-ca-certificate", ca[0],
+                    "--load-ca-privkey", ca[1], "--template", tmpl, "--outfile", cert],
+                   check=True, capture_output=True)
     return cert, key
 
 

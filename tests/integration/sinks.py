@@ -23,7 +23,10 @@ class Sink:
     (default 250), hooks can misbehave on purpose. Every transaction that
     reaches the end of DATA is kept in .messages as a dict: mail (the MAIL
     line), rcpts (RCPT lines), data (bytes, dot-unstuffed), tls, auth, and
-    pipelined (more commands had arrived before MAIL was answered)."""
+    pipelined (more commands had arrived before MAIL was answered). Every
+    AUTH command that arrives, whatever becomes of it, is kept in .auths as
+    (tls, mechanism): a test can tell that credentials were never sent.
+    STARTTLS is served with tls=(certificate file, key file)."""
 
     def __init__(self, ip, port, ehlo=DEFAULT_EHLO, tls=None, auth=None, rcpt=None, data=None,
                  greeting=b"220 sink.test ESMTP\r\n", on_command=None, starttls_extra=b"",
@@ -37,7 +40,7 @@ class Sink:
         self.on_command = on_command  # (conn, line) -> True when it handled the line itself
         self.starttls_extra = starttls_extra
         self.data_delay = data_delay
-        self.messages, self.commands, self.connections = [], [], 0
+        self.messages, self.commands, self.connections, self.auths = [], [], 0, []
         self.data_started = threading.Event()
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -180,6 +183,8 @@ class Sink:
     def _auth(self, conn, f, line, state):
         import base64
         parts = line.rstrip(b"\r\n").split(b" ")
+        with self.lock:
+            self.auths.append((state["tls"], parts[1].upper() if len(parts) > 1 else b""))
         if not state["tls"]:
             conn.sendall(b"538 5.7.11 Encryption required\r\n")
             return

@@ -10,6 +10,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -530,10 +531,11 @@ def test_smarthost_with_auth_over_starttls():
             logins.append((mechanism, auth_data.login))
         return AuthResult(success=ok, handled=False)
 
-    with harness.Server(extra=relay_conf(smarthost="127.0.0.1:%d" % port, smarthost_user="relayuser",
-                                         smarthost_password="relay-secret", retry_schedule=["1s"])) as srv:
+    with Pki() as pki, harness.Server(extra=relay_conf(smarthost="127.0.0.1:%d" % port, smarthost_user="relayuser",
+                                              smarthost_password="relay-secret", smarthost_ca=pki.ca[0],
+                                              retry_schedule=["1s"])) as srv:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(srv.cert, srv.key)
+        ctx.load_cert_chain(*pki.good)
         ctl = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=ctx, require_starttls=True,
                          authenticator=authenticator, auth_required=True, auth_require_tls=True)
         ctl.start()
@@ -556,10 +558,10 @@ def test_smarthost_with_auth_over_starttls():
 
 def test_smarthost_refusing_our_password_keeps_the_mail():
     port = harness.free_ports(1)[0]
-    with harness.Server(extra=relay_conf(
+    with Pki() as pki, harness.Server(extra=relay_conf(
             smarthost="127.0.0.1:%d" % port, smarthost_user="relayuser", smarthost_password="wrong",
-            retry_schedule=["1s"])) as srv, \
-            sinks.Sink("127.0.0.1", port, tls=(srv.cert, srv.key), auth=("relayuser", "right")) as sink:
+            smarthost_ca=pki.ca[0], retry_schedule=["1s"])) as srv, \
+            sinks.Sink("127.0.0.1", port, tls=pki.good, auth=("relayuser", "right")) as sink:
         srv.add_users("alice")
         submit(srv, ["x@anywhere.example"])
         srv.wait_log(r"event=relay_auth result=fail peer=\"127.0.0.1\[127.0.0.1:%d\]\"" % port)
@@ -568,6 +570,120 @@ def test_smarthost_refusing_our_password_keeps_the_mail():
         assert len(q) == 1 and q[0]["recipients"][0]["state"] == "pending", q
         assert "535" in q[0]["recipients"][0]["reply"], q
         assert sink.messages == [] and mailbox(srv) == [], "refused credentials must not bounce"
+
+
+class Pki:
+    """Certificates for a smarthost on 127.0.0.1: a test CA (ca), one it issued
+    for the smarthost's address and name (good), one it issued for another
+    host (wrong_name), a self-signed one naming another host (self_signed),
+    and a second CA that issued nothing here (other_ca)."""
+
+    def __init__(self):
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="postie-pki-")
+        os.chmod(self.dir, 0o755)  # the CA file is read by the server after its privilege drop
+        self.ca = harness.make_ca(self.dir)
+        self.other_ca = harness.make_ca(self.dir, "other-ca", "Another Test CA")
+        self.good = harness.make_issued_certificate(self.dir, "good", self.ca, ("localhost",), ("127.0.0.1",))
+        self.wrong_name = harness.make_issued_certificate(self.dir, "wrong", self.ca, ("other.test",))
+        sub = os.path.join(self.dir, "self")
+        os.mkdir(sub)
+        self.self_signed = harness.make_certificate(sub, "other.test", ("other.test",), ())
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        import shutil
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return False
+
+
+def smarthost_conf(port, **keys):
+    return relay_conf(smarthost="127.0.0.1:%d" % port, smarthost_user="relayuser", smarthost_password="relay-secret",
+                      retry_schedule=["1s"], **keys)
+
+
+def assert_deferred_without_auth(srv, sink, reason, event="relay_tls_verify result=fail .*reason"):
+    """The mail waits in the queue with reason as its last reply, the log has
+    it (escaped) in event, and the smarthost never saw an AUTH command."""
+    srv.wait_log(r"event=%s=\"[^\"]*%s" % (event, reason))
+    srv.wait_log(r"event=relay_deferred .*to=\"x@anywhere.example\" attempt=\d+ reply=\".*4\.[47]\.[25] ")
+    q = queue(srv)
+    assert len(q) == 1 and q[0]["recipients"][0]["state"] == "pending", q
+    rc, out, err = srv.ctl("queue", "show", q[0]["id"])
+    assert rc == 0 and re.search(reason, out), out + err
+    assert sink.auths == [] and not any(c.upper().startswith(b"AUTH") for c in sink.commands), sink.commands
+    assert sink.messages == [] and mailbox(srv) == [], "a failed verification must defer, not deliver or bounce"
+
+
+def test_smarthost_certificate_from_smarthost_ca_is_verified_then_auth():
+    port = harness.free_ports(1)[0]
+    with Pki() as pki, harness.Server(extra=smarthost_conf(port, smarthost_ca=pki.ca[0])) as srv, \
+            sinks.Sink("127.0.0.1", port, tls=pki.good, auth=("relayuser", "relay-secret")) as sink:
+        srv.add_users("alice")
+        submit(srv, ["x@anywhere.example"])
+        msg = sink.wait_messages(1)[0]
+        assert msg["tls"] and msg["auth"] == "relayuser", msg
+        assert sink.auths == [(True, b"PLAIN")], sink.auths
+        wait_queue_empty(srv)
+
+
+def test_self_signed_smarthost_naming_another_host_gets_no_auth():
+    # the outside review's case: any certificate was accepted, and AUTH PLAIN followed
+    port = harness.free_ports(1)[0]
+    with Pki() as pki, harness.Server(extra=smarthost_conf(port)) as srv, \
+            sinks.Sink("127.0.0.1", port, tls=pki.self_signed, auth=("relayuser", "relay-secret")) as sink:
+        srv.add_users("alice")
+        submit(srv, ["x@anywhere.example"])
+        assert_deferred_without_auth(srv, sink, "certificate signer unknown")
+        assert any(c.upper().startswith(b"STARTTLS") for c in sink.commands), sink.commands
+
+
+def test_smarthost_ca_but_wrong_host_name_gets_no_auth():
+    port = harness.free_ports(1)[0]
+    with Pki() as pki, harness.Server(extra=smarthost_conf(port, smarthost_ca=pki.ca[0])) as srv, \
+            sinks.Sink("127.0.0.1", port, tls=pki.wrong_name, auth=("relayuser", "relay-secret")) as sink:
+        srv.add_users("alice")
+        submit(srv, ["x@anywhere.example"])
+        assert_deferred_without_auth(srv, sink, "certificate name mismatch: expected 127\\.0\\.0\\.1")
+        assert "signer unknown" not in srv.log_text()
+
+
+def test_smarthost_without_starttls_gets_no_auth():
+    port = harness.free_ports(1)[0]
+    with harness.Server(extra=smarthost_conf(port)) as srv, \
+            sinks.Sink("127.0.0.1", port, auth=("relayuser", "relay-secret")) as sink:
+        srv.add_users("alice")
+        submit(srv, ["x@anywhere.example"])
+        assert_deferred_without_auth(srv, sink, "does not offer STARTTLS", "relay_session .*error")
+
+
+def test_smarthost_ca_reloaded_on_sighup():
+    port = harness.free_ports(1)[0]
+    with Pki() as pki:
+        ca_file = os.path.join(pki.dir, "smarthost-ca.pem")
+        shutil_copy(pki.other_ca[0], ca_file)
+        with harness.Server(extra=smarthost_conf(port, smarthost_ca=ca_file)) as srv, \
+                sinks.Sink("127.0.0.1", port, tls=pki.good, auth=("relayuser", "relay-secret")) as sink:
+            srv.add_users("alice")
+            submit(srv, ["x@anywhere.example"])
+            srv.wait_log(r"event=relay_deferred .*certificate signer unknown")
+            assert sink.auths == [] and sink.messages == []
+            # the same key, a new file content: new connections trust the new CA
+            shutil_copy(pki.ca[0], ca_file)
+            srv.reload()
+            srv.wait_log(r"event=reload result=ok")
+            msg = sink.wait_messages(1)[0]
+            assert msg["tls"] and msg["auth"] == "relayuser", msg
+            wait_queue_empty(srv)
+
+
+def shutil_copy(src, dst):
+    import shutil
+    shutil.copyfile(src, dst + ".new")
+    os.chmod(dst + ".new", 0o644)
+    os.rename(dst + ".new", dst)
 
 
 def hostile(name, script):

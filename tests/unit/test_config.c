@@ -152,6 +152,8 @@ test_errors(void)
 		{ "relay = { routes = ( { domain = \"-x\"; host = \"h\"; port = 1; } ); };\n", "\"-x\" is not a domain name" },
 		{ "relay = { smarthost = \"relay.example.net\"; };\n", ":4: relay.smarthost: \"relay.example.net\" is not host:port" },
 		{ "relay = { nameserver = \"dns.example:53\"; };\n", "is not address:port" },
+		{ "relay = { smarthost_ca = \"/nonexistent/ca.pem\"; };\n",
+		  ":4: relay.smarthost_ca: cannot read \"/nonexistent/ca.pem\": No such file or directory" },
 		{ "log_level = \"loud\";\n", "\"loud\" is not one of" },
 		{ "auth = { allow_plaintext_loopback = 1; };\n", "expected true or false" },
 		{ "pop3 = 5;\n", ":4: pop3: expected a group" },

@@ -30,6 +30,8 @@ struct script {
 	unsigned writes;
 	bool tls_started;
 	const char *after_tls[8];	/* what the server says once TLS is up */
+	const char *verify_fails;	/* the handshake's verification fails with this reason */
+	const char *verified_as;	/* out: the name the client asked to verify, NULL = none */
 };
 
 static int
@@ -67,11 +69,17 @@ s_write(void *io, const void *p, size_t n, uint64_t deadline)
 }
 
 static int
-s_starttls(void *io, uint64_t deadline)
+s_starttls(void *io, const char *verify_name, uint64_t deadline, char *why, size_t why_cap)
 {
 	struct script *s = io;
 
 	(void)deadline;
+	why[0] = '\0';
+	s->verified_as = verify_name;
+	if (verify_name && s->verify_fails) {
+		snprintf(why, why_cap, "%s", s->verify_fails);
+		return ERR_TLS;
+	}
 	s->tls_started = true;
 	return 0;
 }
@@ -89,7 +97,7 @@ read_text(void *arg, uint64_t off, void *buf, size_t n, size_t *got)
 	return 0;
 }
 
-static const struct smtpc_opts opts = { "mx.local.test", "peer.test[192.0.2.1]:25", true, false, NULL, NULL,
+static const struct smtpc_opts opts = { "mx.local.test", "peer.test[192.0.2.1]:25", SMTPC_TLS_MAY, NULL, NULL, NULL,
 	1000, 1000 };
 
 static bool
@@ -264,13 +272,16 @@ test_starttls_discards_injected_bytes(void)
 	struct smtpc_opts o = opts;
 	struct smtpc c;
 
+	o.tls = SMTPC_TLS_VERIFY;
+	o.tls_name = "peer.test";
 	o.auth_user = "relay";
 	o.auth_password = "secret";
 	buf_init(&s.written, 0);
 	smtpc_init(&c, &t, &o);
 	s.after_tls[1] = "235 2.7.0 ok\r\n";
 	CHECK(smtpc_open(&c) == SMTPC_OK);
-	CHECK(s.tls_started && c.tls && c.ext & SMTPC_EXT_PIPELINING);
+	CHECK(s.tls_started && c.tls && c.tls_verified && c.ext & SMTPC_EXT_PIPELINING);
+	CHECK(s.verified_as && strcmp(s.verified_as, "peer.test") == 0);
 	CHECK(sent(&s, "STARTTLS\r\nEHLO mx.local.test\r\nAUTH PLAIN AHJlbGF5AHNlY3JldA==\r\n"));
 	smtpc_free(&c);
 	buf_free(&s.written);
@@ -291,6 +302,66 @@ test_auth_needs_tls(void)
 	CHECK(smtpc_open(&c) == SMTPC_TEMP && !sent(&s, "AUTH"));
 	smtpc_free(&c);
 	buf_free(&s.written);
+}
+
+/* Credentials go only over TLS whose certificate was verified for the name we meant. */
+static void
+test_auth_needs_verified_tls(void)
+{
+	/* opportunistic TLS: up, but anyone could have shown that certificate */
+	{
+		struct script s = { .chunks = { "220 tls\r\n", "250-tls\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n",
+			"220 go ahead\r\n" }, .after_tls = { "250-tls\r\n250 AUTH PLAIN\r\n", "235 2.7.0 ok\r\n" } };
+		struct smtpc_transport t = { s_fill, s_write, s_starttls, &s };
+		struct smtpc_opts o = opts;
+		struct smtpc c;
+
+		o.auth_user = "relay";
+		o.auth_password = "secret";
+		buf_init(&s.written, 0);
+		smtpc_init(&c, &t, &o);
+		CHECK(smtpc_open(&c) == SMTPC_TEMP && c.tls && !c.tls_verified && !sent(&s, "AUTH"));
+		CHECK(s.verified_as == NULL && strstr(c.error, "not verified"));
+		smtpc_free(&c);
+		buf_free(&s.written);
+	}
+	/* verification fails: no AUTH, no plaintext retry, the reason in the error */
+	{
+		struct script s = { .chunks = { "220 tls\r\n", "250-tls\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n",
+			"220 go ahead\r\n" }, .verify_fails = "certificate name mismatch: expected relay.test" };
+		struct smtpc_transport t = { s_fill, s_write, s_starttls, &s };
+		struct smtpc_opts o = opts;
+		struct smtpc c;
+
+		o.tls = SMTPC_TLS_VERIFY;
+		o.tls_name = "relay.test";
+		o.auth_user = "relay";
+		o.auth_password = "secret";
+		buf_init(&s.written, 0);
+		smtpc_init(&c, &t, &o);
+		CHECK(smtpc_open(&c) == SMTPC_TEMP && !c.tls && !sent(&s, "AUTH"));
+		CHECK(s.verified_as && strcmp(s.verified_as, "relay.test") == 0);
+		CHECK(strstr(c.error, "4.7.5") && strstr(c.error, "certificate name mismatch: expected relay.test"));
+		CHECK(!c.tls_failed && c.broken);
+		smtpc_free(&c);
+		buf_free(&s.written);
+	}
+	/* verification required and no STARTTLS offered: nothing sent after EHLO */
+	{
+		struct script s = { .chunks = { "220 plain\r\n", "250-plain\r\n250 AUTH PLAIN\r\n" } };
+		struct smtpc_transport t = { s_fill, s_write, s_starttls, &s };
+		struct smtpc_opts o = opts;
+		struct smtpc c;
+
+		o.tls = SMTPC_TLS_VERIFY;
+		o.tls_name = "relay.test";
+		buf_init(&s.written, 0);
+		smtpc_init(&c, &t, &o);
+		CHECK(smtpc_open(&c) == SMTPC_TEMP && strstr(c.error, "does not offer STARTTLS"));
+		CHECK(!sent(&s, "AUTH") && !sent(&s, "MAIL"));
+		smtpc_free(&c);
+		buf_free(&s.written);
+	}
 }
 
 static void
@@ -388,6 +459,7 @@ main(void)
 	test_hostile_replies();
 	test_starttls_discards_injected_bytes();
 	test_auth_needs_tls();
+	test_auth_needs_verified_tls();
 	test_clean_text();
 	test_dsn();
 	return tap_done();

@@ -35,6 +35,34 @@ make_cert(const char *name, const char *cn)
 	return system(cmd) == 0;
 }
 
+/* A test CA ("ca") and a server certificate it issued for smarthost.test and 127.0.0.1 ("leaf"). */
+static bool
+make_ca_and_leaf(void)
+{
+	char cmd[2048];
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "%s/ca.tmpl", dir);
+	if (!(f = fopen(cmd, "w")))
+		return false;
+	fprintf(f, "cn = \"Test CA\"\nca\ncert_signing_key\nexpiration_days = 2\n");
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "%s/leaf.tmpl", dir);
+	if (!(f = fopen(cmd, "w")))
+		return false;
+	fprintf(f, "cn = \"smarthost.test\"\ndns_name = \"smarthost.test\"\nip_address = \"127.0.0.1\"\n"
+	    "expiration_days = 2\ntls_www_server\nsigning_key\nencryption_key\n");
+	fclose(f);
+	snprintf(cmd, sizeof(cmd),
+	    "cd %s && certtool --generate-privkey --key-type=ecdsa --outfile ca.key >/dev/null 2>&1 && "
+	    "certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem >/dev/null 2>&1 && "
+	    "certtool --generate-privkey --key-type=ecdsa --outfile leaf.key >/dev/null 2>&1 && "
+	    "certtool --generate-certificate --load-privkey leaf.key --load-ca-certificate ca.pem "
+	    "--load-ca-privkey ca.key --template leaf.tmpl --outfile leaf.pem >/dev/null 2>&1 && "
+	    "printf 'no certificate here\\n' > empty.pem", dir);
+	return system(cmd) == 0;
+}
+
 static void
 path(char *out, size_t n, const char *name, const char *ext)
 {
@@ -151,7 +179,7 @@ test_tls12_and_old_versions(const char *cert, const char *key, struct tls_creds 
 	tls_creds_unref(c12);
 
 	/* a client that speaks only TLS 1.0/1.1 is refused by the default priority */
-	CHECK(tls_creds_client_new("NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0", &old_client) == 0);
+	CHECK(tls_creds_client_new("NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0", NULL, &old_client) == 0);
 	{
 		struct tls_creds *def;
 		CHECK(tls_creds_server_load(cert, key, NULL, &def) == 0);
@@ -207,6 +235,79 @@ test_bad_files(const char *cert, const char *key)
 	CHECK(tls_creds_server_load(cert, key, "NORMAL:+NOT-A-THING", &c) == ERR_TLS && !c);
 }
 
+/* One handshake with verification of name; true when it succeeded, else the reason in why. */
+static bool
+verified(struct tls_creds *server_creds, struct tls_creds *client_creds, const char *name, char *why, size_t cap)
+{
+	struct tls_conn *srv, *cli;
+	int sv[2], crc, src;
+	bool failed_on_cert;
+
+	why[0] = '\0';
+	pair(sv);
+	tls_conn_new_server(server_creds, sv[0], &srv);
+	tls_conn_new_client(client_creds, sv[1], NULL, &cli);
+	if (name)
+		CHECK(tls_conn_verify(cli, name) == 0);
+	src = handshake(srv, cli, &crc);
+	failed_on_cert = tls_conn_verify_failure(cli, why, cap);
+	CHECK(failed_on_cert == (crc != 0));	/* the certificate is the only thing that can fail here */
+	if (crc == 0)
+		CHECK(src == 0);
+	tls_conn_free(srv);
+	tls_conn_free(cli);
+	close(sv[0]);
+	close(sv[1]);
+	return crc == 0;
+}
+
+static void
+test_verify(struct tls_creds *client_system)
+{
+	char ca[128], leaf[128], leaf_key[128], empty[128], why[200], long_name[300];
+	struct tls_creds *server_creds, *client_ca, *c = NULL;
+	struct tls_conn *cli;
+	int sv[2];
+
+	path(ca, sizeof(ca), "ca", "pem");
+	path(leaf, sizeof(leaf), "leaf", "pem");
+	path(leaf_key, sizeof(leaf_key), "leaf", "key");
+	path(empty, sizeof(empty), "empty", "pem");
+	CHECK(tls_creds_server_load(leaf, leaf_key, NULL, &server_creds) == 0);
+	CHECK(tls_creds_client_new(NULL, ca, &client_ca) == 0);
+	/* the CA file's trust, the host name or the IP address the certificate names */
+	CHECK(verified(server_creds, client_ca, "smarthost.test", why, sizeof(why)));
+	CHECK(verified(server_creds, client_ca, "SmartHost.Test", why, sizeof(why)));
+	CHECK(verified(server_creds, client_ca, "127.0.0.1", why, sizeof(why)));
+	/* names it does not carry */
+	CHECK(!verified(server_creds, client_ca, "other.test", why, sizeof(why)));
+	CHECK(strcmp(why, "certificate name mismatch: expected other.test") == 0);
+	CHECK(!verified(server_creds, client_ca, "127.0.0.2", why, sizeof(why)));
+	CHECK(strcmp(why, "certificate name mismatch: expected 127.0.0.2") == 0);
+	CHECK(!verified(server_creds, client_ca, "[::1]", why, sizeof(why)));
+	CHECK(strcmp(why, "certificate name mismatch: expected ::1") == 0);
+	/* the system store does not know the test CA; without verification anything goes */
+	CHECK(!verified(server_creds, client_system, "smarthost.test", why, sizeof(why)));
+	CHECK(strcmp(why, "certificate signer unknown") == 0);
+	CHECK(verified(server_creds, client_system, NULL, why, sizeof(why)) && why[0] == '\0');
+	/* a reason is cut, never overflows */
+	CHECK(!verified(server_creds, client_system, "other.test", why, 20) && strlen(why) == 19);
+	/* a name longer than any DNS name is refused before the handshake */
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	pair(sv);
+	tls_conn_new_client(client_ca, sv[1], NULL, &cli);
+	CHECK(tls_conn_verify(cli, long_name) == ERR_LIMIT);
+	tls_conn_free(cli);
+	close(sv[0]);
+	close(sv[1]);
+	/* a CA file that cannot be read or holds no certificate is an error, not an empty trust */
+	CHECK(tls_creds_client_new(NULL, "/nonexistent.pem", &c) == ERR_TLS && !c);
+	CHECK(tls_creds_client_new(NULL, empty, &c) == ERR_TLS && !c);
+	tls_creds_unref(client_ca);
+	tls_creds_unref(server_creds);
+}
+
 static void
 test_reload(const char *cert2, const char *key2, struct tls_creds *client_creds)
 {
@@ -246,7 +347,7 @@ main(void)
 
 	log_open("test", true, LOG_LEVEL_CRIT);
 	snprintf(dir, sizeof(dir), "/tmp/postie-test-tls-XXXXXX");
-	if (!mkdtemp(dir) || !make_cert("one", "localhost") || !make_cert("two", "other.test")) {
+	if (!mkdtemp(dir) || !make_cert("one", "localhost") || !make_cert("two", "other.test") || !make_ca_and_leaf()) {
 		printf("Bail out! certtool (gnutls-bin) is needed\n");
 		return 1;
 	}
@@ -256,7 +357,7 @@ main(void)
 	path(key2, sizeof(key2), "two", "key");
 	CHECK(tls_global_init() == 0);
 	CHECK(tls_creds_server_load(cert, key, NULL, &server_creds) == 0);
-	CHECK(tls_creds_client_new(NULL, &client_creds) == 0);
+	CHECK(tls_creds_client_new(NULL, NULL, &client_creds) == 0);
 	tls_creds_set_current(tls_creds_ref(server_creds));
 
 	test_roundtrip(server_creds, client_creds);
@@ -264,6 +365,7 @@ main(void)
 	test_garbage_and_eof(server_creds);
 	test_bad_files(cert, key);
 	test_reload(cert2, key2, client_creds);
+	test_verify(client_creds);
 
 	tls_creds_set_current(NULL);
 	tls_creds_unref(server_creds);

@@ -264,7 +264,7 @@ main(int argc, char **argv)
 	getrlimit(RLIMIT_NOFILE, &rl);
 	rl.rlim_cur = rl.rlim_max;
 	setrlimit(RLIMIT_NOFILE, &rl);
-	if (tls_percent && (tls_global_init() || tls_creds_client_new(NULL, &creds))) {
+	if (tls_percent && (tls_global_init() || tls_creds_client_new(NULL, NULL, &creds))) {
 		fprintf(stderr, "bench-idle: TLS set-up failed\n");
 		return 1;
 	}

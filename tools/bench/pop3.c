@@ -340,7 +340,7 @@ main(int argc, char **argv)
 	}
 	samples = malloc(MAX_SAMPLES * sizeof(double));
 	log_open("bench-pop3", true, LOG_LEVEL_WARN);
-	if (use_tls && (tls_global_init() || tls_creds_client_new(NULL, &creds)))
+	if (use_tls && (tls_global_init() || tls_creds_client_new(NULL, NULL, &creds)))
 		return 1;
 	t0 = now();
 	for (i = 0; i < n; i++)

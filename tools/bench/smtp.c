@@ -351,7 +351,7 @@ main(int argc, char **argv)
 	message_len = filled + 3;
 	samples = malloc(MAX_SAMPLES * sizeof(double));
 	log_open("bench-smtp", true, LOG_LEVEL_WARN);
-	if (auth && (tls_global_init() || tls_creds_client_new(NULL, &creds)))
+	if (auth && (tls_global_init() || tls_creds_client_new(NULL, NULL, &creds)))
 		return 1;
 
 	/* wake at the due moments, not up to 50 us later (inherited by the sessions) */
