@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -38,7 +39,7 @@ make_sid(struct conn *c)
 	if (!__atomic_exchange_n(&sid_seeded, 1, __ATOMIC_ACQ_REL)) {
 		uint32_t seed = 0;
 		if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
-			seed = (uint32_t)worker_now_ms();
+			seed = (uint32_t)clock_now_ms();
 		__atomic_store_n(&sid_next, seed, __ATOMIC_RELEASE);
 	}
 	/* unique per process: a counter from a random start, so ids differ across restarts */
@@ -179,7 +180,7 @@ conn_accept(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	c->cfg = cfg;
 	c->peer = *peer;
 	c->refs = 1;	/* dropped by conn_close() */
-	c->started_ms = worker_now_ms();
+	c->started_ms = clock_now_ms();
 	make_sid(c);
 	if (peer->ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
@@ -465,7 +466,7 @@ conn_close(struct conn *c, const char *reason)
 		return;
 	c->closed = true;
 	log_msg(LOG_LEVEL_INFO, "sid=%s event=disconnect reason=%s ip=%s duration_ms=%llu",
-	    c->sid, reason, c->ip, (unsigned long long)(worker_now_ms() - c->started_ms));
+	    c->sid, reason, c->ip, (unsigned long long)(clock_now_ms() - c->started_ms));
 	worker_timer_cancel(c->worker, &c->cmd_timer);
 	worker_timer_cancel(c->worker, &c->session_timer);
 	worker_timer_cancel(c->worker, &c->tls_timer);

@@ -5,7 +5,6 @@ server_libserver_a_SOURCES = \
 	server/jobs.c server/jobs.h \
 	server/conn.c server/conn.h server/conn_lines.c \
 	server/listener.c server/listener.h \
-	server/privdrop.c server/privdrop.h \
 	server/proto.c server/server.h \
 	server/authflow.c server/authflow.h \
 	server/logincache.c server/logincache.h \
@@ -17,8 +16,8 @@ server_libserver_a_CFLAGS = $(AM_CFLAGS)
 
 sbin_PROGRAMS += server/postied
 server_postied_SOURCES = server/main.c
-server_postied_LDADD = server/libserver.a $(DELIVERY_LIBS) auth/libauth.a server/libtls.a storage/libstore.a auth/libauth.a server/core/libconf.a \
-	server/core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+server_postied_LDADD = server/libserver.a $(DELIVERY_LIBS) auth/libauth.a server/libtls.a storage/libstore.a auth/libauth.a core/libconf.a \
+	core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 server_postied_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 # protocol engines under test: fed scripted bytes through tests/unit/fake_conn.c
@@ -28,11 +27,11 @@ TESTS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 tests_unit_test_smtp_session_SOURCES = tests/unit/test_smtp_session.c server/smtp/session.c \
 	server/smtp/mail.c server/smtp/parse.c server/smtp/data.c \
 	$(ENGINE_TEST_SOURCES)
-tests_unit_test_smtp_session_LDADD = auth/libauth.a storage/libstore.a server/core/libconf.a server/core/libcore.a \
+tests_unit_test_smtp_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tests_unit_test_pop3_session_SOURCES = tests/unit/test_pop3_session.c server/pop3/session.c \
 	$(ENGINE_TEST_SOURCES)
-tests_unit_test_pop3_session_LDADD = auth/libauth.a storage/libstore.a server/core/libconf.a server/core/libcore.a \
+tests_unit_test_pop3_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 
 FUZZ_TARGETS += tests/fuzz/fuzz_smtp_session tests/fuzz/fuzz_pop3_session
@@ -40,13 +39,13 @@ tests_fuzz_fuzz_smtp_session_SOURCES = tests/fuzz/fuzz_smtp_session.c tests/fuzz
 	server/smtp/session.c server/smtp/mail.c server/smtp/parse.c server/smtp/data.c $(ENGINE_TEST_SOURCES)
 tests_fuzz_fuzz_smtp_session_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_fuzz_fuzz_smtp_session_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_smtp_session_LDADD = auth/libauth.a storage/libstore.a server/core/libconf.a server/core/libcore.a \
+tests_fuzz_fuzz_smtp_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tests_fuzz_fuzz_pop3_session_SOURCES = tests/fuzz/fuzz_pop3_session.c tests/fuzz/replay.c \
 	server/pop3/session.c $(ENGINE_TEST_SOURCES)
 tests_fuzz_fuzz_pop3_session_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_fuzz_fuzz_pop3_session_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_pop3_session_LDADD = auth/libauth.a storage/libstore.a server/core/libconf.a server/core/libcore.a \
+tests_fuzz_fuzz_pop3_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 
 man_MANS += packaging/postied.8
@@ -56,26 +55,26 @@ check_PROGRAMS += tests/unit/test_jobs
 TESTS += tests/unit/test_jobs
 tests_unit_test_jobs_SOURCES = tests/unit/test_jobs.c
 tests_unit_test_jobs_LDADD = server/libserver.a server/libtls.a storage/libstore.a auth/libauth.a \
-	server/core/libconf.a server/core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+	core/libconf.a core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tests_unit_test_jobs_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 check_PROGRAMS += tests/unit/test_smtp_parse
 TESTS += tests/unit/test_smtp_parse
 tests_unit_test_smtp_parse_SOURCES = tests/unit/test_smtp_parse.c server/smtp/parse.c server/smtp/data.c
-tests_unit_test_smtp_parse_LDADD = server/core/libcore.a
+tests_unit_test_smtp_parse_LDADD = core/libcore.a
 
 FUZZ_TARGETS += tests/fuzz/fuzz_smtp_path tests/fuzz/fuzz_smtp_data
 tests_fuzz_fuzz_smtp_path_SOURCES = tests/fuzz/fuzz_smtp_path.c tests/fuzz/replay.c server/smtp/parse.c
 tests_fuzz_fuzz_smtp_path_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_smtp_path_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_smtp_path_LDADD = server/core/libcore.a
+tests_fuzz_fuzz_smtp_path_LDADD = core/libcore.a
 tests_fuzz_fuzz_smtp_data_SOURCES = tests/fuzz/fuzz_smtp_data.c tests/fuzz/replay.c server/smtp/data.c
 tests_fuzz_fuzz_smtp_data_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_smtp_data_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_smtp_data_LDADD = server/core/libcore.a
+tests_fuzz_fuzz_smtp_data_LDADD = core/libcore.a
 
 # sd_notify readiness (packaging/postie.service is Type=notify)
 check_PROGRAMS += tests/unit/test_notify
 TESTS += tests/unit/test_notify
 tests_unit_test_notify_SOURCES = tests/unit/test_notify.c
-tests_unit_test_notify_LDADD = server/libserver.a server/core/libcore.a
+tests_unit_test_notify_LDADD = server/libserver.a core/libcore.a

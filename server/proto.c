@@ -3,8 +3,8 @@
 
 #include "conn.h"
 #include "server.h"
-#include "pop3/session.h"
-#include "smtp/session.h"
+#include "server/pop3/session.h"
+#include "server/smtp/session.h"
 #include "core/compat.h"
 
 struct store *server_store;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"

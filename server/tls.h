@@ -21,8 +21,6 @@
 #define TLS_WANT_READ  (-100)
 #define TLS_WANT_WRITE (-101)
 
-#define TLS_DEFAULT_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
-
 struct tls_creds;
 struct tls_conn;
 

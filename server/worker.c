@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -54,15 +55,6 @@ static size_t pool_nlisteners;
 static volatile int pool_stop;		/* set by the main thread, read by workers */
 static unsigned pool_grace_ms;
 static __thread struct worker *current_worker;
-
-uint64_t
-worker_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 struct worker *
 worker_by_index(unsigned i)
@@ -139,7 +131,7 @@ void
 worker_timer_set(struct worker *w, struct timer *t, uint64_t delay_ms)
 {
 	worker_timer_cancel(w, t);
-	t->when_ms = worker_now_ms() + delay_ms;
+	t->when_ms = clock_now_ms() + delay_ms;
 	if (w->nheap == w->capheap) {
 		w->capheap = w->capheap ? w->capheap * 2 : 256;
 		w->heap = xrealloc(w->heap, w->capheap * sizeof(*w->heap));
@@ -152,7 +144,7 @@ worker_timer_set(struct worker *w, struct timer *t, uint64_t delay_ms)
 static void
 run_timers(struct worker *w)
 {
-	uint64_t now = worker_now_ms();
+	uint64_t now = clock_now_ms();
 
 	while (w->nheap && w->heap[0]->when_ms <= now) {
 		struct timer *t = w->heap[0];
@@ -169,7 +161,7 @@ next_timeout_ms(struct worker *w)
 
 	if (!w->nheap)
 		return 1000;	/* wake up now and then to notice a stop request */
-	now = worker_now_ms();
+	now = clock_now_ms();
 	when = w->heap[0]->when_ms;
 	if (when <= now)
 		return 0;
@@ -300,7 +292,7 @@ begin_stop(struct worker *w)
 	size_t i;
 
 	w->stopping = true;
-	w->stop_deadline = worker_now_ms() + pool_grace_ms;
+	w->stop_deadline = clock_now_ms() + pool_grace_ms;
 	for (i = 0; i < pool_nlisteners; i++)
 		worker_unwatch(w, pool_listeners[i].fd);
 	for (c = w->conns; c; c = next) {
@@ -334,7 +326,7 @@ worker_main(void *arg)
 		if (w->stopping) {
 			if (!w->nconns)
 				break;
-			if (worker_now_ms() >= w->stop_deadline) {
+			if (clock_now_ms() >= w->stop_deadline) {
 				struct conn *c, *next;
 
 				for (c = w->conns; c; c = next) {

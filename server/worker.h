@@ -30,9 +30,6 @@ struct timer {
 	void (*fn)(struct timer *t);
 };
 
-/* Monotonic milliseconds. Any thread. */
-uint64_t worker_now_ms(void);
-
 /* Start n workers serving the given listening sockets. Main thread. 0 or ERR_IO. */
 struct listener;
 int worker_pool_start(unsigned n, struct listener *listeners, size_t nlisteners);

@@ -3,7 +3,7 @@ noinst_LIBRARIES += storage/libstore.a
 storage_libstore_a_SOURCES = storage/store.h storage/internal.h storage/keys.c storage/env.c \
 	storage/accounts.c storage/mailbox.c storage/queue.c storage/rates.c storage/verify.c
 storage_libstore_a_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS)
-STORE_LIBS = storage/libstore.a server/core/libcore.a $(LMDB_LIBS) $(PTHREAD_LIBS)
+STORE_LIBS = storage/libstore.a core/libcore.a $(LMDB_LIBS) $(PTHREAD_LIBS)
 
 check_PROGRAMS += tests/unit/test_store
 TESTS += tests/unit/test_store

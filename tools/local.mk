@@ -4,11 +4,11 @@
 EXTRA_DIST += tools/bench/compare
 noinst_PROGRAMS += tools/bench/bench-idle
 tools_bench_bench_idle_SOURCES = tools/bench/idle.c
-tools_bench_bench_idle_LDADD = server/libtls.a server/core/libcore.a $(GNUTLS_LIBS)
+tools_bench_bench_idle_LDADD = server/libtls.a core/libcore.a $(GNUTLS_LIBS)
 
 sbin_PROGRAMS += tools/postiectl
-tools_postiectl_SOURCES = tools/postiectl.c server/privdrop.c
-tools_postiectl_LDADD = storage/libstore.a server/core/libconf.a server/core/libcore.a \
+tools_postiectl_SOURCES = tools/postiectl.c
+tools_postiectl_LDADD = storage/libstore.a core/libconf.a core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tools_postiectl_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
@@ -21,7 +21,7 @@ EXTRA_DIST += packaging/postiectl.8
 
 noinst_PROGRAMS += tools/bench/bench-smtp
 tools_bench_bench_smtp_SOURCES = tools/bench/smtp.c
-tools_bench_bench_smtp_LDADD = server/libtls.a server/core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS) -lm
+tools_bench_bench_smtp_LDADD = server/libtls.a core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS) -lm
 tools_bench_bench_smtp_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 noinst_PROGRAMS += tools/bench/bench-login
@@ -31,7 +31,7 @@ tools_bench_bench_login_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 noinst_PROGRAMS += tools/bench/bench-pop3
 tools_bench_bench_pop3_SOURCES = tools/bench/pop3.c
-tools_bench_bench_pop3_LDADD = server/libtls.a server/core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS)
+tools_bench_bench_pop3_LDADD = server/libtls.a core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS)
 tools_bench_bench_pop3_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 noinst_PROGRAMS += tools/bench/bench-relay

@@ -17,7 +17,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "privdrop.h"
+#include "core/privdrop.h"
 #include "storage/store.h"
 #include "core/compat.h"
 

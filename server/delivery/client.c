@@ -11,11 +11,11 @@
 #include <string.h>
 
 #include "auth/sasl.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "delivery/client.h"
+#include "server/delivery/client.h"
 #include "storage/store.h"
-#include "worker.h"
 #include "core/compat.h"
 
 /* Body bytes read from the store at once, and the stuffed output they may become. */
@@ -86,7 +86,7 @@ reply_text(const struct smtpc *c, const struct smtp_reply *rep, char *out, size_
 static int
 send_text(struct smtpc *c, const struct buf *b)
 {
-	int rc = c->t->write(c->t->io, b->data, b->len, worker_now_ms() + c->o->command_timeout_ms);
+	int rc = c->t->write(c->t->io, b->data, b->len, clock_now_ms() + c->o->command_timeout_ms);
 
 	if (rc)
 		fail(c, rc == ERR_TIMEOUT ? "timed out sending a command" : "connection lost sending a command");
@@ -97,7 +97,7 @@ send_text(struct smtpc *c, const struct buf *b)
 static int
 read_reply(struct smtpc *c, unsigned timeout_ms, struct smtp_reply *out)
 {
-	uint64_t deadline = worker_now_ms() + timeout_ms;
+	uint64_t deadline = clock_now_ms() + timeout_ms;
 
 	for (;;) {
 		size_t used = 0;
@@ -264,7 +264,7 @@ starttls(struct smtpc *c)
 	buf_reset(&c->in);
 	smtp_reply_reader_free(&c->rr);
 	smtp_reply_reader_init(&c->rr);
-	rc = c->t->starttls(c->t->io, verify ? c->o->tls_name : NULL, worker_now_ms() + c->o->command_timeout_ms,
+	rc = c->t->starttls(c->t->io, verify ? c->o->tls_name : NULL, clock_now_ms() + c->o->command_timeout_ms,
 	    why, sizeof(why));
 	if (rc && verify && why[0]) {
 		/* not the server we meant (or not provably): never a retry in plaintext */
@@ -463,7 +463,7 @@ send_body(struct smtpc *c, struct smtpc_msg *m)
 			line_start = piece[i] == '\n';
 		}
 		buf_append(&out, piece + run, got - run);
-		if ((rc = c->t->write(c->t->io, out.data, out.len, worker_now_ms() + c->o->command_timeout_ms))) {
+		if ((rc = c->t->write(c->t->io, out.data, out.len, clock_now_ms() + c->o->command_timeout_ms))) {
 			fail(c, rc == ERR_TIMEOUT ? "timed out sending the message" : "connection lost sending the message");
 			break;
 		}

@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
-#include "delivery/reply.h"
+#include "server/delivery/reply.h"
 
 /* Input held at once: a few pipelined replies; reply.c bounds each line. */
 #define SMTPC_INPUT_MAX (16 * 1024)

@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "delivery/dns.h"
-#include "worker.h"
+#include "server/delivery/dns.h"
 #include "core/compat.h"
 
 /* Per query try: short, c-ares retries and moves to the next server. */
@@ -83,7 +83,7 @@ run(ares_channel ch, uint64_t deadline_ms)
 		/* the bit tests by hand: c-ares's macros shift a signed 1 into the sign bit */
 		unsigned bits = (unsigned)ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
 		int n = 0, i, wait, ready;
-		uint64_t now = worker_now_ms();
+		uint64_t now = clock_now_ms();
 
 		for (i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 			short ev = (short)((bits & 1u << i ? POLLIN : 0) |
@@ -211,7 +211,7 @@ dns_mx(const char *nameserver, const char *domain, unsigned timeout_ms, struct d
 	if (channel_new(nameserver, &ch))
 		return ERR_TEMP;
 	ares_query(ch, domain, ns_c_in, ns_t_mx, mx_done, &q);
-	run(ch, worker_now_ms() + timeout_ms);
+	run(ch, clock_now_ms() + timeout_ms);
 	ares_destroy(ch);
 	if (!q.done)
 		return ERR_TEMP;
@@ -320,7 +320,7 @@ dns_addrs(const char *nameserver, const char *host, unsigned port, unsigned time
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	ares_getaddrinfo(ch, host, NULL, &hints, addr_done, &q);
-	run(ch, worker_now_ms() + timeout_ms);
+	run(ch, clock_now_ms() + timeout_ms);
 	ares_destroy(ch);
 	if (!q.done)
 		return ERR_TEMP;

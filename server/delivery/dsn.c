@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "core/err.h"
-#include "delivery/dsn.h"
+#include "server/delivery/dsn.h"
 #include "core/compat.h"
 
 #define PIECE (64 * 1024)

@@ -10,13 +10,13 @@ DELIVERY_LIBS = server/delivery/libdelivery.a $(CARES_LIBS)
 check_PROGRAMS += tests/unit/test_smtp_reply
 TESTS += tests/unit/test_smtp_reply
 tests_unit_test_smtp_reply_SOURCES = tests/unit/test_smtp_reply.c
-tests_unit_test_smtp_reply_LDADD = server/delivery/libdelivery.a server/core/libcore.a
+tests_unit_test_smtp_reply_LDADD = server/delivery/libdelivery.a core/libcore.a
 
 FUZZ_TARGETS += tests/fuzz/fuzz_smtp_reply
 tests_fuzz_fuzz_smtp_reply_SOURCES = tests/fuzz/fuzz_smtp_reply.c tests/fuzz/replay.c
 tests_fuzz_fuzz_smtp_reply_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_smtp_reply_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_smtp_reply_LDADD = server/delivery/libdelivery.a server/core/libcore.a
+tests_fuzz_fuzz_smtp_reply_LDADD = server/delivery/libdelivery.a core/libcore.a
 
 check_PROGRAMS += tests/unit/test_pace
 TESTS += tests/unit/test_pace
@@ -27,10 +27,10 @@ tests_unit_test_pace_LDADD = server/delivery/libdelivery.a
 check_PROGRAMS += tests/unit/test_smtp_client
 TESTS += tests/unit/test_smtp_client
 tests_unit_test_smtp_client_SOURCES = tests/unit/test_smtp_client.c
-tests_unit_test_smtp_client_LDADD = server/delivery/libdelivery.a auth/libauth.a server/core/libcore.a
+tests_unit_test_smtp_client_LDADD = server/delivery/libdelivery.a auth/libauth.a core/libcore.a
 
 FUZZ_TARGETS += tests/fuzz/fuzz_smtp_client
 tests_fuzz_fuzz_smtp_client_SOURCES = tests/fuzz/fuzz_smtp_client.c tests/fuzz/replay.c
 tests_fuzz_fuzz_smtp_client_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_smtp_client_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_smtp_client_LDADD = server/delivery/libdelivery.a auth/libauth.a server/core/libcore.a
+tests_fuzz_fuzz_smtp_client_LDADD = server/delivery/libdelivery.a auth/libauth.a core/libcore.a

@@ -15,10 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/err.h"
-#include "delivery/netio.h"
-#include "tls.h"
-#include "worker.h"
+#include "server/delivery/netio.h"
+#include "server/tls.h"
 #include "core/compat.h"
 
 /* Waits are cut into slices this long so a stopping server is noticed. */
@@ -38,7 +38,7 @@ wait_fd(int fd, short events, uint64_t deadline_ms)
 {
 	for (;;) {
 		struct pollfd p = { fd, events, 0 };
-		uint64_t now = worker_now_ms();
+		uint64_t now = clock_now_ms();
 		int n;
 
 		if (now >= deadline_ms || __atomic_load_n(&stopping, __ATOMIC_ACQUIRE))
@@ -84,7 +84,7 @@ netio_connect(struct netio *io, const struct sockaddr *sa, socklen_t len, unsign
 		err = errno;
 		goto fail;
 	}
-	if ((rc = wait_fd(io->fd, POLLOUT, worker_now_ms() + timeout_ms))) {
+	if ((rc = wait_fd(io->fd, POLLOUT, clock_now_ms() + timeout_ms))) {
 		close(io->fd);
 		io->fd = -1;
 		*why_out = rc == ERR_TIMEOUT ? "connection timed out" : strerror(errno);

@@ -4,7 +4,7 @@
  */
 #include "config.h"
 
-#include "delivery/pace.h"
+#include "server/delivery/pace.h"
 #include "core/compat.h"
 
 void

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "core/err.h"
-#include "delivery/reply.h"
+#include "server/delivery/reply.h"
 #include "core/compat.h"
 
 void

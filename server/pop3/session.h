@@ -5,7 +5,7 @@
 #ifndef POSTIE_POP3_SESSION_H
 #define POSTIE_POP3_SESSION_H
 
-#include "conn.h"
+#include "server/conn.h"
 
 /* RFC 2449 section 4: a command line is at most 255 octets with its CRLF. */
 #define POP3_CMDLINE_MAX 255

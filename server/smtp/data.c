@@ -3,7 +3,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "smtp/data.h"
+#include "server/smtp/data.h"
 #include "core/compat.h"
 
 void

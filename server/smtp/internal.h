@@ -6,11 +6,11 @@
 #define POSTIE_SMTP_INTERNAL_H
 
 #include "auth/sasl.h"
-#include "conn.h"
+#include "server/conn.h"
 #include "core/linereader.h"
-#include "smtp/data.h"
-#include "smtp/parse.h"
-#include "smtp/session.h"
+#include "server/smtp/data.h"
+#include "server/smtp/parse.h"
+#include "server/smtp/session.h"
 
 struct smtp_txn;
 

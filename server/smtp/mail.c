@@ -23,10 +23,10 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "auth/throttle.h"
-#include "server.h"
-#include "smtp/internal.h"
+#include "server/server.h"
+#include "server/smtp/internal.h"
 #include "storage/store.h"
-#include "worker.h"
+#include "server/worker.h"
 #include "core/compat.h"
 
 /* A message kept in memory up to this size; a larger one goes to a file. */

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "smtp/parse.h"
+#include "server/smtp/parse.h"
 #include "storage/store.h"
 #include "core/compat.h"
 

@@ -6,15 +6,15 @@
 #include <string.h>
 
 #include "auth/sasl.h"
-#include "authflow.h"
-#include "conn.h"
+#include "server/authflow.h"
+#include "server/conn.h"
 #include "core/err.h"
 #include "core/linereader.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "auth/throttle.h"
-#include "smtp/internal.h"
-#include "smtp/session.h"
+#include "server/smtp/internal.h"
+#include "server/smtp/session.h"
 #include "core/compat.h"
 
 struct smtp_cmd {

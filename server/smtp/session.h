@@ -7,7 +7,7 @@
 #ifndef POSTIE_SMTP_SESSION_H
 #define POSTIE_SMTP_SESSION_H
 
-#include "conn.h"
+#include "server/conn.h"
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with its CRLF. */
 #define SMTP_CMDLINE_MAX 512

@@ -11,19 +11,11 @@
 #include <string.h>
 
 #include "core/err.h"
-#include "delivery/client.h"
+#include "server/delivery/client.h"
 #include "storage/store.h"
 #include "core/compat.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-uint64_t worker_now_ms(void);
-
-uint64_t
-worker_now_ms(void)
-{
-	return 0;
-}
-
 struct feed {
 	const uint8_t *p;
 	size_t left;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp/data.h"
+#include "server/smtp/data.h"
 #include "core/compat.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "smtp/parse.h"
+#include "server/smtp/parse.h"
 #include "core/compat.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 
 #include "fake_conn.h"
-#include "smtp/session.h"
+#include "server/smtp/session.h"
 #include "core/log.h"
-#include "server.h"
+#include "server/server.h"
 #include "storage/store.h"
 #include <stdio.h>
 #include <unistd.h>

@@ -10,11 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "conn.h"
-#include "authflow.h"
+#include "server/conn.h"
+#include "server/authflow.h"
 #include "fake_conn.h"
-#include "server.h"
-#include "worker.h"
+#include "server/server.h"
+#include "server/worker.h"
 #include "core/compat.h"
 
 void

@@ -2,7 +2,7 @@
 #ifndef POSTIE_FAKE_CONN_H
 #define POSTIE_FAKE_CONN_H
 
-#include "conn.h"
+#include "server/conn.h"
 
 void fake_config_init(struct config *cfg);	/* minimal values the engines read */
 void fake_conn_init(struct conn *c, struct config *cfg, enum listen_proto proto,

@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "jobs.h"
-#include "worker.h"
+#include "server/jobs.h"
+#include "server/worker.h"
 #include "tap.h"
 
 #define NJOBS 200

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
-#include "notify.h"
+#include "server/notify.h"
 #include "tap.h"
 
 /* bind a datagram socket on name ("/path" or "@abstract") */

@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "delivery/pace.h"
+#include "server/delivery/pace.h"
 #include "tap.h"
 
 /* A destination taking rate parcels/s for secs seconds, from t = 100. */

@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include "fake_conn.h"
-#include "pop3/session.h"
+#include "server/pop3/session.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "server.h"
+#include "server/server.h"
 #include "storage/store.h"
 #include "tap.h"
 #include <stdlib.h>

@@ -9,18 +9,10 @@
 #include <string.h>
 
 #include "core/err.h"
-#include "delivery/client.h"
-#include "delivery/dsn.h"
+#include "server/delivery/client.h"
+#include "server/delivery/dsn.h"
 #include "storage/store.h"
 #include "tap.h"
-
-/* The client's clock; a test has no worker. */
-uint64_t worker_now_ms(void);
-uint64_t
-worker_now_ms(void)
-{
-	return 0;
-}
 
 /* A server as a list of chunks: each fill() gives the next one. */
 struct script {

@@ -2,8 +2,8 @@
 
 #include <string.h>
 
-#include "smtp/data.h"
-#include "smtp/parse.h"
+#include "server/smtp/data.h"
+#include "server/smtp/parse.h"
 #include "storage/store.h"
 #include "tap.h"
 

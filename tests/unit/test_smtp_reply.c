@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-#include "delivery/reply.h"
+#include "server/delivery/reply.h"
 #include "tap.h"
 
 /* Read every reply in text; returns the last result, fills *rep with the last reply. */

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "fake_conn.h"
-#include "smtp/session.h"
+#include "server/smtp/session.h"
 #include "tap.h"
 
 static struct config cfg;

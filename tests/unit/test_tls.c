@@ -10,7 +10,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
-#include "tls.h"
+#include "server/tls.h"
 #include "tap.h"
 
 static char dir[64];

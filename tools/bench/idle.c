@@ -35,7 +35,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
-#include "tls.h"
+#include "server/tls.h"
 #include "core/compat.h"
 
 #define BENCH_SETUP_SECONDS 120	/* the whole set-up phase is bounded */

@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "tls.h"
+#include "server/tls.h"
 #include "core/compat.h"
 
 static const char *user = "user", *password = "password";

@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "tls.h"
+#include "server/tls.h"
 #include "core/compat.h"
 
 #define MAX_CLIENTS 1024

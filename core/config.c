@@ -3,7 +3,7 @@
  * place where every key, its type, default and range are written down;
  * postie.conf(5) documents the same table.
  */
-#include "config.h"
+#include <config.h>
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -24,7 +24,6 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "tls.h"
 #include "core/compat.h"
 
 #ifndef LIBEXECDIR

@@ -21,6 +21,9 @@
 
 #include "core/span.h"
 
+/* tls.priority's default: TLS 1.2 and 1.3 only, our order (server/tls.c uses it too) */
+#define TLS_DEFAULT_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
+
 #define CONFIG_DEFAULT_PATH SYSCONFDIR "/postie/postie.conf"
 
 enum listen_proto {

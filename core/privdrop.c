@@ -1,4 +1,4 @@
-#include "config.h"
+#include <config.h>
 
 #include <errno.h>
 #include <grp.h>
@@ -10,7 +10,7 @@
 
 #include "core/err.h"
 #include "core/log.h"
-#include "privdrop.h"
+#include "core/privdrop.h"
 #include "core/compat.h"
 
 int

@@ -1,0 +1,31 @@
+# core: buffers, spans, errors, logging, allocation, clock, privilege drop
+# (no outside libraries). Its .c files include autoconf's header as
+# <config.h>: "config.h" would find core/config.h, the configuration schema.
+noinst_LIBRARIES += core/libcore.a
+core_libcore_a_SOURCES = \
+	core/compat.h \
+	core/span.h \
+	core/err.c core/err.h \
+	core/xmalloc.c core/xmalloc.h \
+	core/buf.c core/buf.h \
+	core/log.c core/log.h \
+	core/linereader.c core/linereader.h \
+	core/clock.c core/clock.h \
+	core/privdrop.c core/privdrop.h
+
+EXTRA_DIST += tests/unit/tap.h
+check_PROGRAMS += tests/unit/test_buf
+TESTS += tests/unit/test_buf
+tests_unit_test_buf_SOURCES = tests/unit/test_buf.c
+tests_unit_test_buf_LDADD = core/libcore.a
+
+check_PROGRAMS += tests/unit/test_linereader
+TESTS += tests/unit/test_linereader
+tests_unit_test_linereader_SOURCES = tests/unit/test_linereader.c
+tests_unit_test_linereader_LDADD = core/libcore.a
+
+FUZZ_TARGETS += tests/fuzz/fuzz_linereader
+tests_fuzz_fuzz_linereader_SOURCES = tests/fuzz/fuzz_linereader.c tests/fuzz/replay.c
+tests_fuzz_fuzz_linereader_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_linereader_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_linereader_LDADD = core/libcore.a
