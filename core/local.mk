@@ -11,6 +11,7 @@ core_libcore_a_SOURCES = \
 	core/log.c core/log.h \
 	core/linereader.c core/linereader.h \
 	core/clock.c core/clock.h \
+	core/htable.c core/htable.h \
 	core/privdrop.c core/privdrop.h
 
 EXTRA_DIST += tests/unit/tap.h
@@ -29,3 +30,10 @@ tests_fuzz_fuzz_linereader_SOURCES = tests/fuzz/fuzz_linereader.c tests/fuzz/rep
 tests_fuzz_fuzz_linereader_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_linereader_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_linereader_LDADD = core/libcore.a
+
+check_PROGRAMS += tests/unit/test_htable tests/unit/test_span
+TESTS += tests/unit/test_htable tests/unit/test_span
+tests_unit_test_htable_SOURCES = tests/unit/test_htable.c
+tests_unit_test_htable_LDADD = core/libcore.a
+tests_unit_test_span_SOURCES = tests/unit/test_span.c
+tests_unit_test_span_LDADD = core/libcore.a
