@@ -93,6 +93,43 @@ def test_throttle_and_fail2ban_filter():
         assert hits.count("127.0.0.1") >= 4, hits
 
 
+def test_burst_reaches_pam_at_most_the_limit():
+    """Attempts in flight count: 60 wrong passwords for one login sent at once,
+    3 from each of 20 addresses, get at most the per-login limit (3 x 3) to PAM."""
+    sleeper = os.path.join(harness.LIBDIR, "security", "pam_exec.so")
+    matrix = os.path.join(harness.LIBDIR, "pam_wrapper", "pam_matrix.so")
+    with harness.Server(auth={"failure_delay": "100ms", "max_failures": 3, "cache_ttl": 0},
+                        pam_stack=None) as srv:
+        passdb = os.path.join(srv.pam_dir, "passdb")
+        calls = os.path.join(srv.dir, "pam-calls")
+        script = os.path.join(srv.dir, "count-and-wait")
+        with open(script, "w") as f:  # each PAM check is counted, then takes its time
+            f.write("#!/bin/sh\necho \"$PAM_USER\" >> %s\nexec /bin/sleep 0.5\n" % calls)
+        os.chmod(script, 0o755)
+        with open(os.path.join(srv.pam_dir, "postie"), "w") as f:
+            f.write("auth required %s %s\nauth required %s passdb=%s\n"
+                    "account required %s passdb=%s\n" % (sleeper, script, matrix, passdb, matrix, passdb))
+        srv.add_users("alice")
+        sessions = []
+        for i in range(60):
+            s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30,
+                             source_address=("127.0.0.%d" % (1 + i // 3), 0))
+            s.starttls(context=tls())
+            s.ehlo("client.test")
+            sessions.append(s)
+        token = base64.b64encode(b"\0alice\0wrong").decode()
+        for s in sessions:  # all sent before the first answer can come back
+            s.send(("AUTH PLAIN %s\r\n" % token).encode())
+        codes = [s.getreply()[0] for s in sessions]
+        for s in sessions:
+            s.close()
+        with open(calls) as f:
+            reached = f.read().split()
+        assert 1 <= len(reached) <= 9, "%d attempts reached PAM" % len(reached)
+        assert codes.count(535) == len(reached) and codes.count(454) == 60 - len(reached), codes
+        srv.wait_log(r"reason=throttled")
+
+
 def test_helper_restart_gives_tempfail_never_success():
     with harness.Server() as srv:
         srv.add_users("alice")
