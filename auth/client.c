@@ -29,6 +29,7 @@ struct slot {
 
 struct auth_client {
 	char *helper;
+	char *service;		/* the PAM service, given to the helper at exec (-s) */
 	bool foreground;
 	pthread_mutex_t lock;	/* everything below; never held while calling done */
 	int fd;			/* -1 while the helper is down */
@@ -56,7 +57,7 @@ spawn(struct auth_client *c)
 		return ERR_IO;
 	}
 	if (pid == 0) {
-		char *argv[3] = { (char *)(uintptr_t)"postie-auth", NULL, NULL };
+		char *argv[5] = { (char *)(uintptr_t)"postie-auth", (char *)(uintptr_t)"-s", c->service, NULL, NULL };
 		sigset_t none;
 
 		/*
@@ -71,7 +72,7 @@ spawn(struct auth_client *c)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (c->foreground)
-			argv[1] = (char *)(uintptr_t)"-f";
+			argv[3] = (char *)(uintptr_t)"-f";
 		execv(c->helper, argv);
 		_exit(127);
 	}
@@ -214,14 +215,21 @@ reader_main(void *arg)
 }
 
 int
-auth_client_start(const char *helper_path, bool foreground, struct auth_client **out)
+auth_client_start(const char *helper_path, const char *service, bool foreground, struct auth_client **out)
 {
-	struct auth_client *c = xcalloc(1, sizeof(*c));
+	struct auth_client *c;
 	sigset_t all, old;
 	int rc;
 
 	*out = NULL;
+	if (!auth_proto_valid_service(span_cstr(service))) {
+		log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"auth.pam_service must be 1 to %d of a-z 0-9 . _ - and not start with a dot\"",
+		    AUTH_SERVICE_MAX);
+		return ERR_CONFIG;
+	}
+	c = xcalloc(1, sizeof(*c));
 	c->helper = xstrdup(helper_path);
+	c->service = xstrdup(service);
 	c->foreground = foreground;
 	c->fd = -1;
 	c->next_id = 1;
@@ -251,6 +259,7 @@ fail:
 		waitpid(c->pid, NULL, 0);
 	}
 	free(c->helper);
+	free(c->service);
 	free(c);
 	return ERR_IO;
 }
@@ -273,12 +282,13 @@ auth_client_stop(struct auth_client *c)
 	close(c->wake[1]);
 	pthread_mutex_destroy(&c->lock);
 	free(c->helper);
+	free(c->service);
 	free(c);
 }
 
 void
-auth_client_check(struct auth_client *c, const char *service, struct span login, struct span password,
-    const char *rhost, auth_done_fn done, void *arg)
+auth_client_check(struct auth_client *c, struct span login, struct span password, const char *rhost,
+    auth_done_fn done, void *arg)
 {
 	struct slot *s;
 	struct buf frame;
@@ -298,7 +308,7 @@ auth_client_check(struct auth_client *c, const char *service, struct span login,
 	do
 		id = c->next_id++;
 	while (c->slots[id % AUTH_CLIENT_PENDING_MAX].used);
-	if (auth_proto_encode_request(&frame, id, span_cstr(service), span_cstr(rhost), login, password)) {
+	if (auth_proto_encode_request(&frame, id, span_cstr(c->service), span_cstr(rhost), login, password)) {
 		pthread_mutex_unlock(&c->lock);
 		buf_free(&frame);
 		done(arg, AUTH_RESULT_FAIL);	/* a login no PAM stack can accept */

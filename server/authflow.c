@@ -160,5 +160,5 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 		worker_post(c->worker, on_answer_here, a);
 		return;
 	}
-	auth_client_check(server_auth, c->cfg->auth.pam_service, login, password, c->ip, on_answer, a);
+	auth_client_check(server_auth, login, password, c->ip, on_answer, a);
 }

@@ -165,6 +165,9 @@ reload(const char *path)
 	if (strcmp(next->user, cur->user) != 0 || config_threads(next) != config_threads(cur) ||
 	    next->nlisteners != cur->nlisteners)
 		log_msg(LOG_LEVEL_WARN, "event=reload note=\"listeners, user and threads change only on restart\"");
+	/* the root helper was given its PAM service at start and keeps it (auth/client.h) */
+	if (strcmp(next->auth.pam_service, cur->auth.pam_service) != 0)
+		log_msg(LOG_LEVEL_WARN, "event=reload note=\"auth.pam_service changes only on restart\"");
 	log_set_level((enum log_level)next->log_level);
 	logincache_flush();
 	runner_tls_set(relay_creds);	/* new outbound connections verify with it */
@@ -246,7 +249,7 @@ main(int argc, char **argv)
 	if (listener_open_all(cfg, &listeners, &nlisteners))
 		goto out;
 	/* the PAM helper keeps root: it is started before the drop */
-	if (auth_client_start(cfg->auth.helper, foreground, &server_auth)) {
+	if (auth_client_start(cfg->auth.helper, cfg->auth.pam_service, foreground, &server_auth)) {
 		fprintf(stderr, "postied: cannot start the PAM helper %s\n", cfg->auth.helper);
 		goto out;
 	}

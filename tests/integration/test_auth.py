@@ -130,6 +130,29 @@ def test_burst_reaches_pam_at_most_the_limit():
         srv.wait_log(r"reason=throttled")
 
 
+def test_pam_service_changes_only_on_restart():
+    """The root helper is given its PAM service once, at start: a SIGHUP that
+    names another one is logged as needing a restart, and logins keep using
+    the first one (postied cannot switch the helper to a stack that lets all in)."""
+    with harness.Server(auth={"failure_delay": "100ms", "cache_ttl": 0}) as srv:
+        srv.add_users("alice")
+        with open(os.path.join(srv.pam_dir, "permit"), "w") as f:
+            permit = os.path.join(harness.LIBDIR, "security", "pam_permit.so")
+            f.write("auth required %s\naccount required %s\n" % (permit, permit))
+        with open(srv.config_path) as f:
+            text = f.read()
+        assert "auth = { " in text
+        with open(srv.config_path, "w") as f:
+            f.write(text.replace("auth = { ", 'auth = { pam_service = "permit"; ', 1))
+        srv.reload()
+        srv.wait_log(r'event=reload note="auth\.pam_service changes only on restart"')
+        srv.wait_log(r"event=reload result=ok")
+        s = submission(srv)
+        assert auth_plain(s, "alice", "wrong")[0] == 535  # still the "postie" stack
+        assert auth_plain(s, "alice", "alice-password")[0] == 235
+        s.quit()
+
+
 def test_helper_restart_gives_tempfail_never_success():
     with harness.Server() as srv:
         srv.add_users("alice")
