@@ -40,7 +40,17 @@ struct auth_client {
 	pthread_t reader;
 	bool stopping;
 	int wake[2];		/* stop wakes the reader out of its wait */
+	bool started_as_root;	/* the first helper ran as root */
+	bool lost;		/* the helper died and must not be restarted (auth_client_may_restart) */
+	void (*on_lost)(void);	/* see auth_client_set_on_lost() */
 };
+
+bool
+auth_client_may_restart(bool started_as_root, bool is_root_now)
+{
+	/* a helper started by this process now has the privileges the first one had, or none were lost */
+	return !started_as_root || is_root_now;
+}
 
 static int
 spawn(struct auth_client *c)
@@ -150,8 +160,17 @@ reader_main(void *arg)
 		stopping = c->stopping;
 		pthread_mutex_unlock(&c->lock);
 		if (fd < 0) {
+			bool lost;
+
 			if (stopping)
 				return NULL;
+			pthread_mutex_lock(&c->lock);
+			lost = c->lost;
+			pthread_mutex_unlock(&c->lock);
+			if (lost) {	/* postied is stopping: wait for auth_client_stop() */
+				nap(c, RESTART_BACKOFF_MAX);
+				continue;
+			}
 			nap(c, backoff);
 			pthread_mutex_lock(&c->lock);
 			if (c->stopping) {
@@ -187,6 +206,18 @@ reader_main(void *arg)
 				    status);
 			fail_all(c);
 			inlen = 0;
+			if (!stopping && !auth_client_may_restart(c->started_as_root, geteuid() == 0)) {
+				void (*on_lost)(void);
+
+				pthread_mutex_lock(&c->lock);
+				on_lost = c->on_lost;
+				c->lost = on_lost != NULL;
+				pthread_mutex_unlock(&c->lock);
+				if (on_lost) {
+					log_msg(LOG_LEVEL_CRIT, "event=auth_helper action=exit reason=\"postie-auth ran as root and postied no longer has root to start it again (PAM modules such as pam_unix would refuse every login); stopping so that the service manager starts postied again as root\"");
+					on_lost();
+				}
+			}
 			continue;
 		}
 		inlen += (size_t)r;
@@ -231,6 +262,7 @@ auth_client_start(const char *helper_path, const char *service, bool foreground,
 	c->helper = xstrdup(helper_path);
 	c->service = xstrdup(service);
 	c->foreground = foreground;
+	c->started_as_root = geteuid() == 0;
 	c->fd = -1;
 	c->next_id = 1;
 	pthread_mutex_init(&c->lock, NULL);
@@ -262,6 +294,14 @@ fail:
 	free(c->service);
 	free(c);
 	return ERR_IO;
+}
+
+void
+auth_client_set_on_lost(struct auth_client *c, void (*on_lost)(void))
+{
+	pthread_mutex_lock(&c->lock);
+	c->on_lost = on_lost;
+	pthread_mutex_unlock(&c->lock);
 }
 
 void

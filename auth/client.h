@@ -22,11 +22,18 @@
  * every pending request gets TEMPFAIL, never a success, an error is
  * logged, and the reader thread starts postie-auth again after a backoff
  * (1 s, doubling up to 30 s; reset by the next answer). Requests made while
- * it is down get TEMPFAIL at once. A helper restarted after postied dropped
- * root runs without root: PAM modules that need it (pam_unix for other
- * users) then refuse, and the restart log line says so. This is why the
- * root process is the tiny supervisor, which in practice only ends when
- * postied closes the socket.
+ * it is down get TEMPFAIL at once. The root process is the tiny supervisor,
+ * which in practice only ends when postied closes the socket.
+ *
+ * Except after a privilege drop: a helper started as root whose process
+ * has dropped root since cannot be started again with root, and one without
+ * it makes PAM modules that need root (pam_unix for other users) refuse
+ * every login, for as long as postied runs. So then, when a callback is set
+ * (auth_client_set_on_lost), the reader logs why (event=auth_helper
+ * action=exit), restarts nothing, and calls it: postied stops and its
+ * service manager starts it again as root. Without a callback, or with the
+ * same privileges as at start (started as an ordinary user), it restarts
+ * as above.
  *
  * Memory: at most AUTH_CLIENT_PENDING_MAX requests in flight. The password
  * is copied only into a secret buffer for the write, wiped before
@@ -67,6 +74,21 @@ int auth_client_start(const char *helper_path, const char *service, bool foregro
  * free c. c may be NULL. No error.
  */
 void auth_client_stop(struct auth_client *c);
+
+/*
+ * Call on_lost (on the reader thread, once, no lock held) when the helper
+ * dies and auth_client_may_restart() says no; it must only tell the main
+ * thread (a signal, a pipe), not stop the client itself. Set it before the
+ * privilege drop. No error.
+ */
+void auth_client_set_on_lost(struct auth_client *c, void (*on_lost)(void));
+
+/*
+ * May a dead helper be started again by this process: not when the first
+ * one ran as root and this process no longer is root (the new one would run
+ * PAM without root). Pure; any thread.
+ */
+bool auth_client_may_restart(bool started_as_root, bool is_root_now);
 
 /* The helper's process id now (0 while it is down): for logs and tests. */
 long auth_client_helper_pid(struct auth_client *c);

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "auth/client.h"
@@ -41,6 +42,21 @@
 #define STORE_LOCK_FILE "postied.lock"
 /* Threads for blocking work handed off by sessions (jobs.h). */
 #define JOB_THREADS 4
+
+/*
+ * The exit status after a clean stop: 0, or EX_TEMPFAIL (75) when the root
+ * PAM helper died after the privilege drop and cannot be started again with
+ * root (auth/client.h); postie.service restarts on it (RestartForceExitStatus).
+ */
+static volatile sig_atomic_t stop_status;
+
+/* On the auth client's reader thread: stop as on SIGTERM, then exit 75. */
+static void
+on_helper_lost(void)
+{
+	stop_status = EX_TEMPFAIL;
+	kill(getpid(), SIGTERM);	/* blocked in every thread: the main thread's signalfd reads it */
+}
 
 static void
 usage(FILE *f)
@@ -253,6 +269,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "postied: cannot start the PAM helper %s\n", cfg->auth.helper);
 		goto out;
 	}
+	auth_client_set_on_lost(server_auth, on_helper_lost);
 	if (as_root && privdrop_to(cfg->user))
 		goto out;
 	if (tls_global_init() || load_tls(cfg) || logincache_init())
@@ -320,5 +337,5 @@ out:
 		close(pid_fd);
 	if (store_lock_fd >= 0)
 		close(store_lock_fd);
-	return status;
+	return status ? status : stop_status;
 }

@@ -5,6 +5,7 @@ and the fail2ban filter against the real log line."""
 
 import base64
 import os
+import poplib
 import re
 import smtplib
 import ssl
@@ -154,6 +155,12 @@ def test_pam_service_changes_only_on_restart():
 
 
 def test_helper_restart_gives_tempfail_never_success():
+    """A dead helper: pending logins get TEMPFAIL, never a success. Started as
+    an ordinary user, postied starts it again (the same privileges). Started as
+    root it has dropped root and could only start one without it (pam_unix
+    would refuse every system user), so it logs why and stops as on SIGTERM,
+    with status 75 for the service manager to start it again as root; no
+    accepted message is lost."""
     with harness.Server() as srv:
         srv.add_users("alice")
         helper = None
@@ -167,12 +174,36 @@ def test_helper_restart_gives_tempfail_never_success():
                 if fields[1] == "(postie-auth)" and int(fields[3]) == srv.proc.pid:
                     helper = int(pid)
         assert helper, "postie-auth is not a child of postied"
+        if os.geteuid() != 0:
+            os.kill(helper, 9)
+            srv.wait_log(r"event=auth_helper error=\"postie-auth exited")
+            srv.wait_log(r"event=auth_helper action=restarted", timeout=15)
+            s = submission(srv)
+            assert auth_plain(s, "alice", "alice-password")[0] == 235
+            s.quit()
+            return
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=20)
+        s.sendmail("someone@remote.test", ["alice@example.test"],
+                   b"Subject: accepted before\r\n\r\nkept across the stop\r\n")
+        s.quit()
+        idle = submission(srv)  # a session open when the helper dies
         os.kill(helper, 9)
         srv.wait_log(r"event=auth_helper error=\"postie-auth exited")
-        srv.wait_log(r"event=auth_helper action=restarted", timeout=15)
-        s = submission(srv)
-        assert auth_plain(s, "alice", "alice-password")[0] == 235
-        s.quit()
+        srv.wait_log(r'event=auth_helper action=exit reason="postie-auth ran as root and postied no longer has root')
+        assert srv.wait_exit(30) == 75, srv.log_text()[-3000:]
+        assert idle.getreply()[0] == 421  # ended like on SIGTERM
+        idle.close()
+        text = srv.log_text()
+        assert "event=stopped" in text and "action=restarted" not in text
+        srv.log.close()
+        srv.start()  # what systemd does on 75: postied as root again, with a root helper
+        p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=20)
+        p.stls(context=tls())
+        p.user("alice")
+        p.pass_("alice-password")
+        assert p.stat()[0] == 1
+        assert b"kept across the stop" in b"\r\n".join(p.retr(1)[1])
+        p.quit()
 
 
 def children_of(pid):

@@ -388,6 +388,16 @@ test_client(void)
 	}
 }
 
+/* A dead helper is started again only with the privileges the first one had. */
+static void
+test_restart_decision(void)
+{
+	CHECK_MSG(auth_client_may_restart(false, false), "started as an ordinary user: restart, same privileges");
+	CHECK_MSG(auth_client_may_restart(true, true), "root and still root (no drop): restart");
+	CHECK_MSG(!auth_client_may_restart(true, false), "root, dropped since: no restart without root");
+	CHECK(auth_client_may_restart(false, true));
+}
+
 /* --- directly on the helper's socket --- */
 
 /* Start the helper with its socket as fd 3 and service as -s (NULL: no -s). */
@@ -594,6 +604,7 @@ main(void)
 	logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (logfd >= 0)
 		dup2(logfd, 2);
+	test_restart_decision();
 	test_client();
 	test_helper_direct();
 	fflush(stderr);
