@@ -29,6 +29,7 @@ struct slot {
 
 struct auth_client {
 	char *helper;
+	char *service;		/* the PAM service, given to the helper at exec (-s) */
 	bool foreground;
 	pthread_mutex_t lock;	/* everything below; never held while calling done */
 	int fd;			/* -1 while the helper is down */
@@ -39,7 +40,17 @@ struct auth_client {
 	pthread_t reader;
 	bool stopping;
 	int wake[2];		/* stop wakes the reader out of its wait */
+	bool started_as_root;	/* the first helper ran as root */
+	bool lost;		/* the helper died and must not be restarted (auth_client_may_restart) */
+	void (*on_lost)(void);	/* see auth_client_set_on_lost() */
 };
+
+bool
+auth_client_may_restart(bool started_as_root, bool is_root_now)
+{
+	/* a helper started by this process now has the privileges the first one had, or none were lost */
+	return !started_as_root || is_root_now;
+}
 
 static int
 spawn(struct auth_client *c)
@@ -56,7 +67,7 @@ spawn(struct auth_client *c)
 		return ERR_IO;
 	}
 	if (pid == 0) {
-		char *argv[3] = { (char *)(uintptr_t)"postie-auth", NULL, NULL };
+		char *argv[5] = { (char *)(uintptr_t)"postie-auth", (char *)(uintptr_t)"-s", c->service, NULL, NULL };
 		sigset_t none;
 
 		/*
@@ -71,7 +82,7 @@ spawn(struct auth_client *c)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (c->foreground)
-			argv[1] = (char *)(uintptr_t)"-f";
+			argv[3] = (char *)(uintptr_t)"-f";
 		execv(c->helper, argv);
 		_exit(127);
 	}
@@ -149,8 +160,17 @@ reader_main(void *arg)
 		stopping = c->stopping;
 		pthread_mutex_unlock(&c->lock);
 		if (fd < 0) {
+			bool lost;
+
 			if (stopping)
 				return NULL;
+			pthread_mutex_lock(&c->lock);
+			lost = c->lost;
+			pthread_mutex_unlock(&c->lock);
+			if (lost) {	/* postied is stopping: wait for auth_client_stop() */
+				nap(c, RESTART_BACKOFF_MAX);
+				continue;
+			}
 			nap(c, backoff);
 			pthread_mutex_lock(&c->lock);
 			if (c->stopping) {
@@ -186,6 +206,18 @@ reader_main(void *arg)
 				    status);
 			fail_all(c);
 			inlen = 0;
+			if (!stopping && !auth_client_may_restart(c->started_as_root, geteuid() == 0)) {
+				void (*on_lost)(void);
+
+				pthread_mutex_lock(&c->lock);
+				on_lost = c->on_lost;
+				c->lost = on_lost != NULL;
+				pthread_mutex_unlock(&c->lock);
+				if (on_lost) {
+					log_msg(LOG_LEVEL_CRIT, "event=auth_helper action=exit reason=\"postie-auth ran as root and postied no longer has root to start it again (PAM modules such as pam_unix would refuse every login); stopping so that the service manager starts postied again as root\"");
+					on_lost();
+				}
+			}
 			continue;
 		}
 		inlen += (size_t)r;
@@ -214,15 +246,23 @@ reader_main(void *arg)
 }
 
 int
-auth_client_start(const char *helper_path, bool foreground, struct auth_client **out)
+auth_client_start(const char *helper_path, const char *service, bool foreground, struct auth_client **out)
 {
-	struct auth_client *c = xcalloc(1, sizeof(*c));
+	struct auth_client *c;
 	sigset_t all, old;
 	int rc;
 
 	*out = NULL;
+	if (!auth_proto_valid_service(span_cstr(service))) {
+		log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"auth.pam_service must be 1 to %d of a-z 0-9 . _ - and not start with a dot\"",
+		    AUTH_SERVICE_MAX);
+		return ERR_CONFIG;
+	}
+	c = xcalloc(1, sizeof(*c));
 	c->helper = xstrdup(helper_path);
+	c->service = xstrdup(service);
 	c->foreground = foreground;
+	c->started_as_root = geteuid() == 0;
 	c->fd = -1;
 	c->next_id = 1;
 	pthread_mutex_init(&c->lock, NULL);
@@ -251,8 +291,17 @@ fail:
 		waitpid(c->pid, NULL, 0);
 	}
 	free(c->helper);
+	free(c->service);
 	free(c);
 	return ERR_IO;
+}
+
+void
+auth_client_set_on_lost(struct auth_client *c, void (*on_lost)(void))
+{
+	pthread_mutex_lock(&c->lock);
+	c->on_lost = on_lost;
+	pthread_mutex_unlock(&c->lock);
 }
 
 void
@@ -273,12 +322,13 @@ auth_client_stop(struct auth_client *c)
 	close(c->wake[1]);
 	pthread_mutex_destroy(&c->lock);
 	free(c->helper);
+	free(c->service);
 	free(c);
 }
 
 void
-auth_client_check(struct auth_client *c, const char *service, struct span login, struct span password,
-    const char *rhost, auth_done_fn done, void *arg)
+auth_client_check(struct auth_client *c, struct span login, struct span password, const char *rhost,
+    auth_done_fn done, void *arg)
 {
 	struct slot *s;
 	struct buf frame;
@@ -298,7 +348,7 @@ auth_client_check(struct auth_client *c, const char *service, struct span login,
 	do
 		id = c->next_id++;
 	while (c->slots[id % AUTH_CLIENT_PENDING_MAX].used);
-	if (auth_proto_encode_request(&frame, id, span_cstr(service), span_cstr(rhost), login, password)) {
+	if (auth_proto_encode_request(&frame, id, span_cstr(c->service), span_cstr(rhost), login, password)) {
 		pthread_mutex_unlock(&c->lock);
 		buf_free(&frame);
 		done(arg, AUTH_RESULT_FAIL);	/* a login no PAM stack can accept */

@@ -6,8 +6,8 @@
 #include "core/err.h"
 #include "core/compat.h"
 
-static bool
-valid_service(struct span s)
+bool
+auth_proto_valid_service(struct span s)
 {
 	size_t i;
 
@@ -42,8 +42,8 @@ valid_login(struct span s)
 	if (s.len == 0 || s.len > AUTH_LOGIN_MAX)
 		return false;
 	for (i = 0; i < s.len; i++)
-		if (s.p[i] < 0x20 || s.p[i] == 0x7f)
-			return false;	/* control characters, NUL included */
+		if (s.p[i] < 0x20 || s.p[i] == 0x7f || s.p[i] == '/')
+			return false;	/* control characters, NUL included; '/': see proto.h */
 	return true;
 }
 
@@ -75,7 +75,7 @@ auth_proto_encode_request(struct buf *out, uint32_t id, struct span service, str
 	unsigned char head[10], len8, len16[2];
 	size_t body;
 
-	if (!valid_service(service) || !valid_rhost(rhost) || !valid_login(login) || !valid_password(password))
+	if (!auth_proto_valid_service(service) || !valid_rhost(rhost) || !valid_login(login) || !valid_password(password))
 		return ERR_SYNTAX;
 	body = 6 + 1 + service.len + 1 + rhost.len + 1 + login.len + 2 + password.len;
 	put_u32(head, (uint32_t)body);
@@ -148,7 +148,7 @@ auth_proto_decode_request(struct span body, struct auth_request *out)
 	if (!field(&rest, 6, &f) || f.p[0] != AUTH_PROTO_VERSION || f.p[1] != 'Q')
 		return ERR_SYNTAX;
 	out->id = get_u32(f.p + 2);
-	if (!field(&rest, 1, &f) || !field(&rest, f.p[0], &out->service) || !valid_service(out->service))
+	if (!field(&rest, 1, &f) || !field(&rest, f.p[0], &out->service) || !auth_proto_valid_service(out->service))
 		return ERR_SYNTAX;
 	if (!field(&rest, 1, &f) || !field(&rest, f.p[0], &out->rhost) || !valid_rhost(out->rhost))
 		return ERR_SYNTAX;

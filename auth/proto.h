@@ -10,12 +10,17 @@
  *             [login len u8][login][password len u16][password]
  *   reply   = [version u8 = 1][type u8 = 'R'][id u32][result u8]
  *
+ * The service in a request must be the one postie-auth was started with
+ * (-s SERVICE): postied names it in each request, but cannot choose it, so
+ * a compromised postied cannot pick a PAM stack that lets anyone in.
+ *
  * Pure functions, no I/O; any thread. Used by postie-auth (decode requests,
  * encode replies) and auth/client.c (the other way round).
  */
 #ifndef POSTIE_AUTH_PROTO_H
 #define POSTIE_AUTH_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,11 +71,21 @@ long auth_proto_frame(struct span in, struct span *body_out);
  * maximum and the body exactly consumed; service 1..AUTH_SERVICE_MAX of
  * [a-z0-9_.-], not starting with '.' (it names a file in /etc/pam.d);
  * rhost printable ASCII without spaces; login 1..AUTH_LOGIN_MAX bytes with
- * no control character (NUL, CR, LF, DEL included; 8-bit bytes pass);
+ * no control character (NUL, CR, LF, DEL included; 8-bit bytes pass) and no
+ * '/' (PAM modules run as root and some make the login part of a file name:
+ * pam_faillock's tally file, pam_mkhomedir, pam_userdb; no mail login needs
+ * one);
  * password up to AUTH_PASSWORD_MAX without NUL (PAM takes C strings). The
  * spans in *out point into body. Returns 0 or ERR_SYNTAX.
  */
 int auth_proto_decode_request(struct span body, struct auth_request *out);
+/*
+ * Is s a PAM service name: 1..AUTH_SERVICE_MAX of [a-z0-9_.-], not starting
+ * with '.' (it names a file in /etc/pam.d, so never a path)? postie-auth
+ * checks its -s argument with it, auth/client.c the configured service.
+ */
+bool auth_proto_valid_service(struct span s);
+
 /* Decode a reply body (exactly 7 bytes, a known result). Returns 0 or ERR_SYNTAX. */
 int auth_proto_decode_reply(struct span body, uint32_t *id_out, enum auth_result *result_out);
 

@@ -109,14 +109,14 @@ login_key(char *out, size_t n, const char *login)
 		out[n - 1] = '\0';
 }
 
-bool
-throttle_is_blocked(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now)
+/* Is ip or login at its limit? Lock held. */
+static bool
+blocked_locked(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now)
 {
 	char k[THROTTLE_KEY_MAX];
 	struct entry *e;
 	bool blocked = false;
 
-	pthread_mutex_lock(&lock);
 	address_key(k, sizeof(k), ip);
 	if ((e = find(k, false, now, lim->window)) && e->failures >= lim->max_failures)
 		blocked = true;
@@ -126,17 +126,16 @@ throttle_is_blocked(const char *ip, const char *login, const struct throttle_lim
 		    e->failures >= lim->max_failures * THROTTLE_LOGIN_FACTOR)
 			blocked = true;
 	}
-	pthread_mutex_unlock(&lock);
 	return blocked;
 }
 
-void
-throttle_record_failure(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now)
+/* Count one failure for ip and login. Lock held. */
+static void
+record_locked(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now)
 {
 	char k[THROTTLE_KEY_MAX];
 	struct entry *e;
 
-	pthread_mutex_lock(&lock);
 	address_key(k, sizeof(k), ip);
 	e = find(k, true, now, lim->window);
 	if (e->failures < ~0u)
@@ -146,6 +145,63 @@ throttle_record_failure(const char *ip, const char *login, const struct throttle
 		e = find(k, true, now, lim->window);
 		if (e->failures < ~0u)
 			e->failures++;
+	}
+}
+
+/* Take back one failure counted at `started` for key, if its window still holds it. Lock held. */
+static void
+release_key(const char *key, const struct throttle_limits *lim, uint64_t started, uint64_t now)
+{
+	struct entry *e = find(key, false, now, lim->window);
+
+	if (e && e->failures > 0 && e->window_start <= started)
+		e->failures--;
+}
+
+bool
+throttle_is_blocked(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now)
+{
+	bool blocked;
+
+	pthread_mutex_lock(&lock);
+	blocked = blocked_locked(ip, login, lim, now);
+	pthread_mutex_unlock(&lock);
+	return blocked;
+}
+
+void
+throttle_record_failure(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now)
+{
+	pthread_mutex_lock(&lock);
+	record_locked(ip, login, lim, now);
+	pthread_mutex_unlock(&lock);
+}
+
+bool
+throttle_begin(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now)
+{
+	bool ok;
+
+	pthread_mutex_lock(&lock);
+	ok = !blocked_locked(ip, login, lim, now);
+	if (ok)
+		record_locked(ip, login, lim, now);
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
+void
+throttle_release(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t started,
+    uint64_t now)
+{
+	char k[THROTTLE_KEY_MAX];
+
+	pthread_mutex_lock(&lock);
+	address_key(k, sizeof(k), ip);
+	release_key(k, lim, started, now);
+	if (login && *login) {
+		login_key(k, sizeof(k), login);
+		release_key(k, lim, started, now);
 	}
 	pthread_mutex_unlock(&lock);
 }

@@ -4,7 +4,9 @@
  * error before PAM is asked; the session adds its failure delay with a
  * timer. Successes are never slowed, and they reset nothing: a login that
  * works (an attacker's own account, or the victim's) must not hand a
- * guessing run fresh attempts.
+ * guessing run fresh attempts. An attempt counts from the moment it starts
+ * (throttle_begin), so attempts in flight count too; a success gives back
+ * only its own attempt.
  *
  * Limits: auth.max_failures per address per auth.failure_window seconds;
  * per login THROTTLE_LOGIN_FACTOR times that (higher, so that a few
@@ -54,6 +56,28 @@ void throttle_record_failure(const char *ip, const char *login, const struct thr
 /* The key an address is counted by (IPv6 by its /64, as above), cut to n bytes
    (THROTTLE_KEY_MAX is enough), for other per-address counters. No error. */
 void throttle_address_key(char *out, size_t n, const char *ip);
+
+/*
+ * Start an attempt from ip for login: false (nothing counted) when
+ * throttle_is_blocked() would say so; otherwise the attempt is counted as a
+ * failure at once, under the lock that decided, and true is returned. So a
+ * burst of concurrent attempts gets at most the limit through to PAM, not
+ * every attempt that starts before the first answer (STYLE 16: a limit
+ * checked when the result comes back can be raced). An attempt that fails
+ * stays counted; one that succeeds, or could not be judged (TEMPFAIL: the
+ * helper or PAM could not answer, which tells a guesser nothing), is given
+ * back with throttle_release(). No error.
+ */
+bool throttle_begin(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t now);
+
+/*
+ * Give back one attempt counted by throttle_begin(ip, login, lim, started).
+ * Counts of a window that started after `started` are left alone (that
+ * window never counted this attempt), as are entries evicted meanwhile.
+ * No error.
+ */
+void throttle_release(const char *ip, const char *login, const struct throttle_limits *lim, uint64_t started,
+    uint64_t now);
 
 /* Forget everything (tests, SIGHUP). */
 void throttle_reset(void);

@@ -23,6 +23,7 @@ struct attempt {
 	unsigned char mac[32];	/* the login cache's hash of the credentials, not the password */
 	bool have_mac, cached;
 	uint64_t generation;
+	uint64_t started;	/* when throttle_begin() counted this attempt */
 	struct timer delay;
 	void (*done)(struct conn *c, enum authflow_result r, const char *login);
 };
@@ -71,6 +72,9 @@ on_answer_here(void *arg)
 	const char *reason = NULL;
 
 	if (conn_is_closed(c)) {
+		/* nobody hears the answer; a failed guess still counts */
+		if (a->result != AUTH_RESULT_FAIL)
+			throttle_release(c->ip, a->login, &lim, a->started, (uint64_t)time(NULL));
 		conn_unref(c);
 		free(a);
 		return;
@@ -100,10 +104,12 @@ on_answer_here(void *arg)
 		break;
 	}
 	if (a->outcome != AUTHFLOW_FAIL) {
+		/* not a failed guess: give back the attempt counted at the start */
+		throttle_release(c->ip, a->login, &lim, a->started, (uint64_t)time(NULL));
 		finish(a);
 		return;
 	}
-	throttle_record_failure(c->ip, a->login, &lim, (uint64_t)time(NULL));
+	/* a failure stays counted: throttle_begin() counted it when it started */
 	throttle_log_failure(c->sid, a->proto, c->ip, a->login, reason);
 	a->delay.fn = on_delay;
 	worker_timer_set(c->worker, &a->delay, c->cfg->auth.failure_delay_ms);
@@ -131,7 +137,9 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 	a->done = done;
 	memcpy(a->login, login.p, login.len > AUTH_LOGIN_MAX ? AUTH_LOGIN_MAX : login.len);
 	conn_pause(c);
-	if (throttle_is_blocked(c->ip, a->login, &lim, (uint64_t)time(NULL))) {
+	/* counted now, under the throttle's lock: attempts in flight count against the limit */
+	a->started = (uint64_t)time(NULL);
+	if (!throttle_begin(c->ip, a->login, &lim, a->started)) {
 		throttle_log_failure(c->sid, proto, c->ip, a->login, "throttled");
 		a->outcome = AUTHFLOW_THROTTLED;
 		a->delay.fn = on_delay;
@@ -152,5 +160,5 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 		worker_post(c->worker, on_answer_here, a);
 		return;
 	}
-	auth_client_check(server_auth, c->cfg->auth.pam_service, login, password, c->ip, on_answer, a);
+	auth_client_check(server_auth, login, password, c->ip, on_answer, a);
 }

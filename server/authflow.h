@@ -1,6 +1,7 @@
 /*
  * authflow.h: one login path for SMTP AUTH and POP3 USER/PASS and AUTH.
- * Throttle first (refused before PAM is asked), then the PAM helper, then
+ * Throttle first (refused before PAM is asked; the attempt counts from
+ * then on and is given back on success or TEMPFAIL), then the PAM helper, then
  * the accounts registry (a login needs a mailbox to use the service), one
  * log line per failure, and a delayed answer to a failure (set with a
  * timer: no thread sleeps). Owning worker only.

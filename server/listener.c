@@ -38,6 +38,15 @@ static unsigned open_total;
 
 static struct log_ratelimit busy_rl = LOG_RATELIMIT_INIT(10, 5);
 
+/*
+ * Bytes of an IPv6 address that name the client: its /64. One customer is
+ * given at least a /64 and picks any address in it, so counting single
+ * addresses there would let one client hold every connection slot. The
+ * login throttle counts the same way (auth/throttle.c).
+ */
+#define IPV6_CLIENT_PREFIX_BYTES 8
+
+/* The key a client is counted by: IPv4 per address (mapped into IPv6 form), IPv6 per /64. */
 static void
 addr_key(const struct sockaddr_storage *a, unsigned char key[16])
 {
@@ -47,7 +56,12 @@ addr_key(const struct sockaddr_storage *a, unsigned char key[16])
 		key[10] = key[11] = 0xff;
 		memcpy(key + 12, &in->sin_addr, 4);
 	} else if (a->ss_family == AF_INET6) {
-		memcpy(key, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+		const struct in6_addr *in6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(in6))
+			memcpy(key, in6, 16);	/* an IPv4 client: its whole address */
+		else
+			memcpy(key, in6, IPV6_CLIENT_PREFIX_BYTES);
 	}
 }
 

@@ -35,7 +35,8 @@ void listener_close_all(struct listener *l, size_t n);
 
 /*
  * Count a new connection from addr against the limits; false when the
- * server or this address is at its limit. Every true must be matched by
+ * server or this address is at its limit. An IPv4 client is counted by its
+ * address, an IPv6 client by its /64 (the block one customer controls). Every true must be matched by
  * listener_release(). Any thread.
  */
 bool listener_admit(const struct sockaddr_storage *addr, const struct config *cfg);

@@ -58,6 +58,13 @@ tests_unit_test_jobs_LDADD = server/libserver.a server/libtls.a storage/libstore
 	core/libconf.a core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tests_unit_test_jobs_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
+check_PROGRAMS += tests/unit/test_listener
+TESTS += tests/unit/test_listener
+tests_unit_test_listener_SOURCES = tests/unit/test_listener.c
+tests_unit_test_listener_LDADD = server/libserver.a $(DELIVERY_LIBS) server/libtls.a storage/libstore.a auth/libauth.a \
+	core/libconf.a core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+tests_unit_test_listener_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+
 check_PROGRAMS += tests/unit/test_smtp_parse
 TESTS += tests/unit/test_smtp_parse
 tests_unit_test_smtp_parse_SOURCES = tests/unit/test_smtp_parse.c server/smtp/parse.c server/smtp/data.c

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "auth/client.h"
@@ -41,6 +42,21 @@
 #define STORE_LOCK_FILE "postied.lock"
 /* Threads for blocking work handed off by sessions (jobs.h). */
 #define JOB_THREADS 4
+
+/*
+ * The exit status after a clean stop: 0, or EX_TEMPFAIL (75) when the root
+ * PAM helper died after the privilege drop and cannot be started again with
+ * root (auth/client.h); postie.service restarts on it (RestartForceExitStatus).
+ */
+static volatile sig_atomic_t stop_status;
+
+/* On the auth client's reader thread: stop as on SIGTERM, then exit 75. */
+static void
+on_helper_lost(void)
+{
+	stop_status = EX_TEMPFAIL;
+	kill(getpid(), SIGTERM);	/* blocked in every thread: the main thread's signalfd reads it */
+}
 
 static void
 usage(FILE *f)
@@ -165,6 +181,9 @@ reload(const char *path)
 	if (strcmp(next->user, cur->user) != 0 || config_threads(next) != config_threads(cur) ||
 	    next->nlisteners != cur->nlisteners)
 		log_msg(LOG_LEVEL_WARN, "event=reload note=\"listeners, user and threads change only on restart\"");
+	/* the root helper was given its PAM service at start and keeps it (auth/client.h) */
+	if (strcmp(next->auth.pam_service, cur->auth.pam_service) != 0)
+		log_msg(LOG_LEVEL_WARN, "event=reload note=\"auth.pam_service changes only on restart\"");
 	log_set_level((enum log_level)next->log_level);
 	logincache_flush();
 	runner_tls_set(relay_creds);	/* new outbound connections verify with it */
@@ -246,10 +265,11 @@ main(int argc, char **argv)
 	if (listener_open_all(cfg, &listeners, &nlisteners))
 		goto out;
 	/* the PAM helper keeps root: it is started before the drop */
-	if (auth_client_start(cfg->auth.helper, foreground, &server_auth)) {
+	if (auth_client_start(cfg->auth.helper, cfg->auth.pam_service, foreground, &server_auth)) {
 		fprintf(stderr, "postied: cannot start the PAM helper %s\n", cfg->auth.helper);
 		goto out;
 	}
+	auth_client_set_on_lost(server_auth, on_helper_lost);
 	if (as_root && privdrop_to(cfg->user))
 		goto out;
 	if (tls_global_init() || load_tls(cfg) || logincache_init())
@@ -317,5 +337,5 @@ out:
 		close(pid_fd);
 	if (store_lock_fd >= 0)
 		close(store_lock_fd);
-	return status;
+	return status ? status : stop_status;
 }

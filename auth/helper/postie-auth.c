@@ -2,7 +2,8 @@
  * postie-auth: the privileged PAM helper. postied starts it (fork + exec)
  * before dropping root, with one socket as fd 3; it keeps root because
  * pam_unix needs /etc/shadow, and it does nothing but answer "is this
- * login/password good for this service" on that socket.
+ * login/password good" on that socket, for the one PAM service it was
+ * started with.
  *
  * The main process never calls PAM: it checks every request, rate-limits,
  * and hands each to one of a few worker processes (PAM modules block for
@@ -12,7 +13,12 @@
  * replaced. Workers die with the main process (PR_SET_PDEATHSIG). The
  * helper exits when postied closes the socket.
  *
- *   postie-auth [-f] [-t SECONDS]
+ *   postie-auth -s SERVICE [-f] [-t SECONDS]
+ *     -s  the PAM service (a file in /etc/pam.d: auth_proto_valid_service()),
+ *         fixed for the helper's life. postied, which the helper must assume
+ *         compromised, names the service in each request too; a request
+ *         naming another one closes the socket like any malformed request,
+ *         so postied cannot pick a stack that lets everyone in.
  *     -f  log to stderr rather than syslog
  *     -t  seconds a PAM check may take before its worker is killed
  *         (default WORKER_TIMEOUT_DEFAULT; tests use 1)
@@ -77,6 +83,7 @@ static size_t qhead, qlen;
 static double tokens = RATE_PER_SECOND;
 static struct timespec last_refill;
 static unsigned worker_timeout = WORKER_TIMEOUT_DEFAULT;
+static const char *service;	/* -s: the only PAM service this helper uses */
 
 /* --- the PAM side, in a worker process --- */
 
@@ -127,7 +134,7 @@ no_delay(int retval, unsigned usec, void *appdata)
 }
 
 static enum auth_result
-check(const char *service, const char *rhost, const char *login, const char *password)
+check(const char *rhost, const char *login, const char *password)
 {
 	struct creds cr = { login, password };
 	struct pam_conv conv = { conversation, &cr };
@@ -206,7 +213,7 @@ static void __attribute__((noreturn))
 worker_main(int fd)
 {
 	static unsigned char frame[AUTH_FRAME_MAX + 4];
-	char service[AUTH_SERVICE_MAX + 1], rhost[AUTH_RHOST_MAX + 1];
+	char rhost[AUTH_RHOST_MAX + 1];
 	char login[AUTH_LOGIN_MAX + 1], password[AUTH_PASSWORD_MAX + 1];
 	struct creds none = { "", "" };
 	struct pam_conv conv = { conversation, &none };
@@ -215,7 +222,7 @@ worker_main(int fd)
 	/* load the PAM stack once before the first request, then say so: workers
 	   start one after another (PAM wrappers and modules that set up per-process
 	   state at first use need not be safe against a start at the same moment) */
-	if (pam_start("postie", NULL, &conv, &h) == PAM_SUCCESS)
+	if (pam_start(service, NULL, &conv, &h) == PAM_SUCCESS)
 		pam_end(h, PAM_SUCCESS);
 	if (!write_full(fd, "R", 1))
 		exit(0);
@@ -238,14 +245,13 @@ worker_main(int fd)
 		if (!read_full(fd, frame + 4, len))
 			_exit(1);
 		body = span_make(frame + 4, len);
-		if (auth_proto_decode_request(body, &req))
+		if (auth_proto_decode_request(body, &req) || !span_eq(req.service, service))
 			_exit(1);	/* the parent checked it: this cannot happen */
-		span_to_str(service, req.service);
 		span_to_str(rhost, req.rhost);
 		span_to_str(login, req.login);
 		span_to_str(password, req.password);
 		explicit_bzero(frame, sizeof(frame));
-		res = check(service, rhost, login, password);
+		res = check(rhost, login, password);
 		explicit_bzero(password, sizeof(password));
 		buf_init(&out, 64);
 		auth_proto_encode_reply(&out, req.id, res);
@@ -398,6 +404,11 @@ accept_request(struct span frame, struct span body)
 		log_msg(LOG_LEVEL_CRIT, "event=auth_helper error=\"malformed request, closing\"");
 		exit(1);
 	}
+	if (!span_eq(req.service, service)) {
+		/* postied cannot choose the PAM stack: it is compromised or confused */
+		log_msg(LOG_LEVEL_CRIT, "event=auth_helper error=\"request for another PAM service, closing\"");
+		exit(1);
+	}
 	if (!take_token() || qlen == QUEUE_MAX) {
 		static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 3);
 		unsigned suppressed;
@@ -493,6 +504,10 @@ parse_args(int argc, char **argv, bool *foreground_out)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-f") == 0) {
 			*foreground_out = true;
+		} else if (strcmp(argv[i], "-s") == 0 && i + 1 < argc) {
+			service = argv[++i];
+			if (!auth_proto_valid_service(span_cstr(service)))
+				return false;
 		} else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
 			char *end;
 			unsigned long v;
@@ -507,7 +522,7 @@ parse_args(int argc, char **argv, bool *foreground_out)
 			return false;
 		}
 	}
-	return true;
+	return service != NULL;	/* no default: postied says which one, once */
 }
 
 int
@@ -520,7 +535,9 @@ main(int argc, char **argv)
 	int i, devnull;
 
 	if (!parse_args(argc, argv, &foreground)) {
-		fprintf(stderr, "usage: postie-auth [-f] [-t SECONDS]\n");
+		fprintf(stderr, "usage: postie-auth -s SERVICE [-f] [-t SECONDS]\n"
+		    "  SERVICE: 1 to %d of a-z 0-9 . _ - (a file in /etc/pam.d), not starting with a dot\n",
+		    AUTH_SERVICE_MAX);
 		return 2;
 	}
 	log_open("postie-auth", foreground, LOG_LEVEL_INFO);

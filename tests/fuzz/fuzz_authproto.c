@@ -25,8 +25,10 @@ check(struct span frame, struct span body, const struct auth_request *req)
 	    req->password.p + req->password.len != body.p + body.len)
 		abort();
 	for (i = 0; i < req->login.len; i++)
-		if (req->login.p[i] < 0x20 || req->login.p[i] == 0x7f)
+		if (req->login.p[i] < 0x20 || req->login.p[i] == 0x7f || req->login.p[i] == '/')
 			abort();
+	if (!auth_proto_valid_service(req->service))
+		abort();
 	if (req->password.len && memchr(req->password.p, '\0', req->password.len))
 		abort();
 	buf_init(&again, AUTH_FRAME_MAX + 4);

@@ -5,6 +5,7 @@ and the fail2ban filter against the real log line."""
 
 import base64
 import os
+import poplib
 import re
 import smtplib
 import ssl
@@ -93,7 +94,73 @@ def test_throttle_and_fail2ban_filter():
         assert hits.count("127.0.0.1") >= 4, hits
 
 
+def test_burst_reaches_pam_at_most_the_limit():
+    """Attempts in flight count: 60 wrong passwords for one login sent at once,
+    3 from each of 20 addresses, get at most the per-login limit (3 x 3) to PAM."""
+    sleeper = os.path.join(harness.LIBDIR, "security", "pam_exec.so")
+    matrix = os.path.join(harness.LIBDIR, "pam_wrapper", "pam_matrix.so")
+    with harness.Server(auth={"failure_delay": "100ms", "max_failures": 3, "cache_ttl": 0},
+                        pam_stack=None) as srv:
+        passdb = os.path.join(srv.pam_dir, "passdb")
+        calls = os.path.join(srv.dir, "pam-calls")
+        script = os.path.join(srv.dir, "count-and-wait")
+        with open(script, "w") as f:  # each PAM check is counted, then takes its time
+            f.write("#!/bin/sh\necho \"$PAM_USER\" >> %s\nexec /bin/sleep 0.5\n" % calls)
+        os.chmod(script, 0o755)
+        with open(os.path.join(srv.pam_dir, "postie"), "w") as f:
+            f.write("auth required %s %s\nauth required %s passdb=%s\n"
+                    "account required %s passdb=%s\n" % (sleeper, script, matrix, passdb, matrix, passdb))
+        srv.add_users("alice")
+        sessions = []
+        for i in range(60):
+            s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30,
+                             source_address=("127.0.0.%d" % (1 + i // 3), 0))
+            s.starttls(context=tls())
+            s.ehlo("client.test")
+            sessions.append(s)
+        token = base64.b64encode(b"\0alice\0wrong").decode()
+        for s in sessions:  # all sent before the first answer can come back
+            s.send(("AUTH PLAIN %s\r\n" % token).encode())
+        codes = [s.getreply()[0] for s in sessions]
+        for s in sessions:
+            s.close()
+        with open(calls) as f:
+            reached = f.read().split()
+        assert 1 <= len(reached) <= 9, "%d attempts reached PAM" % len(reached)
+        assert codes.count(535) == len(reached) and codes.count(454) == 60 - len(reached), codes
+        srv.wait_log(r"reason=throttled")
+
+
+def test_pam_service_changes_only_on_restart():
+    """The root helper is given its PAM service once, at start: a SIGHUP that
+    names another one is logged as needing a restart, and logins keep using
+    the first one (postied cannot switch the helper to a stack that lets all in)."""
+    with harness.Server(auth={"failure_delay": "100ms", "cache_ttl": 0}) as srv:
+        srv.add_users("alice")
+        with open(os.path.join(srv.pam_dir, "permit"), "w") as f:
+            permit = os.path.join(harness.LIBDIR, "security", "pam_permit.so")
+            f.write("auth required %s\naccount required %s\n" % (permit, permit))
+        with open(srv.config_path) as f:
+            text = f.read()
+        assert "auth = { " in text
+        with open(srv.config_path, "w") as f:
+            f.write(text.replace("auth = { ", 'auth = { pam_service = "permit"; ', 1))
+        srv.reload()
+        srv.wait_log(r'event=reload note="auth\.pam_service changes only on restart"')
+        srv.wait_log(r"event=reload result=ok")
+        s = submission(srv)
+        assert auth_plain(s, "alice", "wrong")[0] == 535  # still the "postie" stack
+        assert auth_plain(s, "alice", "alice-password")[0] == 235
+        s.quit()
+
+
 def test_helper_restart_gives_tempfail_never_success():
+    """A dead helper: pending logins get TEMPFAIL, never a success. Started as
+    an ordinary user, postied starts it again (the same privileges). Started as
+    root it has dropped root and could only start one without it (pam_unix
+    would refuse every system user), so it logs why and stops as on SIGTERM,
+    with status 75 for the service manager to start it again as root; no
+    accepted message is lost."""
     with harness.Server() as srv:
         srv.add_users("alice")
         helper = None
@@ -107,12 +174,36 @@ def test_helper_restart_gives_tempfail_never_success():
                 if fields[1] == "(postie-auth)" and int(fields[3]) == srv.proc.pid:
                     helper = int(pid)
         assert helper, "postie-auth is not a child of postied"
+        if os.geteuid() != 0:
+            os.kill(helper, 9)
+            srv.wait_log(r"event=auth_helper error=\"postie-auth exited")
+            srv.wait_log(r"event=auth_helper action=restarted", timeout=15)
+            s = submission(srv)
+            assert auth_plain(s, "alice", "alice-password")[0] == 235
+            s.quit()
+            return
+        s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=20)
+        s.sendmail("someone@remote.test", ["alice@example.test"],
+                   b"Subject: accepted before\r\n\r\nkept across the stop\r\n")
+        s.quit()
+        idle = submission(srv)  # a session open when the helper dies
         os.kill(helper, 9)
         srv.wait_log(r"event=auth_helper error=\"postie-auth exited")
-        srv.wait_log(r"event=auth_helper action=restarted", timeout=15)
-        s = submission(srv)
-        assert auth_plain(s, "alice", "alice-password")[0] == 235
-        s.quit()
+        srv.wait_log(r'event=auth_helper action=exit reason="postie-auth ran as root and postied no longer has root')
+        assert srv.wait_exit(30) == 75, srv.log_text()[-3000:]
+        assert idle.getreply()[0] == 421  # ended like on SIGTERM
+        idle.close()
+        text = srv.log_text()
+        assert "event=stopped" in text and "action=restarted" not in text
+        srv.log.close()
+        srv.start()  # what systemd does on 75: postied as root again, with a root helper
+        p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=20)
+        p.stls(context=tls())
+        p.user("alice")
+        p.pass_("alice-password")
+        assert p.stat()[0] == 1
+        assert b"kept across the stop" in b"\r\n".join(p.retr(1)[1])
+        p.quit()
 
 
 def children_of(pid):

@@ -2,7 +2,9 @@
  * The real postie-auth under pam_wrapper + pam_matrix: through auth/client.c
  * (results, PAM_RHOST, concurrency, a PAM worker killed mid-request, the
  * helper killed and restarted, stop with a request pending) and directly on
- * its socket (malformed input closes it, the worker timeout).
+ * its socket (malformed input, a login with '/' and a request for another
+ * PAM service than its -s close it; a bad -s stops its start; the worker
+ * timeout).
  *
  * pam_wrapper is preloaded only into the helper: the variables are set in
  * this process's environment after it started (so it is not affected) and
@@ -72,8 +74,13 @@ setup(void)
 	write_file("passdb", 0600, "alice:alice-password:postie\nbob:bob-password:postie\n"
 	    "locky:locky-password:locked\n");
 	write_file("passdb-rhost", 0600, "alice:alice-password:rhost\n");
-	write_file("postie", 0644, "auth required " PAM_MATRIX " passdb=%s/passdb\n"
-	    "account required " PAM_MATRIX " passdb=%s/passdb\n", dir, dir);
+	/* a module that hangs for the login slowpoke: its script says which worker runs it ($PPID) and its pid */
+	write_file("slow.sh", 0755, "#!/bin/sh\n[ \"$PAM_USER\" = slowpoke ] || exit 0\n"
+	    "echo \"$PPID $$\" > %s/slow.tmp && /bin/mv %s/slow.tmp %s/slow.pid\n"
+	    "exec /bin/sleep 20\n", dir, dir, dir);
+	write_file("postie", 0644, "auth required " PAM_MODDIR "pam_exec.so %s/slow.sh\n"
+	    "auth required " PAM_MATRIX " passdb=%s/passdb\n"
+	    "account required " PAM_MATRIX " passdb=%s/passdb\n", dir, dir, dir);
 	/* a good password, but the account stack refuses: a locked account */
 	write_file("locked", 0644, "auth required " PAM_MATRIX " passdb=%s/passdb\n"
 	    "account required " PAM_MODDIR "pam_deny.so\n", dir);
@@ -82,11 +89,6 @@ setup(void)
 	write_file("rhost", 0644, "auth required " PAM_MODDIR "pam_exec.so %s/rhost.sh\n"
 	    "auth required " PAM_MATRIX " passdb=%s/passdb-rhost\n"
 	    "account required " PAM_MATRIX " passdb=%s/passdb-rhost\n", dir, dir, dir);
-	/* a module that hangs: its script says which worker runs it ($PPID) and its own pid */
-	write_file("slow.sh", 0755, "#!/bin/sh\necho \"$PPID $$\" > %s/slow.tmp && /bin/mv %s/slow.tmp %s/slow.pid\n"
-	    "exec /bin/sleep 20\n", dir, dir, dir);
-	write_file("slow", 0644, "auth required " PAM_MODDIR "pam_exec.so %s/slow.sh\n"
-	    "auth required " PAM_MODDIR "pam_deny.so\naccount required " PAM_MODDIR "pam_deny.so\n", dir);
 	write_file("other", 0644, "auth required " PAM_MODDIR "pam_deny.so\n"
 	    "account required " PAM_MODDIR "pam_deny.so\n");
 	setenv("PAM_WRAPPER", "1", 1);
@@ -100,7 +102,7 @@ static void
 cleanup(void)
 {
 	static const char *const files[] = { "passdb", "passdb-rhost", "postie", "locked", "rhost.sh", "rhost",
-		"rhost.out", "slow.sh", "slow", "slow.pid", "slow.tmp", "other", "helper.log" };
+		"rhost.out", "slow.sh", "slow.pid", "slow.tmp", "other", "helper.log" };
 	char path[256];
 	size_t i;
 
@@ -214,11 +216,11 @@ wait_answer(struct answer *a)
 }
 
 static enum auth_result
-ask(struct auth_client *c, const char *service, const char *login, const char *password)
+ask(struct auth_client *c, const char *login, const char *password)
 {
 	struct answer a = ANSWER_INIT;
 
-	auth_client_check(c, service, S(login), S(password), "192.0.2.7", on_answer, &a);
+	auth_client_check(c, S(login), S(password), "192.0.2.7", on_answer, &a);
 	return wait_answer(&a);
 }
 
@@ -233,7 +235,7 @@ many(void *arg)
 	(void)arg;
 	for (i = 0; i < 10; i++) {
 		bool good = i % 3 != 0;
-		enum auth_result r = ask(many_client, "postie", i % 2 ? "alice" : "bob",
+		enum auth_result r = ask(many_client, i % 2 ? "alice" : "bob",
 		    good ? (i % 2 ? "alice-password" : "bob-password") : "nope");
 
 		if (r == (good ? AUTH_RESULT_OK : AUTH_RESULT_FAIL))
@@ -254,7 +256,7 @@ burst(struct auth_client *c)
 		struct answer init = ANSWER_INIT;
 
 		a[i] = init;
-		auth_client_check(c, "postie", S("alice"), S(i % 2 ? "alice-password" : "bad"), "192.0.2.8", on_answer,
+		auth_client_check(c, S("alice"), S(i % 2 ? "alice-password" : "bad"), "192.0.2.8", on_answer,
 		    &a[i]);
 	}
 	for (i = 0; i < N; i++) {
@@ -293,23 +295,27 @@ test_client(void)
 	FILE *f;
 	int i;
 
-	CHECK(auth_client_start(helper, true, &c) == 0 && c);
-	if (!c)
-		return;
-	CHECK(ask(c, "postie", "alice", "alice-password") == AUTH_RESULT_OK);
-	CHECK(ask(c, "postie", "alice", "wrong") == AUTH_RESULT_FAIL);
-	CHECK(ask(c, "postie", "alice", "") == AUTH_RESULT_FAIL);
-	CHECK(ask(c, "postie", "mallory", "x") == AUTH_RESULT_FAIL);	/* unknown user */
-	CHECK(ask(c, "locked", "locky", "locky-password") == AUTH_RESULT_FAIL);	/* account refused */
-	CHECK(ask(c, "locked", "locky", "wrong") == AUTH_RESULT_FAIL);
-	CHECK(ask(c, "nosuchservice", "alice", "alice-password") == AUTH_RESULT_FAIL);	/* "other": deny */
-	/* refused before the helper: fields no PAM stack can accept */
-	CHECK(ask(c, "postie", "bad\x01login", "x") == AUTH_RESULT_FAIL);
-	CHECK(ask(c, "postie", "", "x") == AUTH_RESULT_FAIL);
-	CHECK(ask(c, "../postie", "alice", "alice-password") == AUTH_RESULT_FAIL);
-
+	/* the service is fixed when the helper starts: a path is no service */
+	CHECK(auth_client_start(helper, "../postie", true, &c) == ERR_CONFIG && !c);
+	CHECK(auth_client_start(helper, "", true, &c) == ERR_CONFIG && !c);
+	/* a good password, but the account stack refuses: a locked account */
+	CHECK(auth_client_start(helper, "locked", true, &c) == 0 && c);
+	if (c) {
+		CHECK(ask(c, "locky", "locky-password") == AUTH_RESULT_FAIL);
+		CHECK(ask(c, "locky", "wrong") == AUTH_RESULT_FAIL);
+		auth_client_stop(c);
+	}
+	CHECK(auth_client_start(helper, "nosuchservice", true, &c) == 0 && c);
+	if (c) {
+		CHECK(ask(c, "alice", "alice-password") == AUTH_RESULT_FAIL);	/* "other": deny */
+		auth_client_stop(c);
+	}
 	/* PAM_RHOST, PAM_USER and the service reach the modules */
-	CHECK(ask(c, "rhost", "alice", "alice-password") == AUTH_RESULT_OK);
+	CHECK(auth_client_start(helper, "rhost", true, &c) == 0 && c);
+	if (c) {
+		CHECK(ask(c, "alice", "alice-password") == AUTH_RESULT_OK);
+		auth_client_stop(c);
+	}
 	snprintf(path, sizeof(path), "%s/rhost.out", dir);
 	if ((f = fopen(path, "r"))) {
 		if (!fgets(got, sizeof(got), f))
@@ -317,6 +323,18 @@ test_client(void)
 		fclose(f);
 	}
 	CHECK(strcmp(got, "192.0.2.7 alice rhost\n") == 0);
+
+	CHECK(auth_client_start(helper, "postie", true, &c) == 0 && c);
+	if (!c)
+		return;
+	CHECK(ask(c, "alice", "alice-password") == AUTH_RESULT_OK);
+	CHECK(ask(c, "alice", "wrong") == AUTH_RESULT_FAIL);
+	CHECK(ask(c, "alice", "") == AUTH_RESULT_FAIL);
+	CHECK(ask(c, "mallory", "x") == AUTH_RESULT_FAIL);	/* unknown user */
+	/* refused before the helper: fields no PAM stack can accept */
+	CHECK(ask(c, "bad\x01login", "x") == AUTH_RESULT_FAIL);
+	CHECK(ask(c, "", "x") == AUTH_RESULT_FAIL);
+	CHECK(ask(c, "../alice", "alice-password") == AUTH_RESULT_FAIL);
 
 	/* several at once, from several threads */
 	many_client = c;
@@ -328,18 +346,18 @@ test_client(void)
 	burst(c);
 
 	/* a PAM worker killed mid-request: that request fails temporarily, the others go on */
-	auth_client_check(c, "slow", S("alice"), S("alice-password"), "192.0.2.7", on_answer, &pending);
+	auth_client_check(c, S("slowpoke"), S("x"), "192.0.2.7", on_answer, &pending);
 	CHECK(slow_started(&worker, &sleeper));
-	CHECK(ask(c, "postie", "bob", "bob-password") == AUTH_RESULT_OK);	/* while one worker hangs */
+	CHECK(ask(c, "bob", "bob-password") == AUTH_RESULT_OK);	/* while one worker hangs */
 	CHECK(kill(worker, SIGKILL) == 0);
 	kill(sleeper, SIGKILL);
 	CHECK(wait_answer(&pending) == AUTH_RESULT_TEMPFAIL);
-	CHECK(ask(c, "postie", "alice", "alice-password") == AUTH_RESULT_OK);
-	CHECK(ask(c, "postie", "alice", "wrong") == AUTH_RESULT_FAIL);
+	CHECK(ask(c, "alice", "alice-password") == AUTH_RESULT_OK);
+	CHECK(ask(c, "alice", "wrong") == AUTH_RESULT_FAIL);
 
 	/* the helper killed with a request pending: TEMPFAIL (never OK), then it is restarted */
 	pid = auth_client_helper_pid(c);
-	auth_client_check(c, "slow", S("alice"), S("alice-password"), "192.0.2.7", on_answer, &pending2);
+	auth_client_check(c, S("slowpoke"), S("x"), "192.0.2.7", on_answer, &pending2);
 	CHECK(slow_started(&worker, &sleeper));
 	CHECK(pid > 0 && kill((pid_t)pid, SIGKILL) == 0);
 	CHECK(wait_answer(&pending2) == AUTH_RESULT_TEMPFAIL);
@@ -347,19 +365,19 @@ test_client(void)
 	CHECK_MSG(ends(worker), "its PAM worker died with it");
 	for (i = 0; i < WAIT_S * 100 && ((pid2 = auth_client_helper_pid(c)) <= 0 || pid2 == pid); i++) {
 		if (i == 0)	/* while it is down, no waiting: an immediate TEMPFAIL */
-			CHECK(ask(c, "postie", "alice", "alice-password") == AUTH_RESULT_TEMPFAIL);
+			CHECK(ask(c, "alice", "alice-password") == AUTH_RESULT_TEMPFAIL);
 		usleep(10000);
 	}
 	CHECK(pid2 > 0 && pid2 != pid);
-	CHECK(ask(c, "postie", "alice", "alice-password") == AUTH_RESULT_OK);
-	CHECK(ask(c, "postie", "alice", "wrong") == AUTH_RESULT_FAIL);
+	CHECK(ask(c, "alice", "alice-password") == AUTH_RESULT_OK);
+	CHECK(ask(c, "alice", "wrong") == AUTH_RESULT_FAIL);
 
 	/* stop with a request pending: it gets TEMPFAIL, and stop does not wait for PAM */
 	{
 		struct answer last = ANSWER_INIT;
 		struct timespec t0, t1;
 
-		auth_client_check(c, "slow", S("alice"), S("alice-password"), "192.0.2.7", on_answer, &last);
+		auth_client_check(c, S("slowpoke"), S("x"), "192.0.2.7", on_answer, &last);
 		CHECK(slow_started(&worker, &sleeper));
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		auth_client_stop(c);
@@ -370,10 +388,21 @@ test_client(void)
 	}
 }
 
+/* A dead helper is started again only with the privileges the first one had. */
+static void
+test_restart_decision(void)
+{
+	CHECK_MSG(auth_client_may_restart(false, false), "started as an ordinary user: restart, same privileges");
+	CHECK_MSG(auth_client_may_restart(true, true), "root and still root (no drop): restart");
+	CHECK_MSG(!auth_client_may_restart(true, false), "root, dropped since: no restart without root");
+	CHECK(auth_client_may_restart(false, true));
+}
+
 /* --- directly on the helper's socket --- */
 
+/* Start the helper with its socket as fd 3 and service as -s (NULL: no -s). */
 static pid_t
-spawn_helper(int *fd_out)
+spawn_helper_for(const char *service, int *fd_out)
 {
 	int sv[2];
 	pid_t pid;
@@ -385,12 +414,35 @@ spawn_helper(int *fd_out)
 		if (dup2(sv[1], 3) < 0)
 			_exit(127);
 		close_range(4, ~0u, 0);
-		execl(helper, "postie-auth", "-f", "-t", "1", (char *)NULL);
+		if (service)
+			execl(helper, "postie-auth", "-f", "-t", "1", "-s", service, (char *)NULL);
+		else
+			execl(helper, "postie-auth", "-f", "-t", "1", (char *)NULL);
 		_exit(127);
 	}
 	close(sv[1]);
 	*fd_out = sv[0];
 	return pid;
+}
+
+static pid_t
+spawn_helper(int *fd_out)
+{
+	return spawn_helper_for("postie", fd_out);
+}
+
+/* A helper started with this -s refuses to run: it exits 2 without reading its socket. */
+static bool
+refuses_service(const char *service)
+{
+	int fd, status = 0;
+	pid_t pid = spawn_helper_for(service, &fd);
+
+	if (pid < 0)
+		return false;
+	close(fd);	/* a helper that did start sees EOF and exits 0 */
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 2;
 }
 
 /* Read one reply: its result, 0 on EOF, -1 on timeout or garbage. */
@@ -459,6 +511,19 @@ test_helper_direct(void)
 	frame[4 + 6 + 1 + 6 + 1 + 9 + 1 + 1] = 0x01;	/* "b\x01b": a control character in the login */
 	CHECK_MSG(closes_on(frame, n), "a control character in the login closes the socket");
 	memcpy(frame, b.data, n);
+	frame[4 + 6 + 1 + 6 + 1 + 9 + 1 + 1] = '/';	/* "b/b": a path in the login */
+	CHECK_MSG(closes_on(frame, n), "a '/' in the login closes the socket");
+	/* postied cannot choose the PAM stack: another service than -s closes the socket */
+	buf_reset(&b);
+	auth_proto_encode_request(&b, 6, S("other"), S("192.0.2.1"), S("bob"), S("pw"));
+	CHECK(b.len == n - 1);
+	CHECK_MSG(closes_on(b.data, b.len), "a request for another PAM service closes the socket");
+	buf_reset(&b);
+	auth_proto_encode_request(&b, 5, S("postie"), S("192.0.2.1"), S("bob"), S("pw"));
+	/* and the service is fixed at start: a path or nothing is refused */
+	CHECK_MSG(refuses_service("../../tmp/x") && refuses_service("pam.d/other") && refuses_service("") &&
+	    refuses_service(".postie") && refuses_service(NULL), "a bad -s (or none) stops the helper");
+	memcpy(frame, b.data, n);
 	frame[4 + 6 + 1 + 6 + 1 + 9] = 4;	/* login length one more than there is */
 	CHECK_MSG(closes_on(frame, n), "a lying length closes the socket");
 	memcpy(frame, "\0\0\xff\xff", 4);
@@ -484,7 +549,7 @@ test_helper_direct(void)
 	/* a check that hangs past the timeout (-t 1): TEMPFAIL, and the next one works */
 	pid = spawn_helper(&fd);
 	buf_reset(&b);
-	auth_proto_encode_request(&b, 77, S("slow"), S("192.0.2.1"), S("alice"), S("alice-password"));
+	auth_proto_encode_request(&b, 77, S("postie"), S("192.0.2.1"), S("slowpoke"), S("x"));
 	auth_proto_encode_request(&b, 78, S("postie"), S("192.0.2.1"), S("alice"), S("alice-password"));
 	CHECK(write(fd, b.data, b.len) == (ssize_t)b.len);
 	CHECK(read_reply(fd, &id) == AUTH_RESULT_OK && id == 78);	/* others are not held up */
@@ -539,6 +604,7 @@ main(void)
 	logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (logfd >= 0)
 		dup2(logfd, 2);
+	test_restart_decision();
 	test_client();
 	test_helper_direct();
 	fflush(stderr);

@@ -105,6 +105,8 @@ test_encode_limits(void)
 		{ "postie", "", "b\rb", { (const unsigned char *)"x", 1 }, "CR in login" },
 		{ "postie", "", "b\x7f", { (const unsigned char *)"x", 1 }, "DEL in login" },
 		{ "postie", "", "b\tb", { (const unsigned char *)"x", 1 }, "TAB in login" },
+		{ "postie", "", "../../etc/x", { (const unsigned char *)"x", 1 }, "slash in login" },
+		{ "postie", "", "/", { (const unsigned char *)"x", 1 }, "login of a slash" },
 		{ "postie", "", "bob", { (const unsigned char *)"p\0w", 3 }, "NUL in password" },
 		{ "", "", "bob", { (const unsigned char *)"x", 1 }, "empty service" },
 		{ "../etc", "", "bob", { (const unsigned char *)"x", 1 }, "slash in service" },
@@ -147,6 +149,16 @@ test_encode_limits(void)
 }
 
 static void
+test_service_name(void)
+{
+	CHECK(auth_proto_valid_service(S("postie")) && auth_proto_valid_service(S("mail-2.x_y")));
+	CHECK(!auth_proto_valid_service(S("")) && !auth_proto_valid_service(S("../postie")));
+	CHECK(!auth_proto_valid_service(S("pam.d/other")) && !auth_proto_valid_service(S("/etc/pam.d/other")));
+	CHECK(!auth_proto_valid_service(S(".")) && !auth_proto_valid_service(S("..")));
+	CHECK(!auth_proto_valid_service(S("post ie")) && !auth_proto_valid_service(S("postie\n")));
+}
+
+static void
 test_decode_malformed(void)
 {
 	static unsigned char login[AUTH_LOGIN_MAX + 1], pw[AUTH_PASSWORD_MAX + 1];
@@ -181,6 +193,10 @@ test_decode_malformed(void)
 	CHECK(auth_proto_decode_request(bd, &req) == ERR_SYNTAX);	/* NUL in login */
 	bd = body(&r, 1, 'Q', 6, "postie", 0, "", 3, "b\x1b" "b", 3, 2, "pw", 2);
 	CHECK(auth_proto_decode_request(bd, &req) == ERR_SYNTAX);	/* ESC in login */
+	bd = body(&r, 1, 'Q', 6, "postie", 0, "", 3, "b/b", 3, 2, "pw", 2);
+	CHECK(auth_proto_decode_request(bd, &req) == ERR_SYNTAX);	/* '/' in login */
+	bd = body(&r, 1, 'Q', 6, "postie", 0, "", 4, "b\\.b", 4, 2, "pw", 2);
+	CHECK(auth_proto_decode_request(bd, &req) == 0);	/* a backslash or a dot is no path */
 	bd = body(&r, 1, 'Q', 6, "postie", 0, "", 3, "bob", 3, 2, "p\0", 2);
 	CHECK(auth_proto_decode_request(bd, &req) == ERR_SYNTAX);	/* NUL in password */
 	bd = body(&r, 1, 'Q', 6, "pos/ie", 0, "", 3, "bob", 3, 2, "pw", 2);
@@ -235,6 +251,7 @@ main(void)
 {
 	test_roundtrip();
 	test_encode_limits();
+	test_service_name();
 	test_decode_malformed();
 	return tap_done();
 }

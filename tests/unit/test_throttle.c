@@ -1,7 +1,8 @@
-/* auth/throttle.c: thresholds, windows, per login, IPv6 /64, bounded table, the log line. */
+/* auth/throttle.c: thresholds, windows, per login, IPv6 /64, attempts in flight, bounded table, the log line. */
 #include "config.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,67 @@ test_ipv6(void)
 	fail_n("::ffff:192.0.2.9", NULL, 3, 10);
 	CHECK(throttle_is_blocked("192.0.2.9", NULL, &lim, 10));	/* mapped = IPv4 */
 	CHECK(!throttle_is_blocked("192.0.2.10", NULL, &lim, 10));
+}
+
+#define BURST 60	/* concurrent attempts for one login, 3 from each of 20 addresses */
+
+static pthread_barrier_t burst_start;
+
+static void *
+burst_one(void *arg)
+{
+	char ip[32];
+	int i = (int)(intptr_t)arg;
+
+	snprintf(ip, sizeof(ip), "198.51.100.%d", i / 3);
+	pthread_barrier_wait(&burst_start);
+	return (void *)(intptr_t)throttle_begin(ip, "carol", &lim, 3000);
+}
+
+static void
+test_in_flight(void)
+{
+	pthread_t t[BURST];
+	int i, passed = 0, started = 0;
+
+	/* a burst that starts before any answer: at most the limit reaches PAM */
+	throttle_reset();
+	pthread_barrier_init(&burst_start, NULL, BURST);
+	for (i = 0; i < BURST; i++)
+		started += pthread_create(&t[i], NULL, burst_one, (void *)(intptr_t)i) == 0;
+	if (started != BURST)
+		abort();	/* the others would wait at the barrier for ever */
+	for (i = 0; i < BURST; i++) {
+		void *r;
+
+		pthread_join(t[i], &r);
+		passed += r != NULL;
+	}
+	pthread_barrier_destroy(&burst_start);
+	CHECK_MSG(passed == 3 * THROTTLE_LOGIN_FACTOR, "per login: 9 of the burst get through");
+	CHECK(throttle_is_blocked("203.0.113.1", "carol", &lim, 3000));	/* before any answer */
+	/* one address: its limit, whatever the logins */
+	throttle_reset();
+	CHECK(throttle_begin("192.0.2.1", "a", &lim, 10) && throttle_begin("192.0.2.1", "b", &lim, 10) &&
+	    throttle_begin("192.0.2.1", "c", &lim, 10));
+	CHECK(!throttle_begin("192.0.2.1", "d", &lim, 10));
+	CHECK(!throttle_is_blocked("192.0.2.2", "d", &lim, 10));	/* a refused attempt counts nowhere */
+	/* a success (or TEMPFAIL) gives its attempt back; a failure keeps it */
+	throttle_release("192.0.2.1", "a", &lim, 10, 11);
+	CHECK(!throttle_is_blocked("192.0.2.1", "z", &lim, 11));
+	CHECK(throttle_begin("192.0.2.1", "e", &lim, 11));
+	CHECK(throttle_is_blocked("192.0.2.1", "z", &lim, 11));
+	/* a release never takes back more than was counted, nor from a later window */
+	throttle_reset();
+	CHECK(throttle_begin("192.0.2.3", "f", &lim, 100));
+	fail_n("192.0.2.3", "f", 2, 170);	/* the window of 100 is over: a new one from 170 */
+	throttle_release("192.0.2.3", "f", &lim, 100, 171);
+	CHECK(!throttle_is_blocked("192.0.2.3", NULL, &lim, 171));
+	fail_n("192.0.2.3", NULL, 1, 172);
+	CHECK(throttle_is_blocked("192.0.2.3", NULL, &lim, 172));	/* still 3: the old attempt took nothing */
+	throttle_release("192.0.2.9", "g", &lim, 100, 172);	/* never counted: no effect, no underflow */
+	CHECK(!throttle_is_blocked("192.0.2.9", "g", &lim, 172));
+	CHECK(throttle_begin("192.0.2.9", "g", &lim, 172));
 }
 
 static void
@@ -169,6 +231,7 @@ main(void)
 	test_address();
 	test_login();
 	test_ipv6();
+	test_in_flight();
 	test_eviction();
 	test_log_line();
 	return tap_done();
