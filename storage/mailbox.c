@@ -287,7 +287,7 @@ mailbox_apply_append(struct store *st, MDB_txn *txn, const char *login, uint64_t
 {
 	unsigned char key[8], ref[BODYREF_LEN];
 	struct store_account a;
-	uint64_t pop3_size;
+	uint64_t pop3_size = 0;	/* set by body_pop3_size; gcc -O1 (TSan) cannot see it */
 	MDB_val k = { 8, key }, v;
 	int rc;
 
