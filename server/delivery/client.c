@@ -173,13 +173,12 @@ parse_ehlo(struct smtpc *c, const struct smtp_reply *rep)
 		else if (keyword(line, "SMTPUTF8", &arg))
 			c->ext |= SMTPC_EXT_SMTPUTF8;
 		else if (keyword(line, "SIZE", &arg)) {
-			uint64_t v = 0;
-			size_t i;
+			uint64_t v;
 
 			c->ext |= SMTPC_EXT_SIZE;
-			for (i = 0; i < arg.len && arg.p[i] >= '0' && arg.p[i] <= '9' && v < UINT64_MAX / 10 - 10; i++)
-				v = v * 10 + (arg.p[i] - '0');
-			c->max_size = v;	/* 0: no fixed limit (RFC 1870) */
+			/* 0: no fixed limit (RFC 1870 4), and so is a value that is not a number we can
+			   read: the peer's own reply to the transaction decides, not a guessed limit */
+			c->max_size = span_to_u64(arg, SMTPC_PEER_SIZE_MAX, &v) ? v : 0;
 		} else if (keyword(line, "AUTH", &arg)) {
 			while (arg.len) {
 				const unsigned char *sp = memchr(arg.p, ' ', arg.len);

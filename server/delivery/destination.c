@@ -31,6 +31,8 @@
 
 /* DNS answers for one destination must come within this. */
 #define DNS_TIMEOUT_MS 20000
+/* A TCP port is 16 bits (RFC 9293 3.1); 0 is no port. */
+#define DEST_PORT_MAX 65535
 
 enum dest_kind { DEST_MX, DEST_ROUTE, DEST_SMARTHOST };
 
@@ -330,6 +332,16 @@ resolve_hosts(const struct config *cfg, struct dest *d, struct dns_mx *mx, size_
 	int rc;
 
 	*port_out = d->port;
+	if (d->kind != DEST_MX && !d->port) {
+		char safe_dest[LOG_SAFE_SIZE];
+
+		/* a configuration the loader should have refused: wait for a fixed one, lose nothing */
+		snprintf(why, sizeof(why), "451 4.3.5 no valid port (1 to %d) for %.255s", DEST_PORT_MAX, d->key);
+		log_msg(LOG_LEVEL_ERR, "event=relay_unreachable destination=\"%s\" error=\"no valid port\"",
+		    log_safe(safe_dest, span_cstr(d->key)));
+		fail_dest(d, SMTPC_TEMP, why);
+		return false;
+	}
 	if (d->kind != DEST_MX) {
 		snprintf(mx[0].host, sizeof(mx[0].host), "%s", d->host);
 		*nmx_out = 1;
@@ -438,10 +450,14 @@ dest_route(const struct config *cfg, const char *address, char *key, size_t cap,
 		}
 	if (kind == DEST_MX && *cfg->relay.smarthost) {
 		const char *colon = strrchr(cfg->relay.smarthost, ':');
+		uint64_t port = 25;
 
 		kind = DEST_SMARTHOST;
 		*host_out = cfg->relay.smarthost;
-		*port_out = colon ? (unsigned)strtoul(colon + 1, NULL, 10) : 25;
+		/* checked at load already; a port that does not read is 0, which resolve_hosts refuses */
+		if (colon && (!span_to_u64(span_cstr(colon + 1), DEST_PORT_MAX, &port) || port == 0))
+			port = 0;
+		*port_out = (unsigned)port;
 		snprintf(key, cap, "%s", cfg->relay.smarthost);
 	} else if (kind == DEST_ROUTE)
 		snprintf(key, cap, "%s:%u", *host_out, *port_out);
