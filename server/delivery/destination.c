@@ -17,6 +17,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/htable.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "server/delivery/body.h"
@@ -33,6 +34,16 @@
 #define DNS_TIMEOUT_MS 20000
 /* A TCP port is 16 bits (RFC 9293 3.1); 0 is no port. */
 #define DEST_PORT_MAX 65535
+/*
+ * Slots of the destination table. A destination lives while parcels wait
+ * for it, so there are at most as many as parcels in flight; this covers
+ * the in-flight entries (RUNNER_INFLIGHT_MAX) each to its own domain with
+ * room to spare, at about 300 octets a slot. The table never evicts (a
+ * destination with parcels must stay): a new destination whose
+ * neighbourhood is full is refused, and dest_for's caller puts the entry
+ * back in the store for a while (see runner.c dispatch).
+ */
+#define DEST_SLOTS 16384
 
 enum dest_kind { DEST_MX, DEST_ROUTE, DEST_SMARTHOST };
 
@@ -45,7 +56,7 @@ struct dest {
 	size_t waiting;			/* parcels in the list */
 	unsigned active;		/* threads delivering to it */
 	struct pace pace;		/* how fast it takes parcels: what waits in the store comes back at it */
-	struct dest *next;
+	struct dest *prev, *next;	/* every destination, for the threads looking for work */
 };
 
 static struct {
@@ -54,7 +65,8 @@ static struct {
 	struct tls_creds *smarthost_creds;	/* relay.smarthost_ca, NULL when unset; under lock */
 	pthread_cond_t work;			/* delivery threads: a destination has parcels */
 	bool stopping;
-	struct dest *dests;
+	struct htable table;			/* key -> struct dest *: lookups by key */
+	struct dest *dests;			/* the same destinations, listed */
 	pthread_t *threads;
 	unsigned nthreads;
 } D = { .work = PTHREAD_COND_INITIALIZER };
@@ -475,12 +487,14 @@ dest_for(const struct config *cfg, const char *address)
 	enum dest_kind kind;
 	const char *host;
 	unsigned port;
-	struct dest *d;
+	struct dest *d, **slot;
 
 	kind = dest_route(cfg, address, key, sizeof(key), &host, &port);
-	for (d = D.dests; d; d = d->next)
-		if (!strcmp(d->key, key))
-			return d;
+	if ((slot = htable_get(&D.table, span_cstr(key))))
+		return *slot;
+	/* no victim rule: a destination with parcels waiting is never evicted */
+	if (!(slot = htable_put(&D.table, span_cstr(key), NULL, NULL)))
+		return NULL;
 	d = xcalloc(1, sizeof(*d));
 	d->kind = kind;
 	snprintf(d->key, sizeof(d->key), "%s", key);
@@ -490,24 +504,32 @@ dest_for(const struct config *cfg, const char *address)
 	} else
 		snprintf(d->host, sizeof(d->host), "%s", host);
 	d->port = port;
-	d->next = D.dests;
+	*slot = d;
+	if ((d->next = D.dests))
+		D.dests->prev = d;
 	D.dests = d;
 	return d;
+}
+
+/* Lock held: d leaves the table and the list, and is freed. */
+static void
+forget(struct dest *d)
+{
+	htable_del(&D.table, span_cstr(d->key));
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		D.dests = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	free(d);
 }
 
 void
 dest_release(struct dest *d)
 {
-	struct dest **pp;
-
-	if (d->head || d->active)
-		return;
-	for (pp = &D.dests; *pp; pp = &(*pp)->next)
-		if (*pp == d) {
-			*pp = d->next;
-			free(d);
-			return;
-		}
+	if (!d->head && !d->active)
+		forget(d);
 }
 
 /*
@@ -561,6 +583,7 @@ dest_init(const struct dest_env *env, const struct config *cfg)
 
 	D.env = *env;
 	D.stopping = false;
+	htable_init(&D.table, DEST_SLOTS, sizeof(((struct dest *)0)->key) - 1, sizeof(struct dest *));
 	if ((rc = dns_init()) || (rc = tls_creds_client_new(cfg->tls.priority, NULL, &D.creds)) ||
 	    (rc = dest_tls_load(cfg, &D.smarthost_creds)))
 		return rc;
@@ -608,13 +631,12 @@ dest_drain(void)
 	struct dest *d;
 
 	while ((d = D.dests)) {
-		D.dests = d->next;
 		while ((p = d->head)) {
 			d->head = p->next;
 			p->next = all;
 			all = p;
 		}
-		free(d);
+		forget(d);
 	}
 	return all;
 }
@@ -626,6 +648,7 @@ dest_fini(void)
 	tls_creds_unref(D.smarthost_creds);
 	D.creds = D.smarthost_creds = NULL;
 	dns_deinit();
+	htable_free(&D.table);
 }
 
 int

@@ -72,7 +72,9 @@ struct tls_creds *dest_tls_swap(struct tls_creds *smarthost_creds);
 /*
  * Lock held: the destination mail for address goes to, made when missing.
  * It lives while parcels wait for it or a thread delivers to it; one found
- * or made here and given no parcel goes back with dest_release.
+ * or made here and given no parcel goes back with dest_release. NULL when
+ * it is new and the table has no slot for it (destinations with parcels
+ * are never evicted): the caller keeps the mail in the store for now.
  */
 struct dest *dest_for(const struct config *cfg, const char *address);
 /* Lock held: d has RUNNER_DEST_WAITING_MAX parcels waiting; *defer_s_out: when an entry should come back. */

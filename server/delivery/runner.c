@@ -26,6 +26,7 @@
 
 #include "core/config.h"
 #include "core/err.h"
+#include "core/htable.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "server/delivery/destination.h"
@@ -67,62 +68,51 @@ static struct {
 	pthread_cond_t tick;		/* the runner: kicked or stopping */
 	pthread_cond_t idle;		/* runner_stop: the last update was answered */
 	bool stopping, kicked, started;
-	uint64_t *inflight;		/* open-addressing set of entry ids; 0 = empty slot */
+	struct htable inflight;		/* entry ids in flight (slots NULL: not started) */
 	size_t ninflight, updates_pending;
 	pthread_t runner;
 } R = { .lock = PTHREAD_MUTEX_INITIALIZER, .tick = PTHREAD_COND_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER };
 
+/*
+ * Slots of the in-flight set: twice what may be in flight, so most
+ * neighbourhoods have room. It never evicts (an entry in flight must stay
+ * known, or a renewed lease would send it twice); an entry whose
+ * neighbourhood is full goes back to the store unattempted for
+ * RUNNER_DEFER_SECONDS, logged (hand_out).
+ */
 #define INFLIGHT_SLOTS (2 * RUNNER_INFLIGHT_MAX)
 
 /* ------------------------------------------------------------- in-flight set (R.lock held) */
 
-static size_t
-slot_of(uint64_t id)
+static struct span
+id_key(const uint64_t *id)
 {
-	return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) % INFLIGHT_SLOTS;
+	return span_make(id, sizeof(*id));
 }
 
 static bool
 inflight_has(uint64_t id)
 {
-	size_t i;
-
-	for (i = slot_of(id); R.inflight[i]; i = (i + 1) % INFLIGHT_SLOTS)
-		if (R.inflight[i] == id)
-			return true;
-	return false;
+	return htable_get(&R.inflight, id_key(&id)) != NULL;
 }
 
-static void
+/* False when id's neighbourhood is full (no victim: nothing in flight is forgotten). */
+static bool
 inflight_add(uint64_t id)
 {
-	size_t i;
-
-	for (i = slot_of(id); R.inflight[i]; i = (i + 1) % INFLIGHT_SLOTS)
-		;
-	R.inflight[i] = id;
+	if (!htable_put(&R.inflight, id_key(&id), NULL, NULL))
+		return false;
 	R.ninflight++;
+	return true;
 }
 
 static void
 inflight_del(uint64_t id)
 {
-	size_t i, j;
-
-	for (i = slot_of(id); R.inflight[i] && R.inflight[i] != id; i = (i + 1) % INFLIGHT_SLOTS)
-		;
-	if (!R.inflight[i])
-		return;
-	R.inflight[i] = 0;
+	if (!inflight_has(id))
+		return;	/* never added: its neighbourhood was full */
+	htable_del(&R.inflight, id_key(&id));
 	R.ninflight--;
-	/* re-place the rest of the cluster so lookups never stop early */
-	for (j = (i + 1) % INFLIGHT_SLOTS; R.inflight[j]; j = (j + 1) % INFLIGHT_SLOTS) {
-		uint64_t v = R.inflight[j];
-
-		R.inflight[j] = 0;
-		R.ninflight--;
-		inflight_add(v);
-	}
 }
 
 /* ------------------------------------------------------------- finishing an entry */
@@ -319,8 +309,8 @@ struct groups {
 	struct parcel *local;
 };
 
-/* Lock held: sort the pending recipients of it into g. */
-static void
+/* Lock held: sort the pending recipients of it into g. False when a destination has no slot. */
+static bool
 group_rcpts(const struct config *cfg, struct item *it, struct groups *g)
 {
 	size_t i, j;
@@ -338,7 +328,8 @@ group_rcpts(const struct config *cfg, struct item *it, struct groups *g)
 			g->local->idx[g->local->n++] = (uint32_t)i;
 			continue;
 		}
-		d = dest_for(cfg, it->q.rcpts[i].address);
+		if (!(d = dest_for(cfg, it->q.rcpts[i].address)))
+			return false;
 		for (j = 0; j < g->n && g->dests[j] != d; j++)
 			;
 		if (j == g->n) {
@@ -347,9 +338,10 @@ group_rcpts(const struct config *cfg, struct item *it, struct groups *g)
 		}
 		g->by[j]->idx[g->by[j]->n++] = (uint32_t)i;
 	}
+	return true;
 }
 
-/* Lock held: a destination of g has its fill waiting; nothing of it is queued. */
+/* Lock held: a destination of g has its fill waiting, or none has a slot; nothing of it is queued. */
 static void
 ungroup(struct item *it, struct groups *g)
 {
@@ -367,25 +359,35 @@ ungroup(struct item *it, struct groups *g)
 	it->nresults = 0;
 }
 
+/* Why an entry goes back to the store unattempted. */
+enum later_why { LATER_NONE, LATER_BACKLOG, LATER_NO_SLOT };
+
 /*
  * Split the pending recipients of it into parcels by destination and queue
- * them (R.lock held). False when a destination has its fill waiting: then
- * nothing is queued, and *defer_s says how long the entry should wait.
+ * them (R.lock held). LATER_NONE when queued. Else nothing is queued and
+ * *defer_s says how long the entry should wait: LATER_BACKLOG when a
+ * destination has its fill waiting (at its pace), LATER_NO_SLOT when a new
+ * destination found no slot in the table (RUNNER_DEFER_SECONDS: the table
+ * empties as parcels are delivered).
  */
-static bool
+static enum later_why
 dispatch(const struct config *cfg, struct item *it, unsigned *defer_s)
 {
 	struct groups g = { xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*g.by)),
 			    xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*g.dests)), 0, NULL };
-	bool full = false;
+	enum later_why why = LATER_NONE;
 	size_t j;
 
 	it->results = xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*it->results));
 	it->success = xcalloc(it->q.nrcpts ? it->q.nrcpts : 1, sizeof(*it->success));
-	group_rcpts(cfg, it, &g);
-	for (j = 0; j < g.n && !full; j++)
-		full = dest_is_full(g.dests[j], defer_s);
-	if (full)
+	if (!group_rcpts(cfg, it, &g)) {
+		why = LATER_NO_SLOT;
+		*defer_s = RUNNER_DEFER_SECONDS;
+	}
+	for (j = 0; j < g.n && !why; j++)
+		if (dest_is_full(g.dests[j], defer_s))
+			why = LATER_BACKLOG;
+	if (why)
 		ungroup(it, &g);
 	else {
 		it->parcels_left = (unsigned)g.n + (g.local != NULL);
@@ -395,7 +397,7 @@ dispatch(const struct config *cfg, struct item *it, unsigned *defer_s)
 	}
 	free(g.by);
 	free(g.dests);
-	return !full;
+	return why;
 }
 
 /* ------------------------------------------------------------- local copies */
@@ -549,6 +551,7 @@ struct round {
 	struct item *later[RUNNER_BATCH];	/* back to the store, unattempted */
 	unsigned later_s[RUNNER_BATCH];
 	size_t nempty, nlocals, nlater;
+	size_t nno_slot;			/* of the later ones: no slot in a table */
 };
 
 /* Hand the fresh items to their destinations (one lock for all), sorting them into r. */
@@ -559,10 +562,16 @@ hand_out(const struct config *cfg, struct item **fresh, size_t nfresh, struct ro
 
 	pthread_mutex_lock(&R.lock);
 	for (i = 0; i < nfresh; i++) {
-		inflight_add(fresh[i]->q.id);
-		if (!dispatch(cfg, fresh[i], &r->later_s[r->nlater]))
+		enum later_why why = LATER_NO_SLOT;
+
+		if (!inflight_add(fresh[i]->q.id))
+			r->later_s[r->nlater] = RUNNER_DEFER_SECONDS;
+		else
+			why = dispatch(cfg, fresh[i], &r->later_s[r->nlater]);
+		if (why) {
+			r->nno_slot += why == LATER_NO_SLOT;
 			r->later[r->nlater++] = fresh[i];
-		else if (!fresh[i]->parcels_left)
+		} else if (!fresh[i]->parcels_left)
 			r->empty[r->nempty++] = fresh[i];	/* nothing pending: finish it below */
 		else if (fresh[i]->local)
 			r->locals[r->nlocals++] = fresh[i];	/* kept by its local parcel until tried below */
@@ -571,11 +580,15 @@ hand_out(const struct config *cfg, struct item **fresh, size_t nfresh, struct ro
 	pthread_mutex_unlock(&R.lock);
 }
 
-/* Entries whose destination has its fill waiting go back to the store; one log line now and then. */
+/*
+ * Entries whose destination has its fill waiting, or that found no slot in
+ * the in-flight set or the destination table, go back to the store; one
+ * log line of each kind now and then.
+ */
 static void
 defer_later(struct round *r, uint64_t now)
 {
-	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60, 5);
+	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(60, 5), rl_slot = LOG_RATELIMIT_INIT(60, 5);
 	unsigned suppressed, longest = 0;
 	size_t i;
 
@@ -584,9 +597,12 @@ defer_later(struct round *r, uint64_t now)
 		if (r->later_s[i] > longest)
 			longest = r->later_s[i];
 	}
-	if (r->nlater && log_ratelimit_ok(&rl, &suppressed))
+	if (r->nno_slot && log_ratelimit_ok(&rl_slot, &suppressed))
+		log_msg(LOG_LEVEL_WARN, "event=relay_table_full deferred=%zu retry_in=%us suppressed=%u",
+		    r->nno_slot, RUNNER_DEFER_SECONDS, suppressed);
+	if (r->nlater > r->nno_slot && log_ratelimit_ok(&rl, &suppressed))
 		log_msg(LOG_LEVEL_NOTICE, "event=relay_backlog deferred=%zu waiting_max=%d retry_in_max=%us suppressed=%u",
-		    r->nlater, RUNNER_DEST_WAITING_MAX, longest, suppressed);
+		    r->nlater - r->nno_slot, RUNNER_DEST_WAITING_MAX, longest, suppressed);
 }
 
 /* Take what is due: lease it in the store, then hand it out. True when there may be more. */
@@ -665,7 +681,7 @@ runner_start(struct store *st)
 
 	R.st = st;
 	R.stopping = false;
-	R.inflight = xcalloc(INFLIGHT_SLOTS, sizeof(*R.inflight));
+	htable_init(&R.inflight, INFLIGHT_SLOTS, sizeof(uint64_t), 1);
 	if ((rc = dest_init(&env, cfg)))
 		goto out;
 	if ((rc = store_queue_release(st, (uint64_t)time(NULL), &released)))
@@ -689,7 +705,7 @@ runner_stop(void)
 {
 	struct parcel *p, *next;
 
-	if (!R.inflight)
+	if (!R.inflight.slots)
 		return;
 	netio_stop();
 	pthread_mutex_lock(&R.lock);
@@ -713,8 +729,7 @@ runner_stop(void)
 		free(p);
 	}
 	pthread_mutex_unlock(&R.lock);
-	free(R.inflight);
-	R.inflight = NULL;
+	htable_free(&R.inflight);
 	dest_fini();
 }
 
