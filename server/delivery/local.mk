@@ -1,4 +1,5 @@
-# delivery: the outbound side (queue runner, SMTP client, DNS, DSNs). c-ares only here.
+# delivery: the outbound side: runner (the round), destination (FIFOs, connections, delivery
+# threads), report (DSNs from results, dsn.c formats), body, SMTP client, DNS. c-ares only here.
 noinst_LIBRARIES += server/delivery/libdelivery.a
 server_delivery_libdelivery_a_SOURCES = server/delivery/reply.c server/delivery/reply.h \
 	server/delivery/client.c server/delivery/client.h server/delivery/dsn.c server/delivery/dsn.h \
