@@ -2,14 +2,12 @@
  * smtp/mail.c: the mail transaction: MAIL, RCPT, DATA, and delivery.
  * Recipients are resolved at RCPT time (no bounce later for an unknown
  * local user); the message streams through the DATA decoder into a spool
- * (memory, then an unlinked file past SPOOL_MEM_MAX); at the end one store
+ * (spool.c: memory, then an unlinked file); at the end one store
  * request delivers it to every local mailbox and queues the remote
  * recipients, and 250 is sent only after that commit returned.
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -25,19 +22,10 @@
 #include "auth/throttle.h"
 #include "server/server.h"
 #include "server/smtp/internal.h"
+#include "server/smtp/spool.h"
 #include "storage/store.h"
 #include "server/worker.h"
 #include "core/compat.h"
-
-/* A message kept in memory up to this size; a larger one goes to a file. */
-#define SPOOL_MEM_MAX (256 * 1024)
-
-struct spool {
-	struct buf mem;
-	int fd;			/* -1 until the message outgrows memory */
-	uint64_t len;
-	int err;
-};
 
 struct smtp_txn {
 	struct smtp_mail mail;
@@ -80,42 +68,6 @@ struct delivery {
 	int rc;
 };
 
-static void
-spool_emit(void *arg, const unsigned char *p, size_t n)
-{
-	struct spool *sp = arg;
-
-	if (sp->err)
-		return;
-	sp->len += n;
-	if (sp->fd < 0 && sp->mem.len + n <= SPOOL_MEM_MAX) {
-		buf_append(&sp->mem, p, n);
-		return;
-	}
-	if (sp->fd < 0) {
-		/* an unlinked file in the store's directory: gone with the process */
-		sp->fd = open(server_store ? store_path(server_store) : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (sp->fd < 0 || write(sp->fd, sp->mem.data, sp->mem.len) != (ssize_t)sp->mem.len) {
-			log_msg(LOG_LEVEL_ERR, "event=spool error=\"%s\"", strerror(errno));
-			sp->err = ERR_IO;
-			return;
-		}
-		buf_free(&sp->mem);
-	}
-	while (n) {
-		ssize_t w = write(sp->fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			log_msg(LOG_LEVEL_ERR, "event=spool error=\"%s\"", strerror(errno));
-			sp->err = errno == ENOSPC ? ERR_STORE_FULL : ERR_IO;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 static void rate_give_back(struct smtp_txn *t);
 
 static void
@@ -133,9 +85,7 @@ txn_free(struct smtp_txn *t)
 	free(t->stand_ins);
 	free(t->remote);
 	free(t->reports);
-	buf_free(&t->spool.mem);
-	if (t->spool.fd >= 0)
-		close(t->spool.fd);
+	spool_free(&t->spool);
 	free(t);
 }
 
@@ -429,7 +379,7 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 		return;
 	}
 	t = xcalloc(1, sizeof(*t));
-	t->spool.fd = -1;
+	spool_init(&t->spool, server_store ? store_path(server_store) : "/tmp");
 	r = smtp_parse_mail(arg, &t->mail);
 	if (r) {
 		txn_free(t);
@@ -746,7 +696,7 @@ smtp_cmd_data(struct smtp_session *s, struct span arg)
 
 	(void)arg;
 	smtp_data_init(&t->data, s->conn->cfg->smtp.max_message_size, spool_emit, &t->spool);
-	buf_init(&t->spool.mem, SPOOL_MEM_MAX);
+	spool_begin(&t->spool);
 	smtp_set_state(s, SMTP_STATE_DATA);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>\r\n");
 }
@@ -771,7 +721,7 @@ smtp_cmd_bdat(struct smtp_session *s, struct span arg)
 		t->chunking = true;
 		smtp_data_init(&t->data, s->conn->cfg->smtp.max_message_size, spool_emit, &t->spool);
 		smtp_data_bdat(&t->data);
-		buf_init(&t->spool.mem, SPOOL_MEM_MAX);
+		spool_begin(&t->spool);
 	}
 	t->chunk_left = size;
 	t->last = last;
