@@ -10,7 +10,7 @@ server_libserver_a_SOURCES = \
 	server/logincache.c server/logincache.h \
 	server/notify.c server/notify.h \
 	server/smtp/session.c server/smtp/session.h server/smtp/internal.h \
-	server/smtp/mail.c server/smtp/spool.c server/smtp/spool.h \
+	server/smtp/mail.c server/smtp/spool.c server/smtp/spool.h server/smtp/hourly.c server/smtp/hourly.h \
 	server/smtp/parse.c server/smtp/parse.h server/smtp/data.c server/smtp/data.h \
 	server/pop3/session.c server/pop3/session.h
 server_libserver_a_CFLAGS = $(AM_CFLAGS)
@@ -26,7 +26,7 @@ ENGINE_TEST_SOURCES = tests/unit/fake_conn.c tests/unit/fake_conn.h server/conn_
 check_PROGRAMS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 TESTS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 tests_unit_test_smtp_session_SOURCES = tests/unit/test_smtp_session.c server/smtp/session.c \
-	server/smtp/mail.c server/smtp/spool.c server/smtp/parse.c server/smtp/data.c \
+	server/smtp/mail.c server/smtp/spool.c server/smtp/hourly.c server/smtp/parse.c server/smtp/data.c \
 	$(ENGINE_TEST_SOURCES)
 tests_unit_test_smtp_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
@@ -37,8 +37,8 @@ tests_unit_test_pop3_session_LDADD = auth/libauth.a storage/libstore.a core/libc
 
 FUZZ_TARGETS += tests/fuzz/fuzz_smtp_session tests/fuzz/fuzz_pop3_session
 tests_fuzz_fuzz_smtp_session_SOURCES = tests/fuzz/fuzz_smtp_session.c tests/fuzz/replay.c \
-	server/smtp/session.c server/smtp/mail.c server/smtp/spool.c server/smtp/parse.c server/smtp/data.c \
-	$(ENGINE_TEST_SOURCES)
+	server/smtp/session.c server/smtp/mail.c server/smtp/spool.c server/smtp/hourly.c server/smtp/parse.c \
+	server/smtp/data.c $(ENGINE_TEST_SOURCES)
 tests_fuzz_fuzz_smtp_session_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_fuzz_fuzz_smtp_session_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_smtp_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \

@@ -9,7 +9,6 @@
 #include "config.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +18,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "auth/throttle.h"
 #include "server/server.h"
+#include "server/smtp/hourly.h"
 #include "server/smtp/internal.h"
 #include "server/smtp/spool.h"
 #include "storage/store.h"
@@ -42,10 +41,7 @@ struct smtp_txn {
 	struct store_qrcpt *reports;	/* local recipients owed a success report (queued too) */
 	size_t nreports;
 	size_t nrcpts;		/* recipients accepted (for the limit) */
-	/* taken from the login's hourly allowance, given back unless delivered */
-	char rate_login[STORE_LOGIN_MAX + 1];
-	uint64_t rate_hour;
-	unsigned rate_messages, rate_recipients;
+	struct hourly_taken rate;	/* from the login's hourly allowance, given back unless delivered */
 	char first_rcpt[STORE_ADDRESS_MAX + 1];
 	struct smtp_data data;
 	struct spool spool;
@@ -68,8 +64,6 @@ struct delivery {
 	int rc;
 };
 
-static void rate_give_back(struct smtp_txn *t);
-
 static void
 txn_free(struct smtp_txn *t)
 {
@@ -77,7 +71,7 @@ txn_free(struct smtp_txn *t)
 
 	if (!t)
 		return;
-	rate_give_back(t);
+	hourly_give_back(&t->rate);
 	for (i = 0; i < t->nlogins; i++)
 		free(t->logins[i]);
 	free(t->logins);
@@ -110,171 +104,17 @@ is_submission(const struct conn *c)
 	return c->proto == LISTEN_SUBMISSION || c->proto == LISTEN_SUBMISSIONS;
 }
 
-/*
- * --- hourly counters ---
- * Per authenticated login: messages and recipients (smtp.max_messages_per_hour,
- * smtp.max_recipients_per_hour), a stolen password's reach. Per client
- * address: success reports asked from unauthenticated sessions
- * (smtp.max_success_reports_per_hour), a reflection channel (STYLE 16).
- * A count is taken when the command is accepted, under the lock that
- * decides, so parallel sessions cannot all pass one check; a transaction
- * that ends without delivery gives its login's counts back. A login's
- * counts also go to the store with each delivery (store_rate_get), and a
- * counter is seeded from there when first needed, so a restart resets nothing.
- */
-
-#define HOURLY_SLOTS 4096	/* bounded memory; a full neighbourhood forgets its oldest hour */
-#define HOURLY_PROBES 8		/* slots one key may use: the cost of each lookup */
-
-enum { RATE_MESSAGES, RATE_RECIPIENTS, RATE_REPORTS = 0 };
-
-struct hourly_slot {
-	char key[THROTTLE_KEY_MAX];	/* a login, or an address key (throttle_address_key) */
-	uint64_t hour;
-	unsigned n[2];		/* logins: RATE_MESSAGES, RATE_RECIPIENTS; addresses: RATE_REPORTS */
-};
-
-static struct hourly_table {
-	pthread_mutex_t lock;
-	struct hourly_slot slot[HOURLY_SLOTS];
-} by_login = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } },
-    by_address = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } };
-
-static uint64_t
-this_hour(void)
-{
-	return (uint64_t)time(NULL) / 3600;
-}
-
-/* key's slot (a new one, zeroed for hour, when add is set), its counts moved on to hour. Lock held. */
-static struct hourly_slot *
-hourly_find(struct hourly_table *t, const char *key, uint64_t hour, bool add)
-{
-	uint32_t h = 2166136261u;
-	size_t i, pick = HOURLY_SLOTS;
-	const char *p;
-
-	for (p = key; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	for (i = 0; i < HOURLY_PROBES; i++) {
-		struct hourly_slot *sl = &t->slot[(h + i) % HOURLY_SLOTS];
-
-		if (strcmp(sl->key, key) == 0) {
-			if (sl->hour < hour) {
-				sl->hour = hour;
-				sl->n[0] = sl->n[1] = 0;
-			}
-			return sl;
-		}
-		if (pick == HOURLY_SLOTS || sl->hour < t->slot[pick].hour)
-			pick = (h + i) % HOURLY_SLOTS;
-	}
-	if (!add)
-		return NULL;
-	snprintf(t->slot[pick].key, sizeof(t->slot[pick].key), "%s", key);
-	t->slot[pick].hour = hour;
-	t->slot[pick].n[0] = t->slot[pick].n[1] = 0;
-	return &t->slot[pick];
-}
-
-/*
- * Take one of what (RATE_MESSAGES, RATE_RECIPIENTS) from the login's
- * allowance of max this hour; t remembers it, to give it back unless the
- * message is delivered. 0 = no limit. Returns 0, ERR_LIMIT (spent), or the
- * store's error reading the saved count (fail closed: a temporary reply).
- */
-static int
-rate_take(struct smtp_txn *t, const char *login, int what, unsigned max)
-{
-	uint64_t hour = this_hour();
-	struct hourly_slot *sl;
-	struct store_rate saved = { 0, 0, 0 };
-	int rc = 0;
-
-	if (!max)
-		return 0;
-	pthread_mutex_lock(&by_login.lock);
-	sl = hourly_find(&by_login, login, hour, false);
-	pthread_mutex_unlock(&by_login.lock);
-	if (!sl) {
-		/* first use since start (or since its slot was reused): the store's count, read outside the lock */
-		rc = server_store ? store_rate_get(server_store, login, &saved) : ERR_NOTFOUND;
-		if (rc && rc != ERR_NOTFOUND)
-			return rc;
-		if (rc || saved.hour != hour)
-			memset(&saved, 0, sizeof(saved));
-	}
-	pthread_mutex_lock(&by_login.lock);
-	if (!(sl = hourly_find(&by_login, login, hour, false))) {
-		sl = hourly_find(&by_login, login, hour, true);
-		sl->n[RATE_MESSAGES] = saved.messages;
-		sl->n[RATE_RECIPIENTS] = saved.recipients;
-	}
-	if (sl->n[what] >= max) {
-		rc = ERR_LIMIT;
-	} else {
-		sl->n[what]++;
-		if (t->rate_hour != hour) {	/* a new hour: what was taken before counts there */
-			t->rate_messages = t->rate_recipients = 0;
-			t->rate_hour = hour;
-		}
-		*(what == RATE_MESSAGES ? &t->rate_messages : &t->rate_recipients) += 1;
-		snprintf(t->rate_login, sizeof(t->rate_login), "%s", login);
-		rc = 0;
-	}
-	pthread_mutex_unlock(&by_login.lock);
-	return rc;
-}
-
-/* The transaction ends without delivery: what it took is given back. */
-static void
-rate_give_back(struct smtp_txn *t)
-{
-	struct hourly_slot *sl;
-
-	if (!t->rate_messages && !t->rate_recipients)
-		return;
-	pthread_mutex_lock(&by_login.lock);
-	sl = hourly_find(&by_login, t->rate_login, t->rate_hour, false);
-	if (sl && sl->hour == t->rate_hour) {
-		sl->n[RATE_MESSAGES] -= sl->n[RATE_MESSAGES] < t->rate_messages ? sl->n[RATE_MESSAGES] : t->rate_messages;
-		sl->n[RATE_RECIPIENTS] -= sl->n[RATE_RECIPIENTS] < t->rate_recipients ? sl->n[RATE_RECIPIENTS] :
-		    t->rate_recipients;
-	}
-	pthread_mutex_unlock(&by_login.lock);
-}
-
-/* One more success report for the client's address this hour, or false when they are spent. */
-static bool
-report_take(const char *ip, unsigned max)
-{
-	char key[THROTTLE_KEY_MAX];
-	struct hourly_slot *sl;
-	bool ok;
-
-	if (!max)
-		return true;
-	throttle_address_key(key, sizeof(key), ip);	/* IPv6 by its /64, as the login throttle */
-	pthread_mutex_lock(&by_address.lock);
-	sl = hourly_find(&by_address, key, this_hour(), true);
-	ok = sl->n[RATE_REPORTS] < max;
-	if (ok)
-		sl->n[RATE_REPORTS]++;
-	pthread_mutex_unlock(&by_address.lock);
-	return ok;
-}
-
 /* Take from the login's hourly allowance; when refused, reply (450 4.7.1 when spent) and say true. */
 static bool
-rate_refused(struct smtp_session *s, struct smtp_txn *t, int what, unsigned max)
+rate_refused(struct smtp_session *s, struct smtp_txn *t, enum hourly_what what, unsigned max)
 {
 	struct conn *c = s->conn;
-	int rc = rate_take(t, s->login, what, max);
+	int rc = hourly_take(&t->rate, s->login, what, max);
 
 	if (rc == ERR_LIMIT) {
 		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=rate_limit login=\"%s\" limit=%s max=%u ip=%s", c->sid, s->login,
-		    what == RATE_MESSAGES ? "messages_per_hour" : "recipients_per_hour", max, c->ip);
-		smtp_reply(s, what == RATE_MESSAGES ? "450 4.7.1 Too many messages this hour, try again later\r\n" :
+		    what == HOURLY_MESSAGES ? "messages_per_hour" : "recipients_per_hour", max, c->ip);
+		smtp_reply(s, what == HOURLY_MESSAGES ? "450 4.7.1 Too many messages this hour, try again later\r\n" :
 		    "450 4.7.1 Too many recipients this hour, try again later\r\n");
 	} else if (rc) {
 		log_msg(LOG_LEVEL_ERR, "sid=%s event=rate_limit login=\"%s\" error=\"%s\"", c->sid, s->login, err_str(rc));
@@ -409,7 +249,7 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 		smtp_reply(s, "553 5.7.1 Sender address not owned by the authenticated user\r\n");
 		return;
 	}
-	if (s->authenticated && rate_refused(s, t, RATE_MESSAGES, c->cfg->smtp.max_messages_per_hour)) {
+	if (s->authenticated && rate_refused(s, t, HOURLY_MESSAGES, c->cfg->smtp.max_messages_per_hour)) {
 		txn_free(t);
 		return;
 	}
@@ -623,7 +463,7 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 		snprintf(addr, sizeof(addr), "%s", rcpt.path.addr);
 	domain = span_cstr(strrchr(addr, '@') + 1);
 	if (!s->authenticated && (rcpt.notify & STORE_NOTIFY_SUCCESS) && *t->mail.path.addr &&
-	    !report_take(c->ip, c->cfg->smtp.max_success_reports_per_hour)) {
+	    !hourly_report_take(c->ip, c->cfg->smtp.max_success_reports_per_hour)) {
 		/* past the limit: as if SUCCESS had not been asked (what is left, or NEVER) */
 		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=dsn_limit ip=%s max=%u rcpt=\"%s\" note=\"NOTIFY=SUCCESS ignored\"",
 		    c->sid, c->ip, c->cfg->smtp.max_success_reports_per_hour, log_safe(safe, span_cstr(addr)));
@@ -667,7 +507,7 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 		smtp_reply(s, "554 5.7.1 Relay access denied\r\n");
 		return;
 	}
-	if (s->authenticated && rate_refused(s, t, RATE_RECIPIENTS, c->cfg->smtp.max_recipients_per_hour)) {
+	if (s->authenticated && rate_refused(s, t, HOURLY_RECIPIENTS, c->cfg->smtp.max_recipients_per_hour)) {
 		rcpt_undo(t, &mark);
 		return;
 	}
@@ -798,7 +638,7 @@ delivered_here(void *arg)
 		switch (d->rc) {
 		case 0:
 			s->messages++;
-			d->txn->rate_messages = d->txn->rate_recipients = 0;	/* delivered: they stay taken */
+			hourly_keep(&d->txn->rate);	/* delivered: they stay taken */
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=accepted from=\"%s\" local=%zu remote=%zu size=%" PRIu64
 			    " body=%016" PRIx64, c->sid, log_safe(safe, span_cstr(d->txn->mail.path.addr)),
 			    d->txn->nlogins, d->txn->nremote,
@@ -903,9 +743,9 @@ finish(struct smtp_session *s)
 		d->req.u.deliver.defer = d->defer;
 		d->req.u.deliver.deferred_out = d->deferred;
 	}
-	if (*t->rate_login) {	/* the login's hourly record, in the same commit (rate_take) */
-		d->req.u.deliver.rate_login = t->rate_login;
-		d->req.u.deliver.rate_hour = t->rate_hour;
+	if (*t->rate.login) {	/* the login's hourly record, in the same commit (hourly_take) */
+		d->req.u.deliver.rate_login = t->rate.login;
+		d->req.u.deliver.rate_hour = t->rate.hour;
 		d->req.u.deliver.rate_recipients = (uint32_t)t->nrcpts;
 	}
 	/* an entry is given for alias members too: the store writes it only if one is deferred */
