@@ -10,27 +10,35 @@
 
 #include "auth/throttle.h"
 #include "core/err.h"
+#include "core/htable.h"
 #include "server/server.h"
 #include "server/smtp/hourly.h"
 #include "storage/store.h"
 #include "core/compat.h"
 
-#define HOURLY_SLOTS 4096	/* bounded memory; a full neighbourhood forgets its oldest hour */
-#define HOURLY_PROBES 8		/* slots one key may use: the cost of each lookup */
+#define HOURLY_SLOTS 4096	/* per table; bounded memory: a full neighbourhood forgets its oldest hour */
+#define HOURLY_KEY_MAX (THROTTLE_KEY_MAX - 1)	/* a login (STORE_LOGIN_MAX), or an address key */
 
-enum { RATE_REPORTS = 0 };	/* n[] of an address slot; a login's is indexed by enum hourly_what */
+enum { RATE_REPORTS = 0 };	/* n[] of an address entry; a login's is indexed by enum hourly_what */
 
-struct hourly_slot {
-	char key[THROTTLE_KEY_MAX];	/* a login, or an address key (throttle_address_key) */
+struct hourly_count {
 	uint64_t hour;
 	unsigned n[2];		/* logins: HOURLY_MESSAGES, HOURLY_RECIPIENTS; addresses: RATE_REPORTS */
 };
 
-static struct hourly_table {
+/*
+ * One table of counts on core/htable, made at first use. Guarded by its
+ * own lock: any worker thread takes and gives back counts (MAIL, RCPT, the
+ * end of a transaction); never held across I/O.
+ */
+struct hourly_table {
 	pthread_mutex_t lock;
-	struct hourly_slot slot[HOURLY_SLOTS];
-} by_login = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } },
-    by_address = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } };
+	struct htable counts;	/* key: a login, or throttle_address_key(); value: struct hourly_count */
+	bool ready;
+};
+
+static struct hourly_table by_login = { .lock = PTHREAD_MUTEX_INITIALIZER };
+static struct hourly_table by_address = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static uint64_t
 this_hour(void)
@@ -38,51 +46,52 @@ this_hour(void)
 	return (uint64_t)time(NULL) / 3600;
 }
 
-/* key's slot (a new one, zeroed for hour, when add is set), its counts moved on to hour. Lock held. */
-static struct hourly_slot *
+static bool
+older_hour(const void *a, const void *b, void *arg)
+{
+	(void)arg;
+	return ((const struct hourly_count *)a)->hour < ((const struct hourly_count *)b)->hour;
+}
+
+/* key's counts (new ones, zero for hour, when add is set), moved on to hour. Lock held. */
+static struct hourly_count *
 hourly_find(struct hourly_table *t, const char *key, uint64_t hour, bool add)
 {
-	uint32_t h = 2166136261u;
-	size_t i, pick = HOURLY_SLOTS;
-	const char *p;
+	struct span k = span_make(key, strnlen(key, HOURLY_KEY_MAX));	/* cut, as a key always was */
+	struct hourly_count *c;
 
-	for (p = key; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	for (i = 0; i < HOURLY_PROBES; i++) {
-		struct hourly_slot *sl = &t->slot[(h + i) % HOURLY_SLOTS];
-
-		if (strcmp(sl->key, key) == 0) {
-			if (sl->hour < hour) {
-				sl->hour = hour;
-				sl->n[0] = sl->n[1] = 0;
-			}
-			return sl;
+	if (!t->ready) {
+		htable_init(&t->counts, HOURLY_SLOTS, HOURLY_KEY_MAX, sizeof(struct hourly_count));
+		t->ready = true;
+	}
+	if ((c = htable_get(&t->counts, k))) {
+		if (c->hour < hour) {
+			c->hour = hour;
+			c->n[0] = c->n[1] = 0;
 		}
-		if (pick == HOURLY_SLOTS || sl->hour < t->slot[pick].hour)
-			pick = (h + i) % HOURLY_SLOTS;
+		return c;
 	}
 	if (!add)
 		return NULL;
-	snprintf(t->slot[pick].key, sizeof(t->slot[pick].key), "%s", key);
-	t->slot[pick].hour = hour;
-	t->slot[pick].n[0] = t->slot[pick].n[1] = 0;
-	return &t->slot[pick];
+	c = htable_put(&t->counts, k, older_hour, NULL);	/* never NULL: a victim rule, a bounded key */
+	c->hour = hour;
+	return c;
 }
 
 int
 hourly_take(struct hourly_taken *t, const char *login, enum hourly_what what, unsigned max)
 {
 	uint64_t hour = this_hour();
-	struct hourly_slot *sl;
+	struct hourly_count *hc;
 	struct store_rate saved = { 0, 0, 0 };
 	int rc = 0;
 
 	if (!max)
 		return 0;
 	pthread_mutex_lock(&by_login.lock);
-	sl = hourly_find(&by_login, login, hour, false);
+	hc = hourly_find(&by_login, login, hour, false);
 	pthread_mutex_unlock(&by_login.lock);
-	if (!sl) {
+	if (!hc) {
 		/* first use since start (or since its slot was reused): the store's count, read outside the lock */
 		rc = server_store ? store_rate_get(server_store, login, &saved) : ERR_NOTFOUND;
 		if (rc && rc != ERR_NOTFOUND)
@@ -91,15 +100,15 @@ hourly_take(struct hourly_taken *t, const char *login, enum hourly_what what, un
 			memset(&saved, 0, sizeof(saved));
 	}
 	pthread_mutex_lock(&by_login.lock);
-	if (!(sl = hourly_find(&by_login, login, hour, false))) {
-		sl = hourly_find(&by_login, login, hour, true);
-		sl->n[HOURLY_MESSAGES] = saved.messages;
-		sl->n[HOURLY_RECIPIENTS] = saved.recipients;
+	if (!(hc = hourly_find(&by_login, login, hour, false))) {
+		hc = hourly_find(&by_login, login, hour, true);
+		hc->n[HOURLY_MESSAGES] = saved.messages;
+		hc->n[HOURLY_RECIPIENTS] = saved.recipients;
 	}
-	if (sl->n[what] >= max) {
+	if (hc->n[what] >= max) {
 		rc = ERR_LIMIT;
 	} else {
-		sl->n[what]++;
+		hc->n[what]++;
 		if (t->hour != hour) {	/* a new hour: what was taken before counts there */
 			t->messages = t->recipients = 0;
 			t->hour = hour;
@@ -115,15 +124,15 @@ hourly_take(struct hourly_taken *t, const char *login, enum hourly_what what, un
 void
 hourly_give_back(struct hourly_taken *t)
 {
-	struct hourly_slot *sl;
+	struct hourly_count *hc;
 
 	if (!t->messages && !t->recipients)
 		return;
 	pthread_mutex_lock(&by_login.lock);
-	sl = hourly_find(&by_login, t->login, t->hour, false);
-	if (sl && sl->hour == t->hour) {
-		sl->n[HOURLY_MESSAGES] -= sl->n[HOURLY_MESSAGES] < t->messages ? sl->n[HOURLY_MESSAGES] : t->messages;
-		sl->n[HOURLY_RECIPIENTS] -= sl->n[HOURLY_RECIPIENTS] < t->recipients ? sl->n[HOURLY_RECIPIENTS] :
+	hc = hourly_find(&by_login, t->login, t->hour, false);
+	if (hc && hc->hour == t->hour) {
+		hc->n[HOURLY_MESSAGES] -= hc->n[HOURLY_MESSAGES] < t->messages ? hc->n[HOURLY_MESSAGES] : t->messages;
+		hc->n[HOURLY_RECIPIENTS] -= hc->n[HOURLY_RECIPIENTS] < t->recipients ? hc->n[HOURLY_RECIPIENTS] :
 		    t->recipients;
 	}
 	pthread_mutex_unlock(&by_login.lock);
@@ -139,17 +148,17 @@ bool
 hourly_report_take(const char *ip, unsigned max)
 {
 	char key[THROTTLE_KEY_MAX];
-	struct hourly_slot *sl;
+	struct hourly_count *hc;
 	bool ok;
 
 	if (!max)
 		return true;
 	throttle_address_key(key, sizeof(key), ip);	/* IPv6 by its /64, as the login throttle */
 	pthread_mutex_lock(&by_address.lock);
-	sl = hourly_find(&by_address, key, this_hour(), true);
-	ok = sl->n[RATE_REPORTS] < max;
+	hc = hourly_find(&by_address, key, this_hour(), true);
+	ok = hc->n[RATE_REPORTS] < max;
 	if (ok)
-		sl->n[RATE_REPORTS]++;
+		hc->n[RATE_REPORTS]++;
 	pthread_mutex_unlock(&by_address.lock);
 	return ok;
 }
