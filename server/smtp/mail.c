@@ -419,86 +419,127 @@ rcpt_undo(struct smtp_txn *t, const struct rcpt_mark *m)
 	t->nstand_ins = m->nstand_ins;
 }
 
+/*
+ * RCPT's argument checked against the transaction and made into addr (the
+ * address as it will be resolved; <postmaster> names ours). false: refused,
+ * the reply is sent.
+ */
+static bool
+rcpt_parse(struct smtp_session *s, struct span arg, struct smtp_rcpt *rcpt, char addr[STORE_ADDRESS_MAX + 1])
+{
+	struct conn *c = s->conn;
+	enum smtp_parse_result r;
+	char safe[LOG_SAFE_SIZE];
+
+	if (arg.len < 3 || strncasecmp((const char *)arg.p, "TO:", 3) != 0) {
+		smtp_bad_command(s, "501 5.5.4 Syntax: RCPT TO:<address>\r\n");
+		return false;
+	}
+	r = smtp_parse_rcpt(span_tail(arg, 3), rcpt);
+	if (r) {
+		smtp_bad_command(s, r == SMTP_PARSE_PARAM ? "555 5.5.4 Unsupported or repeated parameter\r\n" :
+		    "501 5.5.4 Syntax error in RCPT command\r\n");
+		return false;
+	}
+	if (rcpt->path.has_utf8 && !s->txn->mail.smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8\r\n");
+		return false;
+	}
+	if (s->txn->nrcpts >= c->cfg->smtp.max_recipients) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=recipients ip=%s", c->sid, c->ip);
+		smtp_reply(s, "452 4.5.3 Too many recipients\r\n");
+		return false;
+	}
+	if (smtp_path_has_routing(&rcpt->path)) {
+		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=rcpt_refused reason=routing ip=%s rcpt=\"%s\"", c->sid, c->ip,
+		    log_safe(safe, span_cstr(rcpt->path.addr)));
+		smtp_reply(s, "550 5.7.1 Source routing is not accepted\r\n");
+		return false;
+	}
+	if (rcpt->path.is_postmaster)	/* RFC 5321 4.5.1: <postmaster> is always accepted */
+		snprintf(addr, STORE_ADDRESS_MAX + 1, "postmaster@%s", c->cfg->domains[0]);
+	else
+		snprintf(addr, STORE_ADDRESS_MAX + 1, "%s", rcpt->path.addr);
+	return true;
+}
+
+/* NOTIFY=SUCCESS from a session without AUTH: one of its address's success reports this hour, or dropped. */
+static void
+rcpt_report_limit(struct smtp_session *s, struct smtp_rcpt *rcpt, const char *addr)
+{
+	struct conn *c = s->conn;
+	char safe[LOG_SAFE_SIZE];
+
+	if (s->authenticated || !(rcpt->notify & STORE_NOTIFY_SUCCESS) || !*s->txn->mail.path.addr ||
+	    hourly_report_take(c->ip, c->cfg->smtp.max_success_reports_per_hour))
+		return;
+	/* past the limit: as if SUCCESS had not been asked (what is left, or NEVER) */
+	log_msg(LOG_LEVEL_NOTICE, "sid=%s event=dsn_limit ip=%s max=%u rcpt=\"%s\" note=\"NOTIFY=SUCCESS ignored\"",
+	    c->sid, c->ip, c->cfg->smtp.max_success_reports_per_hour, log_safe(safe, span_cstr(addr)));
+	rcpt->notify &= (uint8_t)~STORE_NOTIFY_SUCCESS;
+	if (!(rcpt->notify & (STORE_NOTIFY_FAILURE | STORE_NOTIFY_DELAY)))
+		rcpt->notify = STORE_NOTIFY_NEVER;
+}
+
+/*
+ * A recipient in one of our domains: resolved against the accounts (an
+ * alias to its targets) and added to the transaction. false: refused, the
+ * reply is sent and nothing of it stays in the transaction.
+ */
+static bool
+rcpt_local(struct smtp_session *s, const struct smtp_rcpt *rcpt, const char *addr, const struct rcpt_mark *mark)
+{
+	struct conn *c = s->conn;
+	struct smtp_txn *t = s->txn;
+	struct rcpt_targets rt = { s, rcpt, 0, NULL, 0 };
+	char safe[LOG_SAFE_SIZE];
+	int rc = resolve(c->cfg, addr, add_local, add_remote, &rt);
+
+	/* no room in any mailbox it reaches (a direct one, or every member): the client keeps it */
+	if (rc == 0 && rt.nfull && rt.nfull == rt.ntargets) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=quota ip=%s rcpt=\"%s\"", c->sid, c->ip,
+		    log_safe(safe, span_cstr(addr)));
+		rcpt_targets_free(&rt);
+		smtp_reply(s, "452 4.2.2 Mailbox full\r\n");
+		return false;
+	}
+	if (rc == 0 && rt.ntargets > 1)
+		add_stand_in(t, rcpt, addr, &rt, mark->nlogins);
+	rcpt_targets_free(&rt);
+	if (rc) {
+		rcpt_undo(t, mark);	/* an alias that failed part way: none of it */
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=%s ip=%s rcpt=\"%s\"", c->sid,
+		    rc == ERR_NOTFOUND ? "unknown" : err_str(rc), c->ip, log_safe(safe, span_cstr(addr)));
+		if (rc == ERR_NOTFOUND || rc == ERR_SYNTAX)
+			smtp_reply(s, "550 5.1.1 Recipient address rejected: no such mailbox\r\n");
+		else if (rc == ERR_LIMIT)
+			smtp_reply(s, "550 5.4.6 Alias expands too far\r\n");
+		else
+			smtp_reply(s, "451 4.3.0 Temporary lookup failure\r\n");
+		return false;
+	}
+	add_report(s, rcpt, addr, t->nlogins - mark->nlogins, mark->nremote);
+	return true;
+}
+
 void
 smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 {
 	struct conn *c = s->conn;
 	struct smtp_txn *t = s->txn;
-	struct rcpt_targets rt = { s, NULL, 0, NULL, 0 };
 	struct smtp_rcpt rcpt;
-	enum smtp_parse_result r;
 	char addr[STORE_ADDRESS_MAX + 1], safe[LOG_SAFE_SIZE];
-	struct span domain;
 	struct rcpt_mark mark = { t->nlogins, t->nremote, t->nreports, t->nstand_ins };
-	int rc;
 
-	if (arg.len < 3 || strncasecmp((const char *)arg.p, "TO:", 3) != 0) {
-		smtp_bad_command(s, "501 5.5.4 Syntax: RCPT TO:<address>\r\n");
+	if (!rcpt_parse(s, arg, &rcpt, addr))
 		return;
-	}
-	r = smtp_parse_rcpt(span_tail(arg, 3), &rcpt);
-	if (r) {
-		smtp_bad_command(s, r == SMTP_PARSE_PARAM ? "555 5.5.4 Unsupported or repeated parameter\r\n" :
-		    "501 5.5.4 Syntax error in RCPT command\r\n");
-		return;
-	}
-	if (rcpt.path.has_utf8 && !t->mail.smtputf8) {
-		smtp_reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8\r\n");
-		return;
-	}
-	if (t->nrcpts >= c->cfg->smtp.max_recipients) {
-		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=recipients ip=%s", c->sid, c->ip);
-		smtp_reply(s, "452 4.5.3 Too many recipients\r\n");
-		return;
-	}
-	if (smtp_path_has_routing(&rcpt.path)) {
-		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=rcpt_refused reason=routing ip=%s rcpt=\"%s\"", c->sid, c->ip,
-		    log_safe(safe, span_cstr(rcpt.path.addr)));
-		smtp_reply(s, "550 5.7.1 Source routing is not accepted\r\n");
-		return;
-	}
-	if (rcpt.path.is_postmaster)	/* RFC 5321 4.5.1: <postmaster> is always accepted */
-		snprintf(addr, sizeof(addr), "postmaster@%s", c->cfg->domains[0]);
-	else
-		snprintf(addr, sizeof(addr), "%s", rcpt.path.addr);
-	domain = span_cstr(strrchr(addr, '@') + 1);
-	if (!s->authenticated && (rcpt.notify & STORE_NOTIFY_SUCCESS) && *t->mail.path.addr &&
-	    !hourly_report_take(c->ip, c->cfg->smtp.max_success_reports_per_hour)) {
-		/* past the limit: as if SUCCESS had not been asked (what is left, or NEVER) */
-		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=dsn_limit ip=%s max=%u rcpt=\"%s\" note=\"NOTIFY=SUCCESS ignored\"",
-		    c->sid, c->ip, c->cfg->smtp.max_success_reports_per_hour, log_safe(safe, span_cstr(addr)));
-		rcpt.notify &= (uint8_t)~STORE_NOTIFY_SUCCESS;
-		if (!(rcpt.notify & (STORE_NOTIFY_FAILURE | STORE_NOTIFY_DELAY)))
-			rcpt.notify = STORE_NOTIFY_NEVER;
-	}
-	rt.rcpt = &rcpt;
-	if (config_is_local_domain(c->cfg, domain)) {
-		rc = resolve(c->cfg, addr, add_local, add_remote, &rt);
-		/* no room in any mailbox it reaches (a direct one, or every member): the client keeps it */
-		if (rc == 0 && rt.nfull && rt.nfull == rt.ntargets) {
-			log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=quota ip=%s rcpt=\"%s\"", c->sid, c->ip,
-			    log_safe(safe, span_cstr(addr)));
-			rcpt_targets_free(&rt);
-			smtp_reply(s, "452 4.2.2 Mailbox full\r\n");
+	rcpt_report_limit(s, &rcpt, addr);
+	if (config_is_local_domain(c->cfg, span_cstr(strrchr(addr, '@') + 1))) {
+		if (!rcpt_local(s, &rcpt, addr, &mark))
 			return;
-		}
-		if (rc == 0 && rt.ntargets > 1)
-			add_stand_in(t, &rcpt, addr, &rt, mark.nlogins);
-		rcpt_targets_free(&rt);
-		if (rc) {
-			rcpt_undo(t, &mark);	/* an alias that failed part way: none of it */
-			log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=%s ip=%s rcpt=\"%s\"", c->sid,
-			    rc == ERR_NOTFOUND ? "unknown" : err_str(rc), c->ip, log_safe(safe, span_cstr(addr)));
-			if (rc == ERR_NOTFOUND || rc == ERR_SYNTAX)
-				smtp_reply(s, "550 5.1.1 Recipient address rejected: no such mailbox\r\n");
-			else if (rc == ERR_LIMIT)
-				smtp_reply(s, "550 5.4.6 Alias expands too far\r\n");
-			else
-				smtp_reply(s, "451 4.3.0 Temporary lookup failure\r\n");
-			return;
-		}
-		add_report(s, &rcpt, addr, t->nlogins - mark.nlogins, mark.nremote);
 	} else if (s->authenticated) {
+		struct rcpt_targets rt = { s, &rcpt, 0, NULL, 0 };
+
 		add_remote(&rt, addr);
 	} else {
 		/* no open relay: other domains only from an authenticated session */
@@ -683,42 +724,65 @@ delivered(void *arg, int rc)
 	worker_post(d->conn->worker, delivered_here, d);	/* from the store's writer */
 }
 
-/* The end of data: refuse, or commit and answer after the commit. */
-static void
-finish(struct smtp_session *s)
+/* Why the message just received cannot be taken (the reply), or NULL. */
+static const char *
+data_refusal(const struct smtp_txn *t)
 {
-	struct conn *c = s->conn;
-	struct smtp_txn *t = s->txn;
-	struct delivery *d;
-	const char *refusal = NULL;
-
 	switch (t->data.error) {
 	case SMTP_DATA_OK:
 		break;
 	case SMTP_DATA_BARE_CR_LF:
-		refusal = "550 5.6.0 Message contains a bare CR or LF or a NUL (RFC 5321 2.3.8)\r\n";
-		break;
+		return "550 5.6.0 Message contains a bare CR or LF or a NUL (RFC 5321 2.3.8)\r\n";
 	case SMTP_DATA_LINE_TOO_LONG:
-		refusal = "550 5.6.0 Message line longer than 1000 octets\r\n";
-		break;
+		return "550 5.6.0 Message line longer than 1000 octets\r\n";
 	case SMTP_DATA_TOO_BIG:
-		refusal = "552 5.3.4 Message size exceeds fixed maximum message size\r\n";
-		break;
+		return "552 5.3.4 Message size exceeds fixed maximum message size\r\n";
 	case SMTP_DATA_TOO_MANY_HEADERS:
-		refusal = "552 5.3.4 Too many header lines\r\n";
-		break;
+		return "552 5.3.4 Too many header lines\r\n";
 	}
-	if (!refusal && t->spool.err)
-		refusal = t->spool.err == ERR_STORE_FULL ? "452 4.3.1 Insufficient system storage\r\n" :
+	if (t->spool.err)
+		return t->spool.err == ERR_STORE_FULL ? "452 4.3.1 Insufficient system storage\r\n" :
 		    "451 4.3.0 Local error in processing\r\n";
-	if (refusal) {
-		log_msg(LOG_LEVEL_INFO, "sid=%s event=data_refused ip=%s reason=%d", c->sid, c->ip, (int)t->data.error);
-		smtp_reply(s, refusal);
-		smtp_txn_reset(s);
-		return;
+	return NULL;
+}
+
+/*
+ * The queue entry of a delivery: remote recipients, success reports owed,
+ * and (written by the store only if one is deferred) alias members' stand-ins.
+ */
+static void
+delivery_queue(struct delivery *d, const struct smtp_session *s)
+{
+	const struct smtp_txn *t = d->txn;
+
+	snprintf(d->q.sender, sizeof(d->q.sender), "%s", t->mail.path.addr);
+	snprintf(d->q.envid, sizeof(d->q.envid), "%s", t->mail.envid);
+	d->q.ret_full = t->mail.ret_full;
+	d->q.ret_hdrs = t->mail.ret_hdrs;
+	/* a stranger's NOTIFY=SUCCESS RET=FULL would mail the content to any address (STYLE 16) */
+	d->q.success_hdrs = !s->authenticated;
+	d->q.created = d->q.next_attempt = d->req.u.deliver.now;
+	d->q.rcpts = t->remote;
+	d->q.nrcpts = t->nremote;
+	if (t->nreports) {
+		d->qrcpts = xcalloc(t->nremote + t->nreports, sizeof(*d->qrcpts));
+		if (t->nremote)
+			memcpy(d->qrcpts, t->remote, t->nremote * sizeof(*d->qrcpts));
+		memcpy(d->qrcpts + t->nremote, t->reports, t->nreports * sizeof(*d->qrcpts));
+		d->q.rcpts = d->qrcpts;
+		d->q.nrcpts = t->nremote + t->nreports;
 	}
-	d = xcalloc(1, sizeof(*d));
-	d->conn = conn_ref(c);
+	d->req.u.deliver.queue = &d->q;
+}
+
+/* The store request for the session's transaction, which it takes over. */
+static struct delivery *
+delivery_new(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct delivery *d = xcalloc(1, sizeof(*d));
+
+	d->conn = conn_ref(s->conn);
 	d->txn = t;
 	buf_init(&d->prefix, 0);
 	build_prefix(s, &d->prefix);
@@ -749,26 +813,27 @@ finish(struct smtp_session *s)
 		d->req.u.deliver.rate_recipients = (uint32_t)t->nrcpts;
 	}
 	/* an entry is given for alias members too: the store writes it only if one is deferred */
-	if (t->nremote || t->nreports || t->nstand_ins) {
-		snprintf(d->q.sender, sizeof(d->q.sender), "%s", t->mail.path.addr);
-		snprintf(d->q.envid, sizeof(d->q.envid), "%s", t->mail.envid);
-		d->q.ret_full = t->mail.ret_full;
-		d->q.ret_hdrs = t->mail.ret_hdrs;
-		/* a stranger's NOTIFY=SUCCESS RET=FULL would mail the content to any address (STYLE 16) */
-		d->q.success_hdrs = !s->authenticated;
-		d->q.created = d->q.next_attempt = d->req.u.deliver.now;
-		d->q.rcpts = t->remote;
-		d->q.nrcpts = t->nremote;
-		if (t->nreports) {
-			d->qrcpts = xcalloc(t->nremote + t->nreports, sizeof(*d->qrcpts));
-			if (t->nremote)
-				memcpy(d->qrcpts, t->remote, t->nremote * sizeof(*d->qrcpts));
-			memcpy(d->qrcpts + t->nremote, t->reports, t->nreports * sizeof(*d->qrcpts));
-			d->q.rcpts = d->qrcpts;
-			d->q.nrcpts = t->nremote + t->nreports;
-		}
-		d->req.u.deliver.queue = &d->q;
+	if (t->nremote || t->nreports || t->nstand_ins)
+		delivery_queue(d, s);
+	return d;
+}
+
+/* The end of data: refuse, or commit and answer after the commit. */
+static void
+finish(struct smtp_session *s)
+{
+	struct conn *c = s->conn;
+	const char *refusal = data_refusal(s->txn);
+	struct delivery *d;
+
+	if (refusal) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=data_refused ip=%s reason=%d", c->sid, c->ip,
+		    (int)s->txn->data.error);
+		smtp_reply(s, refusal);
+		smtp_txn_reset(s);
+		return;
 	}
+	d = delivery_new(s);
 	conn_pause(c);	/* no command is read until the commit answered */
 	if (store_submit(server_store, &d->req, delivered, d)) {
 		d->rc = ERR_STATE;
