@@ -2,7 +2,6 @@
 noinst_LIBRARIES += server/libserver.a
 server_libserver_a_SOURCES = \
 	server/worker.c server/worker.h \
-	server/jobs.c server/jobs.h \
 	server/conn.c server/conn.h server/conn_lines.c \
 	server/listener.c server/listener.h \
 	server/proto.c server/server.h \
@@ -52,13 +51,6 @@ tests_fuzz_fuzz_pop3_session_LDADD = auth/libauth.a storage/libstore.a core/libc
 
 man_MANS += packaging/postied.8
 EXTRA_DIST += packaging/postied.8
-
-check_PROGRAMS += tests/unit/test_jobs
-TESTS += tests/unit/test_jobs
-tests_unit_test_jobs_SOURCES = tests/unit/test_jobs.c
-tests_unit_test_jobs_LDADD = server/libserver.a server/libtls.a storage/libstore.a auth/libauth.a \
-	core/libconf.a core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
-tests_unit_test_jobs_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 check_PROGRAMS += tests/unit/test_listener
 TESTS += tests/unit/test_listener
