@@ -2,7 +2,6 @@
 noinst_LIBRARIES += server/libserver.a
 server_libserver_a_SOURCES = \
 	server/worker.c server/worker.h \
-	server/jobs.c server/jobs.h \
 	server/conn.c server/conn.h server/conn_lines.c \
 	server/listener.c server/listener.h \
 	server/proto.c server/server.h \
@@ -10,7 +9,8 @@ server_libserver_a_SOURCES = \
 	server/logincache.c server/logincache.h \
 	server/notify.c server/notify.h \
 	server/smtp/session.c server/smtp/session.h server/smtp/internal.h \
-	server/smtp/mail.c server/smtp/parse.c server/smtp/parse.h server/smtp/data.c server/smtp/data.h \
+	server/smtp/mail.c server/smtp/spool.c server/smtp/spool.h server/smtp/hourly.c server/smtp/hourly.h \
+	server/smtp/parse.c server/smtp/parse.h server/smtp/data.c server/smtp/data.h \
 	server/pop3/session.c server/pop3/session.h
 server_libserver_a_CFLAGS = $(AM_CFLAGS)
 
@@ -25,7 +25,7 @@ ENGINE_TEST_SOURCES = tests/unit/fake_conn.c tests/unit/fake_conn.h server/conn_
 check_PROGRAMS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 TESTS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 tests_unit_test_smtp_session_SOURCES = tests/unit/test_smtp_session.c server/smtp/session.c \
-	server/smtp/mail.c server/smtp/parse.c server/smtp/data.c \
+	server/smtp/mail.c server/smtp/spool.c server/smtp/hourly.c server/smtp/parse.c server/smtp/data.c \
 	$(ENGINE_TEST_SOURCES)
 tests_unit_test_smtp_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
@@ -36,7 +36,8 @@ tests_unit_test_pop3_session_LDADD = auth/libauth.a storage/libstore.a core/libc
 
 FUZZ_TARGETS += tests/fuzz/fuzz_smtp_session tests/fuzz/fuzz_pop3_session
 tests_fuzz_fuzz_smtp_session_SOURCES = tests/fuzz/fuzz_smtp_session.c tests/fuzz/replay.c \
-	server/smtp/session.c server/smtp/mail.c server/smtp/parse.c server/smtp/data.c $(ENGINE_TEST_SOURCES)
+	server/smtp/session.c server/smtp/mail.c server/smtp/spool.c server/smtp/hourly.c server/smtp/parse.c \
+	server/smtp/data.c $(ENGINE_TEST_SOURCES)
 tests_fuzz_fuzz_smtp_session_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_fuzz_fuzz_smtp_session_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_smtp_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
@@ -50,13 +51,6 @@ tests_fuzz_fuzz_pop3_session_LDADD = auth/libauth.a storage/libstore.a core/libc
 
 man_MANS += packaging/postied.8
 EXTRA_DIST += packaging/postied.8
-
-check_PROGRAMS += tests/unit/test_jobs
-TESTS += tests/unit/test_jobs
-tests_unit_test_jobs_SOURCES = tests/unit/test_jobs.c
-tests_unit_test_jobs_LDADD = server/libserver.a server/libtls.a storage/libstore.a auth/libauth.a \
-	core/libconf.a core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
-tests_unit_test_jobs_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 check_PROGRAMS += tests/unit/test_listener
 TESTS += tests/unit/test_listener
