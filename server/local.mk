@@ -96,4 +96,4 @@ tests_fuzz_fuzz_smtp_data_LDADD = $(FUZZ_SERVER_LIB) core/libcore.a
 check_PROGRAMS += tests/unit/test_notify
 TESTS += tests/unit/test_notify
 tests_unit_test_notify_SOURCES = tests/unit/test_notify.c
-tests_unit_test_notify_LDADD = server/libserver.a core/libcore.a
+tests_unit_test_notify_LDADD = tests/unit/libtesthelp.a server/libserver.a core/libcore.a
