@@ -49,6 +49,11 @@ tests_unit_test_smtp_session_SOURCES = tests/unit/test_smtp_session.c
 tests_unit_test_smtp_session_LDADD = $(ENGINE_TEST_LIBS)
 tests_unit_test_pop3_session_SOURCES = tests/unit/test_pop3_session.c
 tests_unit_test_pop3_session_LDADD = $(ENGINE_TEST_LIBS)
+# the mail transaction (MAIL, RCPT, DATA, BDAT, quotas, aliases) on a temporary store
+check_PROGRAMS += tests/unit/test_smtp_txn
+TESTS += tests/unit/test_smtp_txn
+tests_unit_test_smtp_txn_SOURCES = tests/unit/test_smtp_txn.c
+tests_unit_test_smtp_txn_LDADD = $(ENGINE_TEST_LIBS)
 
 FUZZ_TARGETS += tests/fuzz/fuzz_smtp_session tests/fuzz/fuzz_pop3_session
 tests_fuzz_fuzz_smtp_session_SOURCES = tests/fuzz/fuzz_smtp_session.c tests/fuzz/replay.c
