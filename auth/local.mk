@@ -28,7 +28,7 @@ tests_unit_test_throttle_SOURCES = tests/unit/test_throttle.c
 tests_unit_test_throttle_LDADD = auth/libauth.a core/libcore.a $(PTHREAD_LIBS)
 # test_auth runs the real postie-auth (under pam_wrapper) through auth/client.c
 tests_unit_test_auth_SOURCES = tests/unit/test_auth.c
-tests_unit_test_auth_LDADD = auth/libauth.a core/libcore.a $(PTHREAD_LIBS)
+tests_unit_test_auth_LDADD = tests/unit/libtesthelp.a auth/libauth.a core/libcore.a $(PTHREAD_LIBS)
 tests_unit_test_auth_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 EXTRA_tests_unit_test_auth_DEPENDENCIES = auth/helper/postie-auth
 

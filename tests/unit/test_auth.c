@@ -31,6 +31,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "tap.h"
+#include "testlib.h"
 #include "core/compat.h"
 
 #define S(x) span_cstr(x)
@@ -39,7 +40,7 @@
 #define PAM_MODDIR "/usr/lib/x86_64-linux-gnu/security/"
 #define WAIT_S 10	/* no single answer may take longer */
 
-static char dir[64], helper[512];
+static char dir[TESTLIB_DIR_MAX], helper[512];
 
 static void
 write_file(const char *name, int mode, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -49,17 +50,11 @@ write_file(const char *name, int mode, const char *fmt, ...)
 {
 	char path[256];
 	va_list ap;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f)
-		return;
 	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
+	testlib_vwrite_file(path, mode, fmt, ap);
 	va_end(ap);
-	fclose(f);
-	chmod(path, (mode_t)mode);
 }
 
 static bool
@@ -68,8 +63,7 @@ setup(void)
 	const char *top = getenv("top_builddir");
 
 	snprintf(helper, sizeof(helper), "%s/auth/helper/postie-auth", top ? top : ".");
-	snprintf(dir, sizeof(dir), "/tmp/postie-test-auth-XXXXXX");
-	if (!mkdtemp(dir))
+	if (!testlib_tmpdir("postie-test-auth", dir, sizeof(dir)))
 		return false;
 	write_file("passdb", 0600, "alice:alice-password:postie\nbob:bob-password:postie\n"
 	    "locky:locky-password:locked\n");
@@ -567,21 +561,6 @@ test_helper_direct(void)
 	buf_free(&b);
 }
 
-static bool
-file_contains(const char *path, const char *needle)
-{
-	char line[4096];
-	bool found = false;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, needle) != NULL;
-	fclose(f);
-	return found;
-}
-
 int
 main(void)
 {
@@ -612,9 +591,9 @@ main(void)
 	close(saved);
 	if (logfd >= 0)
 		close(logfd);
-	CHECK(file_contains(log, "event=auth_helper"));	/* it did log: the worker deaths above */
-	CHECK_MSG(!file_contains(log, "alice-password") && !file_contains(log, "bob-password") &&
-	    !file_contains(log, "wrong"), "no password in the helper's log");
+	CHECK(testlib_file_contains(log, "event=auth_helper"));	/* it did log: the worker deaths above */
+	CHECK_MSG(!testlib_file_contains(log, "alice-password") && !testlib_file_contains(log, "bob-password") &&
+	    !testlib_file_contains(log, "wrong"), "no password in the helper's log");
 	cleanup();
 	return tap_done();
 }

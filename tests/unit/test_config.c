@@ -9,8 +9,9 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "tap.h"
+#include "testlib.h"
 
-static char dir[64];
+static char dir[TESTLIB_DIR_MAX];
 static char reported[8192];
 
 static void
@@ -40,13 +41,10 @@ static int
 load(const char *text, bool bare, struct config **cfg)
 {
 	char path[128];
-	FILE *f;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/postie.conf", dir);
-	f = fopen(path, "w");
-	fprintf(f, "%s%s", bare ? "" : base(), text);
-	fclose(f);
+	testlib_write_file(path, 0644, "%s%s", bare ? "" : base(), text);
 	reported[0] = '\0';
 	rc = config_load(path, cfg, collect, NULL);
 	return rc;
@@ -215,19 +213,13 @@ int
 main(void)
 {
 	char path[128];
-	FILE *f;
 
-	snprintf(dir, sizeof(dir), "/tmp/postie-test-config-XXXXXX");
-	if (!mkdtemp(dir))
+	if (!testlib_tmpdir("postie-test-config", dir, sizeof(dir)))
 		return 1;
 	snprintf(path, sizeof(path), "%s/cert.pem", dir);
-	f = fopen(path, "w");
-	fputs("not checked by the config loader\n", f);
-	fclose(f);
+	testlib_write_file(path, 0644, "not checked by the config loader\n");
 	snprintf(path, sizeof(path), "%s/key.pem", dir);
-	f = fopen(path, "w");
-	fputs("not checked by the config loader\n", f);
-	fclose(f);
+	testlib_write_file(path, 0644, "not checked by the config loader\n");
 
 	test_defaults();
 	test_values();
@@ -235,8 +227,6 @@ main(void)
 	test_file_problems();
 	test_refcount();
 
-	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
-	if (system(path) != 0)
-		printf("# could not remove %s\n", dir);
+	testlib_rmtree(dir);
 	return tap_done();
 }

@@ -13,8 +13,9 @@
 #include "core/log.h"
 #include "storage/store.h"
 #include "tap.h"
+#include "testlib.h"
 
-static char dir[64];
+static char dir[TESTLIB_DIR_MAX];
 
 static struct store *
 open_at(const char *sub, uint64_t map, uint64_t map_max)
@@ -746,11 +747,9 @@ int
 main(void)
 {
 	struct store *st;
-	char cmd[128];
 
 	log_open("test", true, LOG_LEVEL_CRIT);
-	snprintf(dir, sizeof(dir), "/tmp/postie-test-store-XXXXXX");
-	if (!mkdtemp(dir))
+	if (!testlib_tmpdir("postie-test-store", dir, sizeof(dir)))
 		return 1;
 	st = open_at("store", 0, 0);
 	CHECK(st != NULL);
@@ -775,8 +774,6 @@ main(void)
 	test_written_ahead();
 	test_body_chunks();
 	test_foreign_file();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
+	testlib_rmtree(dir);
 	return tap_done();
 }
