@@ -439,6 +439,44 @@ refuses_service(const char *service)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 2;
 }
 
+/* The exit status of a helper started with -t timeout that sees EOF at once: 0 ran, 2 refused. */
+static int
+exit_with_timeout(const char *timeout)
+{
+	int sv[2], status = 0;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		if (dup2(sv[1], 3) < 0)
+			_exit(127);
+		close_range(4, ~0u, 0);
+		execl(helper, "postie-auth", "-f", "-s", "postie", "-t", timeout, (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	close(sv[0]);
+	if (pid < 0)
+		return -1;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* -t: seconds, 1 to WORKER_TIMEOUT_MAX (3600), digits only. */
+static void
+test_timeout_option(void)
+{
+	static const char *const bad[] = { "0", "3601", "+5", " 5", "5 ", "5x", "", "-1", "0x10",
+	    "18446744073709551617", "99999999999999999999999" };
+	size_t i;
+
+	CHECK(exit_with_timeout("1") == 0 && exit_with_timeout("3600") == 0 && exit_with_timeout("0030") == 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_MSG(exit_with_timeout(bad[i]) == 2, bad[i]);
+}
+
 /* Read one reply: its result, 0 on EOF, -1 on timeout or garbage. */
 static int
 read_reply(int fd, uint32_t *id_out)
@@ -586,6 +624,7 @@ main(void)
 	test_restart_decision();
 	test_client();
 	test_helper_direct();
+	test_timeout_option();
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
