@@ -37,8 +37,6 @@
 
 /* How long a stopping server waits for sessions that are finishing work. */
 #define STOP_GRACE_MS 10000
-/* In storage.path: held (flock) by the one postied that serves that store. */
-#define STORE_LOCK_FILE "postied.lock"
 
 /*
  * The exit status after a clean stop: 0, or EX_TEMPFAIL (75) when the root
@@ -112,43 +110,60 @@ open_store(const struct config *cfg)
 }
 
 /*
- * Take an instance lock on path: flock, which the kernel drops when the
- * holder dies (a zombie holds none), so a restart right after kill -9 works
- * while a running postied is refused. The file then holds our pid. Taken as
- * root before the drop and kept open for the process's life; when as_root,
- * the file is given to user, so a later start as that user can open it.
- * The descriptor, or -1 after saying why on stderr and in the log.
+ * One postied a store: an flock on the store directory itself, which root
+ * can open without writing into a directory that belongs to `user` (the
+ * unit's capabilities include no DAC override), held for the process's
+ * life. The kernel drops it when the last thread of the holder is gone,
+ * zombie or not, so a start right after kill -9 works. The descriptor, or
+ * -1 after saying why on stderr and in the log.
  */
 static int
-lock_instance(const char *path, const char *what, const char *user, bool as_root)
+lock_store(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		bool held = fd >= 0 && e == EWOULDBLOCK;
+
+		fprintf(stderr, "postied: %s the store at %s%s%s\n", held ? "another postied already serves" :
+		    "cannot lock", path, held ? "; stop it first" : ": ", held ? "" : strerror(e));
+		log_msg(LOG_LEVEL_ERR, "event=lock path=\"%s\" error=\"%s\"", path,
+		    held ? "held by another postied" : strerror(e));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * pid_file: created, locked (flock) and given our pid, as root before the
+ * drop (its directory may be root's), kept open for the process's life. A
+ * second postied with the same pid_file refuses and names the first.
+ */
+static int
+lock_pid_file(const char *path)
 {
 	char line[32];
-	uid_t uid;
-	gid_t gid;
 	int fd, len;
 
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
-		fprintf(stderr, "postied: cannot open %s %s: %s\n", what, path, strerror(errno));
+		fprintf(stderr, "postied: cannot open the pid file %s: %s\n", path, strerror(errno));
 		log_msg(LOG_LEVEL_ERR, "event=lock path=\"%s\" error=\"%s\"", path, strerror(errno));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		ssize_t n = errno == EWOULDBLOCK ? pread(fd, line, sizeof(line) - 1, 0) : -1;
-		long pid = 0;
 
-		if (n > 0) {
-			line[n] = '\0';
-			pid = strtol(line, NULL, 10);
-		}
-		fprintf(stderr, "postied: another postied (pid %ld) already holds %s %s; stop it first\n",
-		    pid, what, path);
-		log_msg(LOG_LEVEL_ERR, "event=lock path=\"%s\" error=\"held by pid %ld\"", path, pid);
+		line[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "postied: another postied (pid %ld) holds the pid file %s; stop it first\n",
+		    strtol(line, NULL, 10), path);
+		log_msg(LOG_LEVEL_ERR, "event=lock path=\"%s\" error=\"held by pid %ld\"", path, strtol(line, NULL, 10));
 		close(fd);
 		return -1;
 	}
-	if (as_root && privdrop_lookup(user, &uid, &gid) == 0 && fchown(fd, uid, gid) < 0)
-		log_msg(LOG_LEVEL_WARN, "event=lock path=\"%s\" error=\"chown: %s\"", path, strerror(errno));
 	len = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)len, 0) != len)
 		log_msg(LOG_LEVEL_ERR, "event=lock path=\"%s\" error=\"%s\"", path, strerror(errno));
@@ -204,7 +219,6 @@ main(int argc, char **argv)
 	struct config *cfg = NULL;
 	size_t nlisteners = 0;
 	sigset_t sigs;
-	char store_lock[4096];
 	int opt, sfd, rc, status = 1, store_lock_fd = -1, pid_fd = -1;
 
 	while ((opt = getopt_long(argc, argv, "c:fh", opts, NULL)) != -1) {
@@ -250,14 +264,9 @@ main(int argc, char **argv)
 	/* one postied a store, decided before anything is bound or started */
 	if (privdrop_own_dir(cfg->storage.path, cfg->user, as_root))
 		goto out;
-	if ((size_t)snprintf(store_lock, sizeof(store_lock), "%s/%s", cfg->storage.path, STORE_LOCK_FILE) >=
-	    sizeof(store_lock)) {
-		log_msg(LOG_LEVEL_ERR, "event=lock error=\"storage.path too long\"");
+	if ((store_lock_fd = lock_store(cfg->storage.path)) < 0)
 		goto out;
-	}
-	if ((store_lock_fd = lock_instance(store_lock, "the store lock", cfg->user, as_root)) < 0)
-		goto out;
-	if (*cfg->pid_file && (pid_fd = lock_instance(cfg->pid_file, "the pid file", cfg->user, false)) < 0)
+	if (*cfg->pid_file && (pid_fd = lock_pid_file(cfg->pid_file)) < 0)
 		goto out;
 	if (listener_open_all(cfg, &listeners, &nlisteners))
 		goto out;

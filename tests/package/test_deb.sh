@@ -320,12 +320,20 @@ kill -HUP "$pid"
 check "SIGHUP reloads the installed configuration" sh -c "
 	for i in \$(seq 50); do grep -q 'event=reload result=ok' '$log' && exit 0; sleep 0.1; done; exit 1"
 
-# a port that is taken (as by Postfix on 25): a clear error naming it
-check "a second postied on taken ports fails and names the address and port" sh -c "
+# one postied a store: a second one on it refuses, saying so
+check "a second postied on the same store refuses and says why" sh -c "
 	! chroot '$root' env -i PATH=/usr/sbin:/usr/bin /usr/sbin/postied -f -c /etc/postie/postie.conf \
+		> '$tmp/second.log' 2>&1 &&
+	grep -q 'another postied already serves the store at /var/lib/postie' '$tmp/second.log'"
+sed 's/^/#   /' "$tmp/second.log" | head -3
+# a port that is taken (as by Postfix on 25): a clear error naming it (another store, same ports)
+sed 's|path = "/var/lib/postie";|path = "/tmp/postie-taken";|' "$conf" > "$root/tmp/taken.conf"
+check "a second postied on taken ports fails and names the address and port" sh -c "
+	! chroot '$root' env -i PATH=/usr/sbin:/usr/bin /usr/sbin/postied -f -c /tmp/taken.conf \
 		> '$tmp/taken.log' 2>&1 &&
 	grep -q 'cannot listen on 127.0.0.1 port $p_smtp (smtp): Address already in use' '$tmp/taken.log'"
 sed 's/^/#   /' "$tmp/taken.log" | head -3
+rm -rf "$root/tmp/taken.conf" "$root/tmp/postie-taken"
 
 token2=deb-kept-$RANDOM$RANDOM
 check "a second message, left in the mailbox for the upgrade" send "$token2"
