@@ -7,6 +7,7 @@ server_libserver_a_SOURCES = \
 	server/listener.c server/listener.h \
 	server/proto.c server/server.h \
 	server/authflow.c server/authflow.h \
+	server/dispatch.c server/dispatch.h \
 	server/logincache.c server/logincache.h \
 	server/notify.c server/notify.h \
 	server/smtp/session.c server/smtp/session.h server/smtp/internal.h \
@@ -21,7 +22,8 @@ server_postied_LDADD = server/libserver.a $(DELIVERY_LIBS) auth/libauth.a server
 server_postied_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 # protocol engines under test: fed scripted bytes through tests/unit/fake_conn.c
-ENGINE_TEST_SOURCES = tests/unit/fake_conn.c tests/unit/fake_conn.h server/conn_lines.c
+ENGINE_TEST_SOURCES = tests/unit/fake_conn.c tests/unit/fake_conn.h server/conn_lines.c \
+	server/dispatch.c server/dispatch.h
 check_PROGRAMS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 TESTS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 tests_unit_test_smtp_session_SOURCES = tests/unit/test_smtp_session.c server/smtp/session.c \

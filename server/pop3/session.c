@@ -18,6 +18,7 @@
 #include "auth/sasl.h"
 #include "auth/throttle.h"
 #include "server/authflow.h"
+#include "server/dispatch.h"
 #include "server/conn.h"
 #include "core/err.h"
 #include "core/linereader.h"
@@ -35,12 +36,6 @@ enum pop3_state {
 	POP3_STATE_UPDATE        = 1u << 2,	/* QUIT's deletions are being committed */
 };
 #define POP3_STATE_ANY (POP3_STATE_AUTHORIZATION | POP3_STATE_TRANSACTION)
-
-enum {
-	CMD_NOARG  = 1u << 0,
-	CMD_ARG    = 1u << 1,
-	CMD_SECRET = 1u << 2,	/* never logged (PASS) */
-};
 
 /* Failed logins in one session before it is closed. */
 #define POP3_AUTH_FAILURES_MAX 3
@@ -95,13 +90,6 @@ struct pop3_session {
 	struct sasl *sasl;
 	struct linereader sasl_lr;
 	char *sasl_line;
-};
-
-struct pop3_cmd {
-	const char *verb;
-	unsigned states;
-	unsigned flags;
-	void (*run)(struct pop3_session *s, struct span arg);
 };
 
 static void pop3_input(struct conn *c);
@@ -169,41 +157,86 @@ offers_stls(const struct pop3_session *s)
 	return !conn_is_tls(s->conn) && s->conn->proto == LISTEN_POP3;
 }
 
-/* A message number: digits only, 1..n, not deleted. NULL (and a reply) otherwise. */
-static struct store_msg *
-message(struct pop3_session *s, struct span arg, size_t *index_out)
+enum msg_lookup {
+	MSG_OK,
+	MSG_NO_NUMBER,		/* empty or longer than ten digits */
+	MSG_NOT_DIGITS,
+	MSG_NONE,		/* 0, or past the snapshot */
+	MSG_DELETED,
+};
+
+/* A message number: digits only, 1..n, not deleted. */
+static enum msg_lookup
+msg_lookup(const struct pop3_session *s, struct span arg, size_t *index_out)
 {
 	uint64_t n = 0;
 	size_t i;
 
-	if (!arg.len || arg.len > 10) {
-		bad_command(s, "-ERR Syntax error: a message number is needed\r\n");
-		return NULL;
-	}
+	if (!arg.len || arg.len > 10)
+		return MSG_NO_NUMBER;
 	for (i = 0; i < arg.len; i++) {
-		if (arg.p[i] < '0' || arg.p[i] > '9') {
-			bad_command(s, "-ERR Syntax error: a message number is digits only\r\n");
-			return NULL;
-		}
+		if (arg.p[i] < '0' || arg.p[i] > '9')
+			return MSG_NOT_DIGITS;
 		n = n * 10 + (uint64_t)(arg.p[i] - '0');	/* at most 10 digits: no overflow */
 	}
-	if (n == 0 || n > s->nmsgs) {
-		reply(s, "-ERR No such message\r\n");
-		return NULL;
-	}
-	if (s->deleted[n - 1]) {
-		reply(s, "-ERR Message already deleted\r\n");
-		return NULL;
-	}
+	if (n == 0 || n > s->nmsgs)
+		return MSG_NONE;
+	if (s->deleted[n - 1])
+		return MSG_DELETED;
 	*index_out = (size_t)(n - 1);
-	return &s->msgs[n - 1];
+	return MSG_OK;
+}
+
+/* The check of a command naming a message: a syntax error is a bad command, a missing message is not. */
+static bool
+check_msg(void *v, struct span arg)
+{
+	struct pop3_session *s = v;
+	size_t i;
+
+	switch (msg_lookup(s, arg, &i)) {
+	case MSG_OK:
+		return true;
+	case MSG_NO_NUMBER:
+		bad_command(s, "-ERR Syntax error: a message number is needed\r\n");
+		return false;
+	case MSG_NOT_DIGITS:
+		bad_command(s, "-ERR Syntax error: a message number is digits only\r\n");
+		return false;
+	case MSG_NONE:
+		reply(s, "-ERR No such message\r\n");
+		return false;
+	default:
+		reply(s, "-ERR Message already deleted\r\n");
+		return false;
+	}
+}
+
+/* LIST and UIDL: a message number is optional. */
+static bool
+check_msg_opt(void *s, struct span arg)
+{
+	return !arg.len || check_msg(s, arg);
+}
+
+/* The message a checked argument names. */
+static size_t
+msg_index(const struct pop3_session *s, struct span arg)
+{
+	size_t i = 0;
+	enum msg_lookup r = msg_lookup(s, arg, &i);
+
+	ASSERT(r == MSG_OK);	/* check_msg() said so, and nothing ran in between */
+	return i;
 }
 
 /* ------------------------------------------------------------ AUTHORIZATION */
 
 static void
-cmd_capa(struct pop3_session *s, struct span arg)
+cmd_capa(void *v, struct span arg)
 {
+	struct pop3_session *s = v;
+
 	(void)arg;
 	reply(s, "+OK Capability list follows\r\n");
 	if (offers_stls(s))
@@ -216,14 +249,22 @@ cmd_capa(struct pop3_session *s, struct span arg)
 	reply(s, "IMPLEMENTATION postie\r\n.\r\n");
 }
 
-static void
-cmd_stls(struct pop3_session *s, struct span arg)
+static bool
+check_stls(void *v, struct span arg)
 {
 	(void)arg;
-	if (!offers_stls(s)) {
-		bad_command(s, "-ERR STLS not available\r\n");
-		return;
-	}
+	if (offers_stls(v))
+		return true;
+	bad_command(v, "-ERR STLS not available\r\n");
+	return false;
+}
+
+static void
+cmd_stls(void *v, struct span arg)
+{
+	struct pop3_session *s = v;
+
+	(void)arg;
 	reply(s, "+OK Begin TLS negotiation\r\n");
 	if (conn_starttls(s->conn)) {
 		log_msg(LOG_LEVEL_ERR, "sid=%s event=stls error=\"no TLS credentials\"", s->conn->sid);
@@ -293,38 +334,41 @@ logged_in(struct conn *c, enum authflow_result r, const char *login)
 }
 
 static bool
-login_allowed(struct pop3_session *s)
+check_user(void *s, struct span arg)
 {
-	if (authflow_allowed(s->conn))
+	if (arg.len <= AUTH_LOGIN_MAX)
 		return true;
-	/* RFC 2595: no passwords before STLS; the capability list does not offer them */
-	bad_command(s, "-ERR [AUTH] Plaintext authentication disallowed; use STLS first\r\n");
+	bad_command(s, "-ERR [AUTH] Login too long\r\n");
 	return false;
 }
 
 static void
-cmd_user(struct pop3_session *s, struct span arg)
+cmd_user(void *v, struct span arg)
 {
-	if (!login_allowed(s))
-		return;
-	if (arg.len > AUTH_LOGIN_MAX) {
-		bad_command(s, "-ERR [AUTH] Login too long\r\n");
-		return;
-	}
+	struct pop3_session *s = v;
+
 	memcpy(s->user, arg.p, arg.len);
 	s->user[arg.len] = '\0';
 	reply(s, "+OK\r\n");
 }
 
-static void
-cmd_pass(struct pop3_session *s, struct span arg)
+static bool
+check_pass(void *v, struct span arg)
 {
-	if (!login_allowed(s))
-		return;
-	if (!s->user[0]) {
-		bad_command(s, "-ERR USER first\r\n");
-		return;
-	}
+	struct pop3_session *s = v;
+
+	(void)arg;
+	if (s->user[0])
+		return true;
+	bad_command(s, "-ERR USER first\r\n");
+	return false;
+}
+
+static void
+cmd_pass(void *v, struct span arg)
+{
+	struct pop3_session *s = v;
+
 	authflow_check(s->conn, "pop3", span_cstr(s->user), arg, logged_in);
 	s->user[0] = '\0';
 }
@@ -378,27 +422,28 @@ sasl_outcome(struct pop3_session *s, enum sasl_status st)
 }
 
 static void
-cmd_auth(struct pop3_session *s, struct span arg)
+cmd_auth(void *v, struct span arg)
 {
-	long sp = span_find(arg, ' ');
+	struct pop3_session *s = v;
+	struct span mech, ir;
 
 	if (!arg.len) {	/* some clients list the mechanisms this way */
 		reply(s, "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
 		return;
 	}
-	if (!login_allowed(s))
-		return;
+	span_split(arg, ' ', &mech, &ir);
 	s->sasl = xmalloc(sizeof(*s->sasl));
 	sasl_init(s->sasl);
-	sasl_outcome(s, sasl_start(s->sasl, sp < 0 ? arg : span_head(arg, (size_t)sp), sp >= 0,
-	    sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1)));
+	/* mech shorter than arg: an initial response follows, maybe empty */
+	sasl_outcome(s, sasl_start(s->sasl, mech, mech.len < arg.len, ir));
 }
 
 /* ------------------------------------------------------------ TRANSACTION */
 
 static void
-cmd_stat(struct pop3_session *s, struct span arg)
+cmd_stat(void *v, struct span arg)
 {
+	struct pop3_session *s = v;
 	uint64_t bytes = 0;
 	size_t i, n = 0;
 
@@ -421,16 +466,13 @@ cmd_stat(struct pop3_session *s, struct span arg)
 static void
 listing(struct pop3_session *s, struct span arg, bool uidl)
 {
-	struct store_msg *m;
-	size_t i;
-
 	if (arg.len) {
-		if ((m = message(s, arg, &i))) {
-			if (uidl)
-				conn_printf(s->conn, "+OK %zu %s\r\n", i + 1, m->uidl);
-			else
-				conn_printf(s->conn, "+OK %zu %" PRIu64 "\r\n", i + 1, m->pop3_size);
-		}
+		size_t i = msg_index(s, arg);
+
+		if (uidl)
+			conn_printf(s->conn, "+OK %zu %s\r\n", i + 1, s->msgs[i].uidl);
+		else
+			conn_printf(s->conn, "+OK %zu %" PRIu64 "\r\n", i + 1, s->msgs[i].pop3_size);
 		return;
 	}
 	memset(&s->stream, 0, sizeof(s->stream));
@@ -440,8 +482,8 @@ listing(struct pop3_session *s, struct span arg, bool uidl)
 	pump(s);
 }
 
-static void cmd_list(struct pop3_session *s, struct span arg) { listing(s, arg, false); }
-static void cmd_uidl(struct pop3_session *s, struct span arg) { listing(s, arg, true); }
+static void cmd_list(void *s, struct span arg) { listing(s, arg, false); }
+static void cmd_uidl(void *s, struct span arg) { listing(s, arg, true); }
 
 /*
  * The listing's next lines, one per message not deleted, in snapshot
@@ -574,36 +616,44 @@ pump(struct pop3_session *s)
 	c->in_callback = saved;
 }
 
-static void
-retrieve(struct pop3_session *s, struct span arg, bool top)
+/* TOP msg lines: the line count is checked first, then the message. */
+static bool
+top_args(struct span arg, struct span *num_out, uint64_t *lines_out)
 {
-	struct span num = arg, lines = span_make(arg.p + arg.len, 0);
-	long sp = span_find(arg, ' ');
-	struct store_msg *m;
-	uint64_t nlines = 0;
+	struct span lines;
+	uint64_t n = 0;
 	size_t i;
 
-	if (top) {
-		if (sp < 0) {
-			bad_command(s, "-ERR Syntax: TOP msg lines\r\n");
-			return;
-		}
-		num = span_head(arg, (size_t)sp);
-		lines = span_tail(arg, (size_t)sp + 1);
-		if (!lines.len || lines.len > 10) {
-			bad_command(s, "-ERR Syntax: TOP msg lines\r\n");
-			return;
-		}
-		for (i = 0; i < lines.len; i++) {
-			if (lines.p[i] < '0' || lines.p[i] > '9') {
-				bad_command(s, "-ERR Syntax: TOP msg lines\r\n");
-				return;
-			}
-			nlines = nlines * 10 + (uint64_t)(lines.p[i] - '0');
-		}
+	span_split(arg, ' ', num_out, &lines);
+	if (!lines.len || lines.len > 10)
+		return false;
+	for (i = 0; i < lines.len; i++) {
+		if (lines.p[i] < '0' || lines.p[i] > '9')
+			return false;
+		n = n * 10 + (uint64_t)(lines.p[i] - '0');
 	}
-	if (!(m = message(s, num, &i)))
-		return;
+	*lines_out = n;
+	return true;
+}
+
+static bool
+check_top(void *s, struct span arg)
+{
+	struct span num;
+	uint64_t lines;
+
+	if (!top_args(arg, &num, &lines)) {
+		bad_command(s, "-ERR Syntax: TOP msg lines\r\n");
+		return false;
+	}
+	return check_msg(s, num);
+}
+
+static void
+retrieve(struct pop3_session *s, struct span num, bool top, uint64_t nlines)
+{
+	const struct store_msg *m = &s->msgs[msg_index(s, num)];
+
 	memset(&s->stream, 0, sizeof(s->stream));
 	s->stream.active = true;
 	s->stream.kind = STREAM_BODY;
@@ -619,30 +669,44 @@ retrieve(struct pop3_session *s, struct span arg, bool top)
 	pump(s);
 }
 
-static void cmd_retr(struct pop3_session *s, struct span arg) { retrieve(s, arg, false); }
-static void cmd_top(struct pop3_session *s, struct span arg) { retrieve(s, arg, true); }
-
 static void
-cmd_dele(struct pop3_session *s, struct span arg)
+cmd_retr(void *s, struct span arg)
 {
-	size_t i;
-
-	if (message(s, arg, &i)) {
-		s->deleted[i] = true;	/* only marked: QUIT applies it */
-		conn_printf(s->conn, "+OK Message %zu deleted\r\n", i + 1);
-	}
+	retrieve(s, arg, false, 0);
 }
 
 static void
-cmd_rset(struct pop3_session *s, struct span arg)
+cmd_top(void *s, struct span arg)
 {
+	struct span num;
+	uint64_t lines = 0;
+
+	top_args(arg, &num, &lines);	/* check_top() said they are good */
+	retrieve(s, num, true, lines);
+}
+
+static void
+cmd_dele(void *v, struct span arg)
+{
+	struct pop3_session *s = v;
+	size_t i = msg_index(s, arg);
+
+	s->deleted[i] = true;	/* only marked: QUIT applies it */
+	conn_printf(s->conn, "+OK Message %zu deleted\r\n", i + 1);
+}
+
+static void
+cmd_rset(void *v, struct span arg)
+{
+	struct pop3_session *s = v;
+
 	(void)arg;
 	memset(s->deleted, 0, s->nmsgs * sizeof(bool));
 	conn_printf(s->conn, "+OK %zu messages\r\n", s->nmsgs);
 }
 
 static void
-cmd_noop(struct pop3_session *s, struct span arg)
+cmd_noop(void *s, struct span arg)
 {
 	(void)arg;
 	reply(s, "+OK\r\n");
@@ -693,8 +757,9 @@ update_done(void *arg, int rc)
 }
 
 static void
-cmd_quit(struct pop3_session *s, struct span arg)
+cmd_quit(void *v, struct span arg)
 {
+	struct pop3_session *s = v;
 	struct update *u;
 	size_t i;
 
@@ -735,56 +800,59 @@ cmd_quit(struct pop3_session *s, struct span arg)
 	}
 }
 
-static const struct pop3_cmd pop3_cmds[] = {
-	{ "CAPA", POP3_STATE_ANY,           CMD_NOARG,  cmd_capa },
-	{ "STLS", POP3_STATE_AUTHORIZATION, CMD_NOARG,  cmd_stls },
-	{ "USER", POP3_STATE_AUTHORIZATION, CMD_ARG,    cmd_user },
-	{ "PASS", POP3_STATE_AUTHORIZATION, CMD_SECRET, cmd_pass },
-	{ "AUTH", POP3_STATE_AUTHORIZATION, 0,          cmd_auth },
-	{ "STAT", POP3_STATE_TRANSACTION,   CMD_NOARG,  cmd_stat },
-	{ "LIST", POP3_STATE_TRANSACTION,   0,          cmd_list },
-	{ "UIDL", POP3_STATE_TRANSACTION,   0,          cmd_uidl },
-	{ "RETR", POP3_STATE_TRANSACTION,   CMD_ARG,    cmd_retr },
-	{ "TOP",  POP3_STATE_TRANSACTION,   CMD_ARG,    cmd_top },
-	{ "DELE", POP3_STATE_TRANSACTION,   CMD_ARG,    cmd_dele },
-	{ "RSET", POP3_STATE_TRANSACTION,   CMD_NOARG,  cmd_rset },
-	{ "NOOP", POP3_STATE_TRANSACTION,   CMD_NOARG,  cmd_noop },
-	{ "QUIT", POP3_STATE_ANY,           CMD_NOARG,  cmd_quit },
+/*
+ * Every command the session knows, with the states it is allowed in and
+ * its policy (STYLE 8; the order of the checks is in server/dispatch.h).
+ * PROTO_LOGIN: RFC 2595 2.1, no credentials before STLS (the capability
+ * list does not offer them); AUTH without an argument lists mechanisms.
+ */
+static const struct proto_cmd pop3_cmds[] = {
+	{ "CAPA", POP3_STATE_ANY,           PROTO_NOARG,  NULL, NULL, NULL,          cmd_capa },
+	{ "STLS", POP3_STATE_AUTHORIZATION, PROTO_NOARG,  NULL, NULL, check_stls,    cmd_stls },
+	{ "USER", POP3_STATE_AUTHORIZATION, PROTO_ARG | PROTO_LOGIN, NULL, NULL, check_user, cmd_user },
+	{ "PASS", POP3_STATE_AUTHORIZATION, PROTO_SECRET | PROTO_LOGIN, NULL, NULL, check_pass, cmd_pass },
+	{ "AUTH", POP3_STATE_AUTHORIZATION, PROTO_LOGIN,  NULL, NULL, NULL,          cmd_auth },
+	{ "STAT", POP3_STATE_TRANSACTION,   PROTO_NOARG,  NULL, NULL, NULL,          cmd_stat },
+	{ "LIST", POP3_STATE_TRANSACTION,   0,            NULL, NULL, check_msg_opt, cmd_list },
+	{ "UIDL", POP3_STATE_TRANSACTION,   0,            NULL, NULL, check_msg_opt, cmd_uidl },
+	{ "RETR", POP3_STATE_TRANSACTION,   PROTO_ARG,    NULL, NULL, check_msg,     cmd_retr },
+	{ "TOP",  POP3_STATE_TRANSACTION,   PROTO_ARG,    NULL, NULL, check_top,     cmd_top },
+	{ "DELE", POP3_STATE_TRANSACTION,   PROTO_ARG,    NULL, NULL, check_msg,     cmd_dele },
+	{ "RSET", POP3_STATE_TRANSACTION,   PROTO_NOARG,  NULL, NULL, NULL,          cmd_rset },
+	{ "NOOP", POP3_STATE_TRANSACTION,   PROTO_NOARG,  NULL, NULL, NULL,          cmd_noop },
+	{ "QUIT", POP3_STATE_ANY,           PROTO_NOARG,  NULL, NULL, NULL,          cmd_quit },
 };
 
-static void
-dispatch(struct pop3_session *s, struct span line)
+static unsigned
+rules_state(const void *s)
 {
-	const struct pop3_cmd *cmd = NULL;
-	long sp = span_find(line, ' ');
-	struct span verb = sp < 0 ? line : span_head(line, (size_t)sp);
-	struct span arg = sp < 0 ? span_make(line.p + line.len, 0) : span_tail(line, (size_t)sp + 1);
-	size_t i;
-
-	for (i = 0; i < sizeof(pop3_cmds) / sizeof(pop3_cmds[0]); i++) {
-		if (span_ieq(verb, pop3_cmds[i].verb)) {
-			cmd = &pop3_cmds[i];
-			break;
-		}
-	}
-	if (!cmd) {
-		bad_command(s, "-ERR Unknown command\r\n");
-		return;
-	}
-	if (!(cmd->states & s->state)) {
-		bad_command(s, "-ERR Command not valid in this state\r\n");
-		return;
-	}
-	if ((cmd->flags & CMD_NOARG) && arg.len) {
-		bad_command(s, "-ERR Syntax error: no arguments allowed\r\n");
-		return;
-	}
-	if ((cmd->flags & (CMD_ARG | CMD_SECRET)) && !arg.len) {
-		bad_command(s, "-ERR Syntax error: an argument is needed\r\n");
-		return;
-	}
-	cmd->run(s, arg);
+	return ((const struct pop3_session *)s)->state;
 }
+
+static bool
+rules_may_login(const void *s)
+{
+	return authflow_allowed(((const struct pop3_session *)s)->conn);
+}
+
+static void
+rules_refuse(void *s, const char *text)
+{
+	bad_command(s, text);
+}
+
+static const struct proto_rules pop3_rules = {
+	.cmds = pop3_cmds,
+	.ncmds = sizeof(pop3_cmds) / sizeof(pop3_cmds[0]),
+	.unknown = "-ERR Unknown command\r\n",
+	.bad_state = "-ERR Command not valid in this state\r\n",
+	.no_arg = "-ERR Syntax error: no arguments allowed\r\n",
+	.need_arg = "-ERR Syntax error: an argument is needed\r\n",
+	.need_tls = "-ERR [AUTH] Plaintext authentication disallowed; use STLS first\r\n",
+	.state = rules_state,
+	.may_login = rules_may_login,
+	.refuse = rules_refuse,
+};
 
 static void *
 pop3_create(struct conn *c)
@@ -829,7 +897,7 @@ pop3_input(struct conn *c)
 		if (r == LR_MORE)
 			break;
 		if (r == LR_LINE) {
-			dispatch(s, line);
+			proto_dispatch(&pop3_rules, s, line);
 			explicit_bzero(s->line, sizeof(s->line));	/* it may have held a password */
 		} else if (r == LR_TOO_LONG) {
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=line_length ip=%s", c->sid, c->ip);
