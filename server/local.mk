@@ -8,6 +8,7 @@ server_libserver_a_SOURCES = \
 	server/proto.c server/server.h \
 	server/authflow.c server/authflow.h \
 	server/dispatch.c server/dispatch.h \
+	server/sasl_exchange.c server/sasl_exchange.h \
 	server/logincache.c server/logincache.h \
 	server/notify.c server/notify.h \
 	server/smtp/session.c server/smtp/session.h server/smtp/internal.h \
@@ -23,7 +24,7 @@ server_postied_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 # protocol engines under test: fed scripted bytes through tests/unit/fake_conn.c
 ENGINE_TEST_SOURCES = tests/unit/fake_conn.c tests/unit/fake_conn.h server/conn_lines.c \
-	server/dispatch.c server/dispatch.h
+	server/dispatch.c server/dispatch.h server/sasl_exchange.c server/sasl_exchange.h
 check_PROGRAMS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 TESTS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 tests_unit_test_smtp_session_SOURCES = tests/unit/test_smtp_session.c server/smtp/session.c \

@@ -15,10 +15,10 @@
 #include <time.h>
 
 #include "auth/proto.h"
-#include "auth/sasl.h"
 #include "auth/throttle.h"
 #include "server/authflow.h"
 #include "server/dispatch.h"
+#include "server/sasl_exchange.h"
 #include "server/conn.h"
 #include "core/err.h"
 #include "core/linereader.h"
@@ -87,9 +87,7 @@ struct pop3_session {
 	bool *deleted;
 	size_t nmsgs;
 	struct stream stream;
-	struct sasl *sasl;
-	struct linereader sasl_lr;
-	char *sasl_line;
+	struct sasl_exchange sasl;	/* AUTH in progress, if any */
 };
 
 static void pop3_input(struct conn *c);
@@ -374,68 +372,41 @@ cmd_pass(void *v, struct span arg)
 }
 
 static void
-sasl_end(struct pop3_session *s)
+sasl_bad_command(struct conn *c, const char *text)
 {
-	if (s->sasl) {
-		sasl_free(s->sasl);
-		free(s->sasl);
-		s->sasl = NULL;
-	}
-	if (s->sasl_line) {
-		explicit_bzero(s->sasl_line, SASL_LINE_MAX + 1);
-		free(s->sasl_line);
-		s->sasl_line = NULL;
-	}
+	bad_command(c->session, text);
 }
 
 static void
-sasl_outcome(struct pop3_session *s, enum sasl_status st)
+sasl_login_failed(struct conn *c, const char *text)
 {
-	struct conn *c = s->conn;
-
-	switch (st) {
-	case SASL_CONTINUE:
-		conn_printf(c, "+ %s\r\n", s->sasl->challenge);
-		if (!s->sasl_line) {
-			s->sasl_line = xmalloc(SASL_LINE_MAX + 1);
-			linereader_init(&s->sasl_lr, SASL_LINE_MAX);
-		}
-		return;
-	case SASL_DONE:
-		authflow_check(c, "pop3", buf_span(&s->sasl->login), buf_span(&s->sasl->password), logged_in);
-		break;
-	case SASL_BAD_MECH:
-		bad_command(s, "-ERR Unsupported authentication mechanism\r\n");
-		break;
-	case SASL_BAD_AUTHZ:
-		throttle_log_failure(c->sid, "pop3", c->ip, "", "authzid_refused");
-		login_failed(s, "-ERR [AUTH] Authentication failed\r\n");
-		break;
-	case SASL_CANCELLED:
-		reply(s, "-ERR Authentication cancelled\r\n");
-		break;
-	default:
-		bad_command(s, "-ERR Cannot decode the response\r\n");
-		break;
-	}
-	sasl_end(s);
+	login_failed(c->session, text);
 }
+
+/* POP3's side of the SASL exchange (RFC 5034). */
+static const struct sasl_exchange_ops pop3_sasl_ops = {
+	.proto = "pop3",
+	.continuation = "+ ",
+	.bad_mech = "-ERR Unsupported authentication mechanism\r\n",
+	.bad_response = "-ERR Cannot decode the response\r\n",
+	.bad_line = "-ERR Line too long or malformed\r\n",
+	.cancelled = "-ERR Authentication cancelled\r\n",
+	.bad_authz = "-ERR [AUTH] Authentication failed\r\n",
+	.bad_command = sasl_bad_command,
+	.auth_failed = sasl_login_failed,
+	.done = logged_in,
+};
 
 static void
 cmd_auth(void *v, struct span arg)
 {
 	struct pop3_session *s = v;
-	struct span mech, ir;
 
 	if (!arg.len) {	/* some clients list the mechanisms this way */
 		reply(s, "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
 		return;
 	}
-	span_split(arg, ' ', &mech, &ir);
-	s->sasl = xmalloc(sizeof(*s->sasl));
-	sasl_init(s->sasl);
-	/* mech shorter than arg: an initial response follows, maybe empty */
-	sasl_outcome(s, sasl_start(s->sasl, mech, mech.len < arg.len, ir));
+	sasl_exchange_start(&s->sasl, arg);
 }
 
 /* ------------------------------------------------------------ TRANSACTION */
@@ -862,6 +833,7 @@ pop3_create(struct conn *c)
 	s->conn = c;
 	s->state = POP3_STATE_AUTHORIZATION;
 	linereader_init(&s->lr, POP3_CMDLINE_MAX);
+	sasl_exchange_init(&s->sasl, &pop3_sasl_ops, c);
 	return s;
 }
 
@@ -881,16 +853,9 @@ pop3_input(struct conn *c)
 		struct span line;
 		enum lr_result r;
 
-		if (s->sasl && s->sasl_line) {
-			r = conn_next_line(c, &s->sasl_lr, s->sasl_line, &line);
-			if (r == LR_MORE)
+		if (sasl_exchange_reading(&s->sasl)) {
+			if (sasl_exchange_input(&s->sasl) == LR_MORE)
 				break;
-			if (r != LR_LINE) {
-				sasl_end(s);
-				bad_command(s, "-ERR Line too long or malformed\r\n");
-				continue;
-			}
-			sasl_outcome(s, sasl_step(s->sasl, line));
 			continue;
 		}
 		r = conn_next_line(c, &s->lr, s->line, &line);
@@ -929,7 +894,7 @@ pop3_tls_ready(struct conn *c)
 
 	linereader_init(&s->lr, POP3_CMDLINE_MAX);
 	s->user[0] = '\0';
-	sasl_end(s);
+	sasl_exchange_end(&s->sasl);
 }
 
 static void
@@ -953,7 +918,7 @@ pop3_destroy(struct conn *c)
 
 	if (s->locked)
 		store_mailbox_unlock(server_store, s->login);
-	sasl_end(s);
+	sasl_exchange_end(&s->sasl);
 	free(s->msgs);
 	free(s->deleted);
 	free(s);

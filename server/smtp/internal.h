@@ -5,12 +5,12 @@
 #ifndef POSTIE_SMTP_INTERNAL_H
 #define POSTIE_SMTP_INTERNAL_H
 
-#include "auth/sasl.h"
 #include "server/conn.h"
 #include "core/linereader.h"
 #include "server/smtp/data.h"
 #include "server/smtp/parse.h"
 #include "server/smtp/session.h"
+#include "server/sasl_exchange.h"
 
 struct smtp_txn;
 
@@ -40,9 +40,7 @@ struct smtp_session {
 	bool authenticated;
 	char login[256];	/* the authenticated login */
 	unsigned auth_failures;
-	struct sasl *sasl;	/* during an exchange only */
-	struct linereader sasl_lr;
-	char *sasl_line;	/* SASL_LINE_MAX + 1, during an exchange only */
+	struct sasl_exchange sasl;	/* the exchange in progress, if any */
 
 	/*
 	 * Bytes of a refused BDAT's chunk still to read and drop.

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/sasl.h"
 #include "server/authflow.h"
 #include "server/dispatch.h"
+#include "server/sasl_exchange.h"
 #include "server/conn.h"
 #include "core/err.h"
 #include "core/linereader.h"
@@ -181,24 +181,9 @@ cmd_starttls(void *v, struct span arg)
 }
 
 static void
-sasl_end(struct smtp_session *s)
+auth_failed(struct conn *c, const char *text)
 {
-	if (s->sasl) {
-		sasl_free(s->sasl);
-		free(s->sasl);
-		s->sasl = NULL;
-	}
-	if (s->sasl_line) {
-		explicit_bzero(s->sasl_line, SASL_LINE_MAX + 1);
-		free(s->sasl_line);
-		s->sasl_line = NULL;
-	}
-}
-
-static void
-auth_failed(struct smtp_session *s, const char *text)
-{
-	struct conn *c = s->conn;
+	struct smtp_session *s = c->session;
 
 	smtp_reply(s, text);
 	if (++s->auth_failures >= SMTP_AUTH_FAILURES_MAX) {
@@ -222,10 +207,10 @@ auth_done(struct conn *c, enum authflow_result r, const char *login)
 		smtp_reply(s, "235 2.7.0 Authentication successful\r\n");
 		break;
 	case AUTHFLOW_FAIL:
-		auth_failed(s, "535 5.7.8 Authentication credentials invalid\r\n");
+		auth_failed(c, "535 5.7.8 Authentication credentials invalid\r\n");
 		break;
 	case AUTHFLOW_THROTTLED:
-		auth_failed(s, "454 4.7.0 Too many failed logins, try again later\r\n");
+		auth_failed(c, "454 4.7.0 Too many failed logins, try again later\r\n");
 		break;
 	default:
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure\r\n");
@@ -233,69 +218,32 @@ auth_done(struct conn *c, enum authflow_result r, const char *login)
 	}
 }
 
-/* The SASL exchange moved on: answer, or hand the credentials to the login path. */
 static void
-sasl_outcome(struct smtp_session *s, enum sasl_status st)
+sasl_bad_command(struct conn *c, const char *text)
 {
-	struct conn *c = s->conn;
-
-	switch (st) {
-	case SASL_CONTINUE:
-		conn_printf(c, "334 %s\r\n", s->sasl->challenge);
-		if (!s->sasl_line) {
-			s->sasl_line = xmalloc(SASL_LINE_MAX + 1);
-			linereader_init(&s->sasl_lr, SASL_LINE_MAX);	/* RFC 4954 section 4 */
-		}
-		return;
-	case SASL_DONE:
-		authflow_check(c, "smtp", buf_span(&s->sasl->login), buf_span(&s->sasl->password), auth_done);
-		break;
-	case SASL_BAD_MECH:
-		smtp_bad_command(s, "504 5.5.4 Unrecognized authentication type\r\n");
-		break;
-	case SASL_BAD_AUTHZ:
-		throttle_log_failure(c->sid, "smtp", c->ip, "", "authzid_refused");
-		auth_failed(s, "535 5.7.8 Authentication credentials invalid\r\n");
-		break;
-	case SASL_CANCELLED:
-		smtp_reply(s, "501 5.0.0 Authentication cancelled\r\n");
-		break;
-	default:
-		smtp_bad_command(s, "501 5.5.2 Cannot decode the response\r\n");
-		break;
-	}
-	sasl_end(s);
+	smtp_bad_command(c->session, text);
 }
+
+/* SMTP's side of the SASL exchange (RFC 4954). */
+static const struct sasl_exchange_ops smtp_sasl_ops = {
+	.proto = "smtp",
+	.continuation = "334 ",
+	.bad_mech = "504 5.5.4 Unrecognized authentication type\r\n",
+	.bad_response = "501 5.5.2 Cannot decode the response\r\n",
+	.bad_line = "500 5.5.2 Line too long or malformed\r\n",
+	.cancelled = "501 5.0.0 Authentication cancelled\r\n",
+	.bad_authz = "535 5.7.8 Authentication credentials invalid\r\n",
+	.bad_command = sasl_bad_command,
+	.auth_failed = auth_failed,
+	.done = auth_done,
+};
 
 static void
 cmd_auth(void *v, struct span arg)
 {
 	struct smtp_session *s = v;
-	struct span mech, ir;
 
-	span_split(arg, ' ', &mech, &ir);
-	s->sasl = xmalloc(sizeof(*s->sasl));
-	sasl_init(s->sasl);
-	/* mech shorter than arg: an initial response follows, maybe empty */
-	sasl_outcome(s, sasl_start(s->sasl, mech, mech.len < arg.len, ir));
-}
-
-/* A line of the SASL exchange (not a command). */
-static void
-sasl_input(struct smtp_session *s)
-{
-	struct conn *c = s->conn;
-	struct span line;
-	enum lr_result r = conn_next_line(c, &s->sasl_lr, s->sasl_line, &line);
-
-	if (r == LR_MORE)
-		return;
-	if (r != LR_LINE) {
-		sasl_end(s);
-		smtp_bad_command(s, "500 5.5.2 Line too long or malformed\r\n");
-		return;
-	}
-	sasl_outcome(s, sasl_step(s->sasl, line));
+	sasl_exchange_start(&s->sasl, arg);
 }
 
 /* The mail transaction's handlers live in mail.c. */
@@ -412,6 +360,7 @@ smtp_create(struct conn *c)
 	s->conn = c;
 	s->state = SMTP_STATE_INIT;
 	linereader_init(&s->lr, SMTP_CMDLINE_MAX);
+	sasl_exchange_init(&s->sasl, &smtp_sasl_ops, c);
 	return s;
 }
 
@@ -451,11 +400,8 @@ smtp_input(struct conn *c)
 				smtp_data_input(s);
 			continue;
 		}
-		if (s->sasl && s->sasl_line) {
-			size_t before = conn_input(c)->len;
-
-			sasl_input(s);
-			if (conn_input(c)->len == before)
+		if (sasl_exchange_reading(&s->sasl)) {
+			if (sasl_exchange_input(&s->sasl) == LR_MORE)
 				break;	/* no whole line yet */
 			continue;
 		}
@@ -483,7 +429,7 @@ smtp_tls_ready(struct conn *c)
 	s->helo[0] = '\0';
 	s->authenticated = false;
 	s->login[0] = '\0';
-	sasl_end(s);
+	sasl_exchange_end(&s->sasl);
 	smtp_txn_reset(s);
 	linereader_init(&s->lr, SMTP_CMDLINE_MAX);
 	smtp_set_state(s, SMTP_STATE_INIT);
@@ -505,8 +451,10 @@ smtp_shutdown(struct conn *c)
 static void
 smtp_destroy(struct conn *c)
 {
-	sasl_end(c->session);
-	smtp_txn_reset(c->session);
+	struct smtp_session *s = c->session;
+
+	sasl_exchange_end(&s->sasl);
+	smtp_txn_reset(s);
 	free(c->session);
 	c->session = NULL;
 }
