@@ -13,7 +13,8 @@ server_libserver_a_SOURCES = \
 	server/notify.c server/notify.h \
 	server/smtp/session.c server/smtp/session.h server/smtp/internal.h \
 	server/smtp/mail.c server/smtp/parse.c server/smtp/parse.h server/smtp/data.c server/smtp/data.h \
-	server/pop3/session.c server/pop3/session.h
+	server/pop3/session.c server/pop3/session.h server/pop3/internal.h \
+	server/pop3/commands.c server/pop3/retr.c
 server_libserver_a_CFLAGS = $(AM_CFLAGS)
 
 sbin_PROGRAMS += server/postied
@@ -33,6 +34,7 @@ tests_unit_test_smtp_session_SOURCES = tests/unit/test_smtp_session.c server/smt
 tests_unit_test_smtp_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tests_unit_test_pop3_session_SOURCES = tests/unit/test_pop3_session.c server/pop3/session.c \
+	server/pop3/commands.c server/pop3/retr.c \
 	$(ENGINE_TEST_SOURCES)
 tests_unit_test_pop3_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
@@ -45,7 +47,7 @@ tests_fuzz_fuzz_smtp_session_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_smtp_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
 	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tests_fuzz_fuzz_pop3_session_SOURCES = tests/fuzz/fuzz_pop3_session.c tests/fuzz/replay.c \
-	server/pop3/session.c $(ENGINE_TEST_SOURCES)
+	server/pop3/session.c server/pop3/commands.c server/pop3/retr.c $(ENGINE_TEST_SOURCES)
 tests_fuzz_fuzz_pop3_session_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS) -I$(top_srcdir)/tests/unit
 tests_fuzz_fuzz_pop3_session_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_pop3_session_LDADD = auth/libauth.a storage/libstore.a core/libconf.a core/libcore.a \
