@@ -22,6 +22,16 @@ offers_stls(const struct pop3_session *s)
 	return !conn_is_tls(s->conn) && s->conn->proto == LISTEN_POP3;
 }
 
+/*
+ * A message number or TOP's line count: digits only, at most ten of them
+ * (leading zeros included), more is a syntax error; the value is checked
+ * afterwards (LIST 4294967297 is no message, never message 1). Ten digits
+ * hold any snapshot (SNAPSHOT_MAX messages) and any line count.
+ */
+#define POP3_NUMBER_DIGITS_MAX 10
+#define POP3_MSGNUM_MAX 9999999999ull
+#define POP3_TOP_LINES_MAX 9999999999ull
+
 enum msg_lookup {
 	MSG_OK,
 	MSG_NO_NUMBER,		/* empty or longer than ten digits */
@@ -34,16 +44,12 @@ enum msg_lookup {
 static enum msg_lookup
 msg_lookup(const struct pop3_session *s, struct span arg, size_t *index_out)
 {
-	uint64_t n = 0;
-	size_t i;
+	uint64_t n;
 
-	if (!arg.len || arg.len > 10)
+	if (!arg.len || arg.len > POP3_NUMBER_DIGITS_MAX)
 		return MSG_NO_NUMBER;
-	for (i = 0; i < arg.len; i++) {
-		if (arg.p[i] < '0' || arg.p[i] > '9')
-			return MSG_NOT_DIGITS;
-		n = n * 10 + (uint64_t)(arg.p[i] - '0');	/* at most 10 digits: no overflow */
-	}
+	if (!span_to_u64(arg, POP3_MSGNUM_MAX, &n))
+		return MSG_NOT_DIGITS;
 	if (n == 0 || n > s->nmsgs)
 		return MSG_NONE;
 	if (s->deleted[n - 1])
@@ -263,19 +269,9 @@ static bool
 top_args(struct span arg, struct span *num_out, uint64_t *lines_out)
 {
 	struct span lines;
-	uint64_t n = 0;
-	size_t i;
 
 	span_split(arg, ' ', num_out, &lines);
-	if (!lines.len || lines.len > 10)
-		return false;
-	for (i = 0; i < lines.len; i++) {
-		if (lines.p[i] < '0' || lines.p[i] > '9')
-			return false;
-		n = n * 10 + (uint64_t)(lines.p[i] - '0');
-	}
-	*lines_out = n;
-	return true;
+	return lines.len <= POP3_NUMBER_DIGITS_MAX && span_to_u64(lines, POP3_TOP_LINES_MAX, lines_out);
 }
 
 static bool

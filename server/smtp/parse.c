@@ -263,34 +263,24 @@ valid_xtext(struct span v)
 	return true;
 }
 
-/* Digits only, overflow detected. */
+/* SIZE= and BDAT's size: digits only, within SMTP_SIZE_DIGITS_MAX and SMTP_SIZE_MAX. */
 static bool
-parse_u64(struct span v, uint64_t *out)
+parse_size(struct span v, uint64_t *out)
 {
-	uint64_t n = 0;
-	size_t i;
-
-	if (!v.len || v.len > 20)
-		return false;
-	for (i = 0; i < v.len; i++) {
-		if (v.p[i] < '0' || v.p[i] > '9' || n > (UINT64_MAX - (uint64_t)(v.p[i] - '0')) / 10)
-			return false;
-		n = n * 10 + (uint64_t)(v.p[i] - '0');
-	}
-	*out = n;
-	return true;
+	return v.len <= SMTP_SIZE_DIGITS_MAX && span_to_u64(v, SMTP_SIZE_MAX, out);
 }
 
 enum smtp_parse_result
 smtp_parse_bdat(struct span arg, uint64_t *size_out, bool *last_out)
 {
-	long sp = span_find(arg, ' ');
-	struct span num = sp < 0 ? arg : span_head(arg, (size_t)sp);
-	struct span rest = sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1);
+	struct span num, rest;
+	bool has_rest;
 
-	if (!parse_u64(num, size_out) || (sp >= 0 && !span_ieq(rest, "LAST")))
+	span_split(arg, ' ', &num, &rest);
+	has_rest = num.len < arg.len;	/* a space, even with nothing after it */
+	if (!parse_size(num, size_out) || (has_rest && !span_ieq(rest, "LAST")))
 		return SMTP_PARSE_SYNTAX;
-	*last_out = sp >= 0;
+	*last_out = has_rest;
 	return SMTP_PARSE_OK;
 }
 
@@ -298,8 +288,7 @@ smtp_parse_bdat(struct span arg, uint64_t *size_out, bool *last_out)
 static bool
 next_param(struct span *rest, struct span *key, struct span *value, bool *has_value, bool *bad)
 {
-	long sp, eq;
-	struct span p;
+	struct span p, after;
 
 	*bad = false;
 	if (!rest->len)
@@ -308,14 +297,10 @@ next_param(struct span *rest, struct span *key, struct span *value, bool *has_va
 		*bad = true;
 		return false;
 	}
-	*rest = span_tail(*rest, 1);
-	sp = span_find(*rest, ' ');
-	p = sp < 0 ? *rest : span_head(*rest, (size_t)sp);
-	*rest = sp < 0 ? span_tail(*rest, rest->len) : span_tail(*rest, (size_t)sp);
-	eq = span_find(p, '=');
-	*key = eq < 0 ? p : span_head(p, (size_t)eq);
-	*value = eq < 0 ? span_tail(p, p.len) : span_tail(p, (size_t)eq + 1);
-	*has_value = eq >= 0;
+	span_split(span_tail(*rest, 1), ' ', &p, &after);
+	*rest = span_tail(*rest, 1 + p.len);	/* from the next space on: checked next time */
+	span_split(p, '=', key, value);
+	*has_value = key->len < p.len;
 	if (!key->len || (*has_value && !valid_value(*value)))
 		*bad = true;
 	return !*bad;
@@ -341,7 +326,7 @@ smtp_parse_mail(struct span arg, struct smtp_mail *out)
 
 		if (span_ieq(key, "SIZE") && has_value) {
 			bit = 1;
-			if (!parse_u64(value, &out->size))
+			if (!parse_size(value, &out->size))
 				return SMTP_PARSE_SYNTAX;
 		} else if (span_ieq(key, "BODY") && has_value) {
 			bit = 2;
@@ -406,9 +391,9 @@ smtp_parse_rcpt(struct span arg, struct smtp_rcpt *out)
 				out->notify = STORE_NOTIFY_NEVER;
 			} else {
 				while (v.len) {
-					long comma = span_find(v, ',');
-					struct span item = comma < 0 ? v : span_head(v, (size_t)comma);
+					struct span item, next;
 
+					span_split(v, ',', &item, &next);
 					if (span_ieq(item, "SUCCESS"))
 						out->notify |= STORE_NOTIFY_SUCCESS;
 					else if (span_ieq(item, "FAILURE"))
@@ -417,9 +402,9 @@ smtp_parse_rcpt(struct span arg, struct smtp_rcpt *out)
 						out->notify |= STORE_NOTIFY_DELAY;
 					else
 						return SMTP_PARSE_SYNTAX;	/* NEVER mixed, or unknown */
-					v = comma < 0 ? span_tail(v, v.len) : span_tail(v, (size_t)comma + 1);
-					if (comma >= 0 && !v.len)
-						return SMTP_PARSE_SYNTAX;
+					if (item.len < v.len && !next.len)
+						return SMTP_PARSE_SYNTAX;	/* a comma with nothing after it */
+					v = next;
 				}
 			}
 		} else if (span_ieq(key, "ORCPT") && has_value) {
