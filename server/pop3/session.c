@@ -21,6 +21,7 @@
 #include "server/authflow.h"
 #include "server/conn.h"
 #include "core/err.h"
+#include "core/htable.h"
 #include "core/linereader.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -31,36 +32,48 @@
 #include "core/compat.h"
 
 /*
- * LOGIN-DELAY (RFC 2449 6.8): the last successful login per login, shared by
- * all workers. A fixed table: a collision forgets the older login, which can
- * only make the delay laxer, never lock anyone out.
+ * LOGIN-DELAY (RFC 2449 6.8): the time of the last successful login per
+ * login, shared by all workers, on the bounded hash table (core/htable.h):
+ * LOGIN_DELAY_SLOTS entries allocated at the first login, and when a
+ * login's neighbourhood is full the oldest login there is forgotten, which
+ * can only make the delay laxer, never lock anyone out.
  */
 #define LOGIN_DELAY_SLOTS 4096
 
-static struct {
-	char login[AUTH_LOGIN_MAX + 1];
-	uint64_t at;
-} last_login[LOGIN_DELAY_SLOTS];
+static struct htable last_login;	/* login -> uint64_t, when it last logged in */
+static pthread_once_t last_login_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t last_login_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+last_login_init(void)
+{
+	htable_init(&last_login, LOGIN_DELAY_SLOTS, AUTH_LOGIN_MAX, sizeof(uint64_t));
+}
+
+/* The victim when a neighbourhood is full: the login that logged in longest ago. */
+static bool
+logged_in_earlier(const void *a, const void *b, void *arg)
+{
+	(void)arg;
+	return *(const uint64_t *)a < *(const uint64_t *)b;
+}
 
 /* Too soon after the previous login of this login? If not, record this one. */
 static bool
 login_too_soon(const char *login, unsigned delay, uint64_t now)
 {
-	uint32_t h = 2166136261u;
-	const char *p;
-	bool soon;
+	uint64_t *at;
+	bool soon = false;
 
 	if (!delay)
 		return false;
-	for (p = login; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
+	pthread_once(&last_login_once, last_login_init);
 	pthread_mutex_lock(&last_login_lock);
-	h %= LOGIN_DELAY_SLOTS;
-	soon = strcmp(last_login[h].login, login) == 0 && now < last_login[h].at + delay;
-	if (!soon) {
-		snprintf(last_login[h].login, sizeof(last_login[h].login), "%s", login);
-		last_login[h].at = now;
+	at = htable_put(&last_login, span_cstr(login), logged_in_earlier, NULL);
+	if (at) {	/* NULL only for a login longer than AUTH_LOGIN_MAX: none gets here */
+		soon = *at && now < *at + delay;	/* a new entry is zero: never logged in */
+		if (!soon)
+			*at = now;
 	}
 	pthread_mutex_unlock(&last_login_lock);
 	return soon;
