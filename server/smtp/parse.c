@@ -101,29 +101,133 @@ valid_literal(struct span d)
 	return inet_pton(AF_INET, buf, bin) == 1;
 }
 
-/* Parse "<...>" at the start of s; *rest is what follows. */
-static enum smtp_parse_result
-parse_path(struct span s, struct smtp_path *out, struct span *rest, bool allow_null)
+/* The closing '>' of a path starting at s.p[0] == '<', outside any quoted string. */
+static bool
+path_end(struct span s, size_t *end_out)
 {
-	struct span inner, local, domain;
-	size_t i, end;
-	bool utf8 = false;
-	long at;
+	size_t end;
 
-	memset(out, 0, sizeof(*out));
-	if (!s.len || s.p[0] != '<')
-		return SMTP_PARSE_SYNTAX;
-	/* the closing '>' outside any quoted string */
 	for (end = 1; end < s.len && s.p[end] != '>'; end++) {
 		if (s.p[end] == '"') {
 			for (end++; end < s.len && s.p[end] != '"'; end++)
 				if (s.p[end] == '\\')
 					end++;
 			if (end >= s.len)
-				return SMTP_PARSE_SYNTAX;
+				return false;
 		}
 	}
-	if (end >= s.len || end - 1 > SMTP_PATH_MAX)
+	*end_out = end;
+	return end < s.len;
+}
+
+/* A source route "@a,@b:" before the mailbox is parsed and dropped (RFC 5321 4.1.2, C.). */
+static bool
+skip_route(struct span *inner, bool *utf8)
+{
+	struct span route, hops, hop;
+	long colon = span_find(*inner, ':');
+
+	if (colon < 0)
+		return false;
+	route = span_head(*inner, (size_t)colon);
+	for (hops = route; hops.len;) {
+		span_split(hops, ',', &hop, &hops);
+		if (hop.len < 2 || hop.p[0] != '@' || !valid_domain(span_tail(hop, 1), utf8))
+			return false;
+	}
+	*inner = span_tail(*inner, (size_t)colon + 1);
+	return true;
+}
+
+/* A quoted-string local part at the start of inner ("..."), quotes included. */
+static bool
+quoted_local(struct span inner, struct span *local_out, bool *utf8)
+{
+	size_t i;
+
+	for (i = 1; i < inner.len && inner.p[i] != '"'; i++) {
+		unsigned char c = inner.p[i];
+
+		if (c == '\\') {
+			if (++i >= inner.len || inner.p[i] < 32 || inner.p[i] > 126)
+				return false;
+		} else if (c >= 0x80) {
+			size_t k = utf8_len(inner.p + i, inner.len - i);
+			if (!k)
+				return false;
+			*utf8 = true;
+			i += k - 1;
+		} else if (c < 32 || c == 127) {
+			return false;
+		}
+	}
+	if (i >= inner.len)
+		return false;
+	*local_out = span_head(inner, i + 1);
+	return true;
+}
+
+/* A dot-string local part: what precedes the last '@' of inner. */
+static bool
+dot_local(struct span inner, struct span *local_out, bool *utf8)
+{
+	struct span local;
+	long at = -1;
+	size_t i;
+
+	for (i = 0; i < inner.len; i++)
+		if (inner.p[i] == '@')
+			at = (long)i;
+	if (at <= 0)
+		return false;
+	local = span_head(inner, (size_t)at);
+	for (i = 0; i < local.len; i++) {
+		unsigned char c = local.p[i];
+
+		if (c == '.') {
+			if (i == 0 || i + 1 == local.len || local.p[i - 1] == '.')
+				return false;
+		} else if (c >= 0x80) {
+			size_t k = utf8_len(local.p + i, local.len - i);
+			if (!k)
+				return false;
+			*utf8 = true;
+			i += k - 1;
+		} else if (!is_atext(c)) {
+			return false;
+		}
+	}
+	*local_out = local;
+	return true;
+}
+
+/* The stored form: local part as given, '@', the domain lower-cased (ASCII). */
+static void
+path_store(struct smtp_path *out, struct span local, struct span domain, bool utf8)
+{
+	size_t i;
+
+	memcpy(out->addr, local.p, local.len);
+	out->addr[local.len] = '@';
+	for (i = 0; i < domain.len; i++) {
+		unsigned char c = domain.p[i];
+		out->addr[local.len + 1 + i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	out->addr[local.len + 1 + domain.len] = '\0';
+	out->local_len = local.len;
+	out->has_utf8 = utf8;
+}
+
+/* Parse "<...>" at the start of s; *rest is what follows. */
+static enum smtp_parse_result
+parse_path(struct span s, struct smtp_path *out, struct span *rest, bool allow_null)
+{
+	struct span inner, local, domain;
+	size_t end;
+	bool utf8 = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!s.len || s.p[0] != '<' || !path_end(s, &end) || end - 1 > SMTP_PATH_MAX)
 		return SMTP_PARSE_SYNTAX;
 	inner = span_make(s.p + 1, end - 1);
 	*rest = span_tail(s, end + 1);
@@ -139,71 +243,10 @@ parse_path(struct span s, struct smtp_path *out, struct span *rest, bool allow_n
 		out->local_len = 10;
 		return SMTP_PARSE_OK;
 	}
-	/* a source route "@a,@b:" is parsed and ignored (RFC 5321 4.1.2, C.) */
-	if (inner.p[0] == '@') {
-		long colon = span_find(inner, ':');
-		struct span route;
-		size_t start = 0;
-
-		if (colon < 0)
-			return SMTP_PARSE_SYNTAX;
-		route = span_head(inner, (size_t)colon);
-		while (start < route.len) {
-			long comma = span_find(span_tail(route, start), ',');
-			struct span hop = comma < 0 ? span_tail(route, start) : span_make(route.p + start, (size_t)comma);
-
-			if (hop.len < 2 || hop.p[0] != '@' || !valid_domain(span_tail(hop, 1), &utf8))
-				return SMTP_PARSE_SYNTAX;
-			start += hop.len + 1;
-		}
-		inner = span_tail(inner, (size_t)colon + 1);
-	}
-	/* the local part: a quoted string or a dot-string */
-	if (inner.len && inner.p[0] == '"') {
-		for (i = 1; i < inner.len && inner.p[i] != '"'; i++) {
-			unsigned char c = inner.p[i];
-
-			if (c == '\\') {
-				if (++i >= inner.len || inner.p[i] < 32 || inner.p[i] > 126)
-					return SMTP_PARSE_SYNTAX;
-			} else if (c >= 0x80) {
-				size_t k = utf8_len(inner.p + i, inner.len - i);
-				if (!k)
-					return SMTP_PARSE_SYNTAX;
-				utf8 = true;
-				i += k - 1;
-			} else if (c < 32 || c == 127) {
-				return SMTP_PARSE_SYNTAX;
-			}
-		}
-		if (i >= inner.len)
-			return SMTP_PARSE_SYNTAX;
-		local = span_head(inner, i + 1);
-	} else {
-		at = -1;
-		for (i = 0; i < inner.len; i++)
-			if (inner.p[i] == '@')
-				at = (long)i;
-		if (at <= 0)
-			return SMTP_PARSE_SYNTAX;
-		local = span_head(inner, (size_t)at);
-		for (i = 0; i < local.len; i++) {
-			unsigned char c = local.p[i];
-
-			if (c == '.') {
-				if (i == 0 || i + 1 == local.len || local.p[i - 1] == '.')
-					return SMTP_PARSE_SYNTAX;
-			} else if (c >= 0x80) {
-				size_t k = utf8_len(local.p + i, local.len - i);
-				if (!k)
-					return SMTP_PARSE_SYNTAX;
-				utf8 = true;
-				i += k - 1;
-			} else if (!is_atext(c)) {
-				return SMTP_PARSE_SYNTAX;
-			}
-		}
-	}
+	if (inner.p[0] == '@' && !skip_route(&inner, &utf8))
+		return SMTP_PARSE_SYNTAX;
+	if (!(inner.len && inner.p[0] == '"' ? quoted_local(inner, &local, &utf8) : dot_local(inner, &local, &utf8)))
+		return SMTP_PARSE_SYNTAX;
 	if (local.len == 0 || local.len > SMTP_LOCAL_MAX || local.len >= inner.len ||
 	    inner.p[local.len] != '@')
 		return SMTP_PARSE_SYNTAX;
@@ -217,15 +260,7 @@ parse_path(struct span s, struct smtp_path *out, struct span *rest, bool allow_n
 	}
 	if (local.len + 1 + domain.len > SMTP_PATH_MAX)
 		return SMTP_PARSE_SYNTAX;
-	memcpy(out->addr, local.p, local.len);
-	out->addr[local.len] = '@';
-	for (i = 0; i < domain.len; i++) {
-		unsigned char c = domain.p[i];
-		out->addr[local.len + 1 + i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-	}
-	out->addr[local.len + 1 + domain.len] = '\0';
-	out->local_len = local.len;
-	out->has_utf8 = utf8;
+	path_store(out, local, domain, utf8);
 	return SMTP_PARSE_OK;
 }
 
