@@ -9,7 +9,7 @@ auth_libauth_a_SOURCES = auth/proto.c auth/proto.h auth/client.c auth/client.h \
 # (google/sanitizers#611). Its decoder is fuzzed and tested sanitized.
 libexec_PROGRAMS += auth/helper/postie-auth
 auth_helper_postie_auth_SOURCES = auth/helper/postie-auth.c auth/proto.c \
-	core/buf.c core/err.c core/log.c core/xmalloc.c
+	core/buf.c core/cursor.c core/err.c core/log.c core/xmalloc.c
 auth_helper_postie_auth_CFLAGS = -std=gnu11 $(WARN_CFLAGS) $(HARDEN_CFLAGS)
 auth_helper_postie_auth_LDFLAGS = $(HARDEN_LDFLAGS)
 auth_helper_postie_auth_LDADD = $(PAM_LIBS)
@@ -28,7 +28,7 @@ tests_unit_test_throttle_SOURCES = tests/unit/test_throttle.c
 tests_unit_test_throttle_LDADD = auth/libauth.a core/libcore.a $(PTHREAD_LIBS)
 # test_auth runs the real postie-auth (under pam_wrapper) through auth/client.c
 tests_unit_test_auth_SOURCES = tests/unit/test_auth.c
-tests_unit_test_auth_LDADD = auth/libauth.a core/libcore.a $(PTHREAD_LIBS)
+tests_unit_test_auth_LDADD = tests/unit/libtesthelp.a auth/libauth.a core/libcore.a $(PTHREAD_LIBS)
 tests_unit_test_auth_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 EXTRA_tests_unit_test_auth_DEPENDENCIES = auth/helper/postie-auth
 

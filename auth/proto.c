@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "auth/proto.h"
+#include "core/cursor.h"
 #include "core/err.h"
 #include "core/compat.h"
 
@@ -53,120 +54,121 @@ valid_password(struct span s)
 	return s.len <= AUTH_PASSWORD_MAX && (s.len == 0 || !memchr(s.p, '\0', s.len));
 }
 
+/* The request body: [version][type 'Q'][id u32][service str8][rhost str8][login str8][password str16]. */
 static void
-put_u32(unsigned char *p, uint32_t v)
+put_request(struct cursor *c, uint32_t id, struct span service, struct span rhost, struct span login,
+    struct span password)
 {
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
+	cursor_put_u8(c, AUTH_PROTO_VERSION);
+	cursor_put_u8(c, 'Q');
+	cursor_put_u32(c, id);
+	cursor_put_str8(c, service);
+	cursor_put_str8(c, rhost);
+	cursor_put_str8(c, login);
+	cursor_put_str16(c, password);
 }
 
-static uint32_t
-get_u32(const unsigned char *p)
+/* The reply body: [version][type 'R'][id u32][result u8]. */
+static void
+put_reply(struct cursor *c, uint32_t id, enum auth_result result)
 {
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	cursor_put_u8(c, AUTH_PROTO_VERSION);
+	cursor_put_u8(c, 'R');
+	cursor_put_u32(c, id);
+	cursor_put_u8(c, (uint8_t)result);
 }
 
 int
 auth_proto_encode_request(struct buf *out, uint32_t id, struct span service, struct span rhost,
     struct span login, struct span password)
 {
-	unsigned char head[10], len8, len16[2];
-	size_t body;
+	struct cursor c;
+	size_t len;
 
 	if (!auth_proto_valid_service(service) || !valid_rhost(rhost) || !valid_login(login) || !valid_password(password))
 		return ERR_SYNTAX;
-	body = 6 + 1 + service.len + 1 + rhost.len + 1 + login.len + 2 + password.len;
-	put_u32(head, (uint32_t)body);
-	head[4] = AUTH_PROTO_VERSION;
-	head[5] = 'Q';
-	put_u32(head + 6, id);
-	buf_append(out, head, sizeof(head));
-	len8 = (unsigned char)service.len;
-	buf_append(out, &len8, 1);
-	buf_append_span(out, service);
-	len8 = (unsigned char)rhost.len;
-	buf_append(out, &len8, 1);
-	buf_append_span(out, rhost);
-	len8 = (unsigned char)login.len;
-	buf_append(out, &len8, 1);
-	buf_append_span(out, login);
-	len16[0] = (unsigned char)(password.len >> 8);
-	len16[1] = (unsigned char)password.len;
-	buf_append(out, len16, 2);
-	buf_append_span(out, password);
-	return out->err;
+	/* the frame's length first: the same puts, counted only */
+	cursor_writer(&c, NULL, AUTH_FRAME_MAX);
+	put_request(&c, id, service, rhost, login, password);
+	ASSERT(cursor_end(&c) == 0);	/* every field was checked above */
+	len = cursor_len(&c);
+	cursor_appender(&c, out);
+	cursor_put_u32(&c, (uint32_t)len);
+	put_request(&c, id, service, rhost, login, password);
+	return cursor_end(&c);
 }
 
 int
 auth_proto_encode_reply(struct buf *out, uint32_t id, enum auth_result result)
 {
-	unsigned char f[11];
+	struct cursor c;
+	size_t len;
 
-	put_u32(f, 7);
-	f[4] = AUTH_PROTO_VERSION;
-	f[5] = 'R';
-	put_u32(f + 6, id);
-	f[10] = (unsigned char)result;
-	return buf_append(out, f, sizeof(f));
+	cursor_writer(&c, NULL, AUTH_FRAME_MAX);
+	put_reply(&c, id, result);
+	len = cursor_len(&c);
+	cursor_appender(&c, out);
+	cursor_put_u32(&c, (uint32_t)len);
+	put_reply(&c, id, result);
+	return cursor_end(&c);
 }
 
 long
 auth_proto_frame(struct span in, struct span *body_out)
 {
+	struct cursor c;
 	uint32_t len;
+	struct span body;
 
-	if (in.len < 4)
+	cursor_reader(&c, in);
+	len = cursor_get_u32(&c);
+	if (c.err)
 		return 0;
-	len = get_u32(in.p);
 	if (len < 7 || len > AUTH_FRAME_MAX)
 		return ERR_SYNTAX;
-	if (in.len - 4 < len)
+	body = cursor_get(&c, len);
+	if (c.err)
 		return 0;
-	*body_out = span_make(in.p + 4, len);
+	*body_out = body;
 	return (long)len + 4;
-}
-
-/* Take a field of n bytes; false when the body is too short. */
-static bool
-field(struct span *rest, size_t n, struct span *out)
-{
-	if (rest->len < n)
-		return false;
-	*out = span_head(*rest, n);
-	*rest = span_tail(*rest, n);
-	return true;
 }
 
 int
 auth_proto_decode_request(struct span body, struct auth_request *out)
 {
-	struct span rest = body, f;
+	struct cursor c;
 
 	memset(out, 0, sizeof(*out));
-	if (!field(&rest, 6, &f) || f.p[0] != AUTH_PROTO_VERSION || f.p[1] != 'Q')
+	cursor_reader(&c, body);
+	if (cursor_get_u8(&c) != AUTH_PROTO_VERSION || cursor_get_u8(&c) != 'Q')
+		cursor_fail(&c, ERR_SYNTAX);
+	out->id = cursor_get_u32(&c);
+	out->service = cursor_get_str8(&c);
+	out->rhost = cursor_get_str8(&c);
+	out->login = cursor_get_str8(&c);
+	out->password = cursor_get_str16(&c);
+	/* the body exactly consumed: nothing may trail the password */
+	if (cursor_end(&c) || !auth_proto_valid_service(out->service) || !valid_rhost(out->rhost) ||
+	    !valid_login(out->login) || !valid_password(out->password))
 		return ERR_SYNTAX;
-	out->id = get_u32(f.p + 2);
-	if (!field(&rest, 1, &f) || !field(&rest, f.p[0], &out->service) || !auth_proto_valid_service(out->service))
-		return ERR_SYNTAX;
-	if (!field(&rest, 1, &f) || !field(&rest, f.p[0], &out->rhost) || !valid_rhost(out->rhost))
-		return ERR_SYNTAX;
-	if (!field(&rest, 1, &f) || !field(&rest, f.p[0], &out->login) || !valid_login(out->login))
-		return ERR_SYNTAX;
-	if (!field(&rest, 2, &f) || !field(&rest, (size_t)f.p[0] << 8 | f.p[1], &out->password) ||
-	    !valid_password(out->password))
-		return ERR_SYNTAX;
-	return rest.len ? ERR_SYNTAX : 0;	/* nothing may trail the password */
+	return 0;
 }
 
 int
 auth_proto_decode_reply(struct span body, uint32_t *id_out, enum auth_result *result_out)
 {
-	if (body.len != 7 || body.p[0] != AUTH_PROTO_VERSION || body.p[1] != 'R' ||
-	    body.p[6] < AUTH_RESULT_OK || body.p[6] > AUTH_RESULT_TEMPFAIL)
+	struct cursor c;
+	uint32_t id;
+	unsigned result;
+
+	cursor_reader(&c, body);
+	if (cursor_get_u8(&c) != AUTH_PROTO_VERSION || cursor_get_u8(&c) != 'R')
+		cursor_fail(&c, ERR_SYNTAX);
+	id = cursor_get_u32(&c);
+	result = cursor_get_u8(&c);
+	if (cursor_end(&c) || result < AUTH_RESULT_OK || result > AUTH_RESULT_TEMPFAIL)
 		return ERR_SYNTAX;
-	*id_out = get_u32(body.p + 2);
-	*result_out = (enum auth_result)body.p[6];
+	*id_out = id;
+	*result_out = (enum auth_result)result;
 	return 0;
 }

@@ -14,6 +14,9 @@
  * (-s SERVICE): postied names it in each request, but cannot choose it, so
  * a compromised postied cannot pick a PAM stack that lets anyone in.
  *
+ * Both directions go through core/cursor.h (the codec of the stored
+ * records too), so the layout above is written once per message.
+ *
  * Pure functions, no I/O; any thread. Used by postie-auth (decode requests,
  * encode replies) and auth/client.c (the other way round).
  */

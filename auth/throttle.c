@@ -6,27 +6,35 @@
 #include <string.h>
 
 #include "auth/throttle.h"
+#include "core/htable.h"
 #include "core/log.h"
 #include "core/compat.h"
 
 struct entry {
-	char key[THROTTLE_KEY_MAX];	/* "a:<address>" or "l:<login>"; "" = free */
 	unsigned failures;
 	uint64_t window_start;
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;	/* the table */
-static struct entry table[THROTTLE_SLOTS];
+/*
+ * The counters, keyed "a:<address>" or "l:<login>" (address_key(),
+ * login_key()), on core/htable. Guarded by `lock`: any worker thread (SMTP
+ * and POP3 logins) calls in, and nothing is held across I/O.
+ */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static struct htable table;
+static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 
-static uint32_t
-hash(const char *s)
+static void
+table_init(void)
 {
-	uint32_t h = 2166136261u;	/* FNV-1a */
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
+	htable_init(&table, THROTTLE_SLOTS, THROTTLE_KEY_MAX - 1, sizeof(struct entry));
 }
+
+/* What better_victim compares by. */
+struct victim_ctx {
+	uint64_t now;
+	unsigned window;
+};
 
 static bool
 expired(const struct entry *e, uint64_t now, unsigned window)
@@ -34,46 +42,44 @@ expired(const struct entry *e, uint64_t now, unsigned window)
 	return now >= e->window_start + window;
 }
 
-/* Is a better to reuse than b? Free, then expired, then fewest failures, then oldest. */
+/*
+ * Is a better to reuse than b? Expired, then fewest failures, then oldest
+ * (a free slot is taken before any of them, by htable_put).
+ */
 static bool
-better_victim(const struct entry *a, const struct entry *b, uint64_t now, unsigned window)
+better_victim(const void *va, const void *vb, void *arg)
 {
-	if (!a->key[0] || !b->key[0])
-		return !a->key[0] && b->key[0];
-	if (expired(a, now, window) != expired(b, now, window))
-		return expired(a, now, window);
+	const struct entry *a = va, *b = vb;
+	const struct victim_ctx *x = arg;
+
+	if (expired(a, x->now, x->window) != expired(b, x->now, x->window))
+		return expired(a, x->now, x->window);
 	if (a->failures != b->failures)
 		return a->failures < b->failures;
 	return a->window_start < b->window_start;
 }
 
-/* The entry for key among its THROTTLE_PROBE slots, or NULL; with create, a victim is reused. */
+/* The entry for key, or NULL; with create, a new one (a victim reused when its slots are full). Lock held. */
 static struct entry *
 find(const char *key, bool create, uint64_t now, unsigned window)
 {
-	uint32_t h = hash(key);
-	struct entry *victim = NULL;
-	unsigned i;
+	struct victim_ctx x = { now, window };
+	struct span k = span_cstr(key);	/* keys come from address_key(), login_key(): bounded */
+	struct entry *e;
 
-	for (i = 0; i < THROTTLE_PROBE; i++) {
-		struct entry *e = &table[(h + i) % THROTTLE_SLOTS];
-
-		if (e->key[0] && strcmp(e->key, key) == 0) {
-			if (expired(e, now, window)) {	/* its window is over: start again */
-				e->failures = 0;
-				e->window_start = now;
-			}
-			return e;
+	pthread_once(&table_once, table_init);
+	if ((e = htable_get(&table, k))) {
+		if (expired(e, now, window)) {	/* its window is over: start again */
+			e->failures = 0;
+			e->window_start = now;
 		}
-		if (!victim || better_victim(e, victim, now, window))
-			victim = e;
+		return e;
 	}
 	if (!create)
 		return NULL;
-	memset(victim, 0, sizeof(*victim));
-	memcpy(victim->key, key, strlen(key) + 1);	/* keys come from make_key(): bounded */
-	victim->window_start = now;
-	return victim;
+	e = htable_put(&table, k, better_victim, &x);	/* never NULL: a victim rule, a bounded key */
+	e->window_start = now;
+	return e;
 }
 
 /*
@@ -206,11 +212,21 @@ throttle_release(const char *ip, const char *login, const struct throttle_limits
 	pthread_mutex_unlock(&lock);
 }
 
+static bool
+forget(struct span key, void *value, void *arg)
+{
+	(void)key;
+	(void)value;
+	(void)arg;
+	return true;
+}
+
 void
 throttle_reset(void)
 {
 	pthread_mutex_lock(&lock);
-	memset(table, 0, sizeof(table));
+	pthread_once(&table_once, table_init);
+	htable_each(&table, forget, NULL);
 	pthread_mutex_unlock(&lock);
 }
 

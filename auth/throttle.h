@@ -18,11 +18,12 @@
  * Windows are fixed: they start at the first failure and, once over, the
  * count starts again from zero.
  *
- * Memory is bounded: a static table of THROTTLE_SLOTS entries (about 2.5
- * MiB). A key may live in one of THROTTLE_PROBE slots; when all are taken,
- * the one reused is, in order: one whose window is over, else the one with
- * the fewest failures (the oldest among equals). So a flood of new
- * addresses evicts mostly harmless entries, not the ones already blocked.
+ * Memory is bounded: a core/htable of THROTTLE_SLOTS entries (about 2.3
+ * MiB, made at first use). A key may live in one of HTABLE_PROBES slots;
+ * when all are taken, the one reused is, in order: one whose window is
+ * over, else the one with the fewest failures (the oldest among equals).
+ * So a flood of new addresses evicts mostly harmless entries, not the
+ * ones already blocked.
  *
  * Threads: any; one small mutex inside, never held across I/O. Strings are
  * only read during the call; keys are cut at THROTTLE_KEY_MAX bytes.
@@ -34,7 +35,6 @@
 #include <stdint.h>
 
 #define THROTTLE_SLOTS 8192		/* many more than the addresses failing at once */
-#define THROTTLE_PROBE 8		/* slots one key may use: the cost of each lookup */
 #define THROTTLE_LOGIN_FACTOR 3
 #define THROTTLE_KEY_MAX 260		/* "l:" + a login of AUTH_LOGIN_MAX bytes + NUL */
 

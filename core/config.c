@@ -183,27 +183,18 @@ config_report_stderr(void *arg, const char *file, int line, const char *msg)
 
 /* --- value syntax: sizes and durations --- */
 
-/* Digits only (no sign, no space), overflow detected. */
-static int
-parse_digits(const char *s, size_t n, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t i;
+/*
+ * Numbers in the file go through span_to_u64 (digits only, no sign, no
+ * space). A number is at most what 64 bits hold once its unit is applied
+ * (bytes for a size, milliseconds for a duration), so the multiplication
+ * cannot wrap; each key's own range (the table above) is checked after,
+ * with its own message.
+ */
+#define CONFIG_NUMBER_MAX UINT64_MAX
+/* A TCP port is 16 bits (RFC 793 3.1); 0 is refused after. */
+#define CONFIG_PORT_MAX 65535
 
-	if (n == 0)
-		return ERR_SYNTAX;
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return ERR_SYNTAX;
-		if (v > (UINT64_MAX - (uint64_t)(s[i] - '0')) / 10)
-			return ERR_LIMIT;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	*out = v;
-	return 0;
-}
-
-/* "123", "512K", "25M", "1G", "1T": binary multiples. */
+/* "123", "512K", "25M", "1G", "1T": binary multiples. 0 or ERR_SYNTAX. */
 static int
 parse_size(const char *s, uint64_t *out)
 {
@@ -213,7 +204,6 @@ parse_size(const char *s, uint64_t *out)
 	size_t n = strlen(s), i;
 	unsigned shift = 0;
 	uint64_t v;
-	int rc;
 
 	for (i = 0; n && i < sizeof(units) / sizeof(units[0]); i++) {
 		if (toupper((unsigned char)s[n - 1]) == units[i].c) {
@@ -222,21 +212,18 @@ parse_size(const char *s, uint64_t *out)
 			break;
 		}
 	}
-	if ((rc = parse_digits(s, n, &v)))
-		return rc;
-	if (shift && v > (UINT64_MAX >> shift))
-		return ERR_LIMIT;
+	if (!span_to_u64(span_make(s, n), CONFIG_NUMBER_MAX >> shift, &v))
+		return ERR_SYNTAX;
 	*out = v << shift;
 	return 0;
 }
 
-/* "30" (seconds), "30s", "500ms", "5m", "2h", "5d" -> milliseconds. */
+/* "30" (seconds), "30s", "500ms", "5m", "2h", "5d" -> milliseconds. 0 or ERR_SYNTAX. */
 static int
 parse_duration_ms(const char *s, uint64_t *out)
 {
 	size_t n = strlen(s);
 	uint64_t mult = 1000, v;
-	int rc;
 
 	if (n > 2 && strcmp(s + n - 2, "ms") == 0) {
 		mult = 1;
@@ -246,10 +233,8 @@ parse_duration_ms(const char *s, uint64_t *out)
 		    s[n - 1] == 'h' ? 3600000 : 86400000;
 		n--;
 	}
-	if ((rc = parse_digits(s, n, &v)))
-		return rc;
-	if (v > UINT64_MAX / mult)
-		return ERR_LIMIT;
+	if (!span_to_u64(span_make(s, n), CONFIG_NUMBER_MAX / mult, &v))
+		return ERR_SYNTAX;
 	*out = v * mult;
 	return 0;
 }
@@ -333,7 +318,7 @@ valid_hostport(const char *s, bool numeric)
 	uint64_t port;
 	size_t hn;
 
-	if (!colon || parse_digits(colon + 1, strlen(colon + 1), &port) || port == 0 || port > 65535)
+	if (!colon || !span_to_u64(span_cstr(colon + 1), CONFIG_PORT_MAX, &port) || port == 0)
 		return false;
 	hn = (size_t)(colon - s);
 	if (hn == 0 || hn >= sizeof(host))
@@ -639,7 +624,7 @@ store_scalar(struct loader *ld, struct config *cfg, const struct key *k,
 	if (st) {
 		rc = setting_number(ld, st, k, &v);
 	} else {
-		rc = k->type == K_UINT ? parse_digits(def, strlen(def), &v)
+		rc = k->type == K_UINT ? (span_to_u64(span_cstr(def), CONFIG_NUMBER_MAX, &v) ? 0 : ERR_SYNTAX)
 		    : k->type == K_SIZE ? parse_size(def, &v) : parse_duration_ms(def, &v);
 		ASSERT(rc == 0);	/* the table's defaults are ours */
 	}

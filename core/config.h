@@ -166,7 +166,8 @@ bool config_is_local_domain(const struct config *cfg, struct span domain);
 /* "smtp", "submission", "submissions", "pop3", "pop3s". */
 const char *config_proto_name(enum listen_proto proto);
 
-/* A size as the file writes it: digits with an optional K, M, G, T. 0 or ERR_SYNTAX / ERR_LIMIT. */
+/* A size as the file writes it: digits with an optional K, M, G, T, at most
+   2^64 - 1 bytes. 0 or ERR_SYNTAX (anything else, a number too large included). */
 int config_parse_size(const char *s, uint64_t *out);
 
 /* Effective number of I/O threads (threads, or one per online core). */

@@ -8,6 +8,7 @@ core_libcore_a_SOURCES = \
 	core/err.c core/err.h \
 	core/xmalloc.c core/xmalloc.h \
 	core/buf.c core/buf.h \
+	core/cursor.c core/cursor.h \
 	core/log.c core/log.h \
 	core/linereader.c core/linereader.h \
 	core/clock.c core/clock.h \
@@ -37,3 +38,8 @@ tests_unit_test_htable_SOURCES = tests/unit/test_htable.c
 tests_unit_test_htable_LDADD = core/libcore.a
 tests_unit_test_span_SOURCES = tests/unit/test_span.c
 tests_unit_test_span_LDADD = core/libcore.a
+
+check_PROGRAMS += tests/unit/test_cursor
+TESTS += tests/unit/test_cursor
+tests_unit_test_cursor_SOURCES = tests/unit/test_cursor.c
+tests_unit_test_cursor_LDADD = core/libcore.a

@@ -5,19 +5,23 @@
 
 #include "auth/proto.h"
 #include "core/err.h"
+#include "core/htable.h"
 #include "logincache.h"
 #include "tls.h"
 #include "core/compat.h"
 
 struct entry {
-	char login[AUTH_LOGIN_MAX + 1];
 	unsigned char mac[TLS_HMAC_LEN];
 	uint64_t stored, generation;
-	bool used;
 };
 
+/*
+ * Remembered logins, keyed by login, on core/htable. Guarded by `lock`:
+ * any worker thread looks up and stores (authflow.c), the main thread
+ * flushes on SIGHUP; nothing is held across I/O. Made by logincache_init().
+ */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct entry table[LOGINCACHE_SLOTS];
+static struct htable table;
 static unsigned char key[32];
 static bool ready;
 
@@ -26,19 +30,17 @@ logincache_init(void)
 {
 	if (tls_random(key, sizeof(key)))
 		return ERR_TLS;
+	htable_init(&table, LOGINCACHE_SLOTS, AUTH_LOGIN_MAX, sizeof(struct entry));
 	ready = true;
 	return 0;
 }
 
-static uint32_t
-slot_of(struct span login)
+/* A full neighbourhood forgets its oldest success. */
+static bool
+older(const void *a, const void *b, void *arg)
 {
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < login.len; i++)
-		h = (h ^ login.p[i]) * 16777619u;
-	return h % LOGINCACHE_SLOTS;
+	(void)arg;
+	return ((const struct entry *)a)->stored < ((const struct entry *)b)->stored;
 }
 
 /* The MAC covers the login too, so one entry cannot vouch for another login. */
@@ -82,9 +84,8 @@ logincache_hit(struct span login, const unsigned char mac[TLS_HMAC_LEN], unsigne
 	if (!ready || !ttl || login.len > AUTH_LOGIN_MAX)
 		return false;
 	pthread_mutex_lock(&lock);
-	e = &table[slot_of(login)];
-	hit = e->used && span_eq(login, e->login) && e->generation == generation &&
-	    now < e->stored + ttl && same(e->mac, mac);
+	e = htable_get(&table, login);
+	hit = e && e->generation == generation && now < e->stored + ttl && same(e->mac, mac);
 	pthread_mutex_unlock(&lock);
 	return hit;
 }
@@ -97,20 +98,29 @@ logincache_store(struct span login, const unsigned char mac[TLS_HMAC_LEN], uint6
 	if (!ready || login.len > AUTH_LOGIN_MAX)
 		return;
 	pthread_mutex_lock(&lock);
-	e = &table[slot_of(login)];	/* one slot per hash: a collision forgets the older */
-	memcpy(e->login, login.p, login.len);
-	e->login[login.len] = '\0';
+	e = htable_put(&table, login, older, NULL);	/* never NULL: a victim rule, a bounded key */
 	memcpy(e->mac, mac, TLS_HMAC_LEN);
 	e->stored = now;
 	e->generation = generation;
-	e->used = true;
 	pthread_mutex_unlock(&lock);
+}
+
+/* htable_each clears each slot it removes. */
+static bool
+forget(struct span login, void *value, void *arg)
+{
+	(void)login;
+	(void)value;
+	(void)arg;
+	return true;
 }
 
 void
 logincache_flush(void)
 {
+	if (!ready)
+		return;
 	pthread_mutex_lock(&lock);
-	explicit_bzero(table, sizeof(table));
+	htable_each(&table, forget, NULL);
 	pthread_mutex_unlock(&lock);
 }

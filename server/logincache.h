@@ -6,7 +6,7 @@
  * expired entry goes to PAM again, which re-checks the account
  * (pam_acct_mgmt). SIGHUP and `postiectl auth flush` empty it.
  *
- * Threads: any; one small mutex inside.
+ * Threads: any; one small mutex inside, never held across I/O.
  */
 #ifndef POSTIE_LOGINCACHE_H
 #define POSTIE_LOGINCACHE_H
@@ -16,7 +16,7 @@
 
 #include "core/span.h"
 
-#define LOGINCACHE_SLOTS 4096	/* bounded memory: a full table forgets its oldest */
+#define LOGINCACHE_SLOTS 4096	/* bounded memory (core/htable): a full neighbourhood forgets its oldest */
 
 /* Make the key. 0 or ERR_TLS. Main thread, once. */
 int logincache_init(void);

@@ -24,7 +24,6 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "jobs.h"
 #include "server/delivery/runner.h"
 #include "listener.h"
 #include "logincache.h"
@@ -40,8 +39,6 @@
 #define STOP_GRACE_MS 10000
 /* In storage.path: held (flock) by the one postied that serves that store. */
 #define STORE_LOCK_FILE "postied.lock"
-/* Threads for blocking work handed off by sessions (jobs.h). */
-#define JOB_THREADS 4
 
 /*
  * The exit status after a clean stop: 0, or EX_TEMPFAIL (75) when the root
@@ -277,8 +274,6 @@ main(int argc, char **argv)
 	if (open_store(cfg))
 		goto out;
 	config_set(config_ref(cfg));
-	if (jobs_start(JOB_THREADS))
-		goto out;
 	if (runner_start(server_store))
 		goto out;
 	server_queued = runner_kick;
@@ -309,9 +304,7 @@ main(int argc, char **argv)
 		notify_stopping();
 		break;
 	}
-	/* sessions first (they may wait for jobs), then the job threads */
 	worker_pool_stop(STOP_GRACE_MS);
-	jobs_stop();
 	server_queued = NULL;
 	runner_stop();	/* deliveries end at their next step; their results are committed */
 	status = 0;

@@ -18,7 +18,7 @@
  * ERR_CONFIG for an unusable NOTIFY_SOCKET value, or ERR_IO; failures are logged. */
 int notify_send(const char *text);
 
-/* Every listener, worker and job thread is up. */
+/* Every listener and worker thread is up. */
 int notify_ready(void);
 /* A SIGHUP reload begins: RELOADING=1 with MONOTONIC_USEC, as Type=notify-reload requires. */
 int notify_reloading(void);

@@ -6,4 +6,4 @@ server_libtls_a_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS)
 check_PROGRAMS += tests/unit/test_tls
 TESTS += tests/unit/test_tls
 tests_unit_test_tls_SOURCES = tests/unit/test_tls.c
-tests_unit_test_tls_LDADD = server/libtls.a core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS)
+tests_unit_test_tls_LDADD = tests/unit/libtesthelp.a server/libtls.a core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS)

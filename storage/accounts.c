@@ -12,12 +12,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/cursor.h"
 #include "core/err.h"
 #include "core/xmalloc.h"
 #include "storage/internal.h"
 #include "core/compat.h"
 
-#define ACCOUNT_REC_LEN 33
+#define ACCOUNT_REC_LEN 33	/* 8 + 8 + 1 + 4 + 8 + 4: account_encode() */
 
 bool
 store_valid_login(const char *login)
@@ -96,26 +97,52 @@ sval(const char *s)
 	return mval(s, strlen(s));
 }
 
+/* The account record: [quota u64][created u64][enabled u8][count u32][bytes u64][next_uid u32]. */
+static void
+account_encode(const struct store_account *a, unsigned char out[ACCOUNT_REC_LEN])
+{
+	struct cursor c;
+
+	cursor_writer(&c, out, ACCOUNT_REC_LEN);
+	cursor_put_u64(&c, a->quota);
+	cursor_put_u64(&c, a->created);
+	cursor_put_u8(&c, a->enabled);
+	cursor_put_u32(&c, a->count);
+	cursor_put_u64(&c, a->bytes);
+	cursor_put_u32(&c, a->next_uid);
+	ASSERT(cursor_end(&c) == 0 && cursor_len(&c) == ACCOUNT_REC_LEN);
+}
+
+/* The numbers of the record into out (its login is the key's). */
+static int
+account_decode(const MDB_val *v, struct store_account *out)
+{
+	struct cursor c;
+
+	cursor_reader(&c, span_make(v->mv_data, v->mv_size));
+	out->quota = cursor_get_u64(&c);
+	out->created = cursor_get_u64(&c);
+	out->enabled = cursor_get_u8(&c) != 0;
+	out->count = cursor_get_u32(&c);
+	out->bytes = cursor_get_u64(&c);
+	out->next_uid = cursor_get_u32(&c);
+	return cursor_end(&c) ? ERR_CORRUPT : 0;
+}
+
 int
 accounts_load(struct store *st, MDB_txn *txn, const char *login, struct store_account *out)
 {
+	struct store_account a;
 	MDB_val k = sval(login), v;
-	const unsigned char *p;
 	int rc = mdb_get(txn, st->accounts, &k, &v);
 
 	if (rc)
 		return rc == MDB_NOTFOUND ? ERR_NOTFOUND : store_err(rc, "account_get");
-	if (v.mv_size != ACCOUNT_REC_LEN || k.mv_size > STORE_LOGIN_MAX)
-		return ERR_CORRUPT;
-	p = v.mv_data;
-	memset(out, 0, sizeof(*out));
-	memcpy(out->login, login, k.mv_size);
-	out->quota = key_get_u64(p);
-	out->created = key_get_u64(p + 8);
-	out->enabled = p[16] != 0;
-	out->count = key_get_u32(p + 17);
-	out->bytes = key_get_u64(p + 21);
-	out->next_uid = key_get_u32(p + 29);
+	memset(&a, 0, sizeof(a));
+	if (k.mv_size > STORE_LOGIN_MAX || account_decode(&v, &a))
+		return ERR_CORRUPT;	/* out untouched */
+	memcpy(a.login, login, k.mv_size);
+	*out = a;
 	return 0;
 }
 
@@ -126,12 +153,7 @@ accounts_save(struct store *st, MDB_txn *txn, const struct store_account *a)
 	MDB_val k = sval(a->login), v = { sizeof(p), p };
 	int rc;
 
-	key_put_u64(p, a->quota);
-	key_put_u64(p + 8, a->created);
-	p[16] = a->enabled;
-	key_put_u32(p + 17, a->count);
-	key_put_u64(p + 21, a->bytes);
-	key_put_u32(p + 29, a->next_uid);
+	account_encode(a, p);
 	rc = mdb_put(txn, st->accounts, &k, &v, 0);
 	return rc ? store_err(rc, "account_put") : 0;
 }

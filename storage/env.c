@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/cursor.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -680,9 +681,16 @@ store_stats(struct store *st, struct store_stats *out)
 	if (mdb_cursor_open(txn, st->bodyref, &cur) == 0) {
 		int op = MDB_FIRST;
 		while (mdb_cursor_get(cur, &k, &v, op) == 0) {
+			struct cursor c;
+			uint64_t size;
+
 			op = MDB_NEXT;
-			if (v.mv_size >= 12)
-				out->body_bytes += key_get_u64((unsigned char *)v.mv_data + 4);
+			/* the size of a bodyref record (mailbox.c); what cannot be read, verify reports */
+			cursor_reader(&c, span_make(v.mv_data, v.mv_size));
+			cursor_get_u32(&c);
+			size = cursor_get_u64(&c);
+			if (!c.err)
+				out->body_bytes += size;
 		}
 		mdb_cursor_close(cur);
 	}

@@ -68,7 +68,8 @@ void store_read_end(struct store *st, MDB_txn *txn);
 int store_write_begin(struct store *st, MDB_txn **txn);
 int store_write_commit(struct store *st, MDB_txn *txn, const char *where);
 
-/* keys.c: fixed-width big-endian integers and length-prefixed strings. */
+/* keys.c: keys (and the meta scalars) as fixed-width big-endian integers and
+   length-prefixed strings, built in one place so byte order is sort order. */
 void key_put_u32(unsigned char *p, uint32_t v);
 void key_put_u64(unsigned char *p, uint64_t v);
 uint32_t key_get_u32(const unsigned char *p);
@@ -82,9 +83,33 @@ void key_qtime(unsigned char out[16], uint64_t when, uint64_t id);
 /* A fresh id (bodies, messages, queue entries share one counter). */
 int store_next_id(struct store *st, MDB_txn *txn, uint64_t *out);
 
+/*
+ * Records (the values of the databases, layouts in keys.c) are encoded and
+ * decoded with core/cursor.h, each by the file that owns its database, in
+ * one encoder and one decoder beside each other. A decoder returns 0 or
+ * ERR_CORRUPT and consumes the record exactly.
+ */
+
 /* accounts.c */
 int accounts_load(struct store *st, MDB_txn *txn, const char *login, struct store_account *out);
 int accounts_save(struct store *st, MDB_txn *txn, const struct store_account *a);
+
+/* mailbox.c: the mail and bodyref records */
+#define MAIL_REC_LEN 40
+struct mail_rec {
+	uint64_t body, size, arrival, msgid;
+	uint64_t pop3_size;	/* octets RETR sends: dot-stuffed, CRLF-terminated */
+};
+void mail_rec_encode(const struct mail_rec *m, unsigned char out[MAIL_REC_LEN]);
+int mail_rec_decode(const MDB_val *v, struct mail_rec *out);
+#define BODYREF_LEN 16
+struct bodyref {
+	uint32_t refs;		/* mailboxes and queue entries holding the body */
+	uint64_t size;
+	uint32_t chunks;
+};
+void bodyref_encode(const struct bodyref *r, unsigned char out[BODYREF_LEN]);
+int bodyref_decode(const MDB_val *v, struct bodyref *out);
 
 /* mailbox.c: the writer's operations, inside its transaction */
 int mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d);

@@ -16,6 +16,12 @@
  *   qtime      [next_attempt u64][id u64] -> ""  (index of due work)
  *   rates      login -> [hour u64][messages u32][recipients u32]  (sent this hour, rates.c)
  *
+ * Keys are built here with the fixed-width helpers below. Values (records)
+ * are encoded and decoded with core/cursor.h, in one encoder/decoder pair
+ * in the file that owns the database: accounts.c (accounts), mailbox.c
+ * (mail, bodyref), queue.c (queue), rates.c (rates). A new record's pair
+ * goes beside its database's code, its layout in the table above.
+ *
  * The UIDL of a message is its msgid in hex: ids come from one counter
  * that only grows, so a UIDL is never reused, whatever is deleted.
  */

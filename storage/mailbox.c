@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/cursor.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -20,8 +21,60 @@
 
 /* A mailbox larger than this is refused by snapshot (memory per POP3 session). */
 #define SNAPSHOT_MAX 1000000
-#define MAIL_REC_LEN 40
-#define BODYREF_LEN 16
+
+/* mail: [body u64][size u64][arrival u64][msgid u64][pop3 size u64] */
+void
+mail_rec_encode(const struct mail_rec *m, unsigned char out[MAIL_REC_LEN])
+{
+	struct cursor c;
+
+	cursor_writer(&c, out, MAIL_REC_LEN);
+	cursor_put_u64(&c, m->body);
+	cursor_put_u64(&c, m->size);
+	cursor_put_u64(&c, m->arrival);
+	cursor_put_u64(&c, m->msgid);
+	cursor_put_u64(&c, m->pop3_size);
+	ASSERT(cursor_end(&c) == 0 && cursor_len(&c) == MAIL_REC_LEN);
+}
+
+int
+mail_rec_decode(const MDB_val *v, struct mail_rec *out)
+{
+	struct cursor c;
+
+	cursor_reader(&c, span_make(v->mv_data, v->mv_size));
+	out->body = cursor_get_u64(&c);
+	out->size = cursor_get_u64(&c);
+	out->arrival = cursor_get_u64(&c);
+	out->msgid = cursor_get_u64(&c);
+	out->pop3_size = cursor_get_u64(&c);
+	return cursor_end(&c) ? ERR_CORRUPT : 0;
+}
+
+/* bodyref: [refs u32][size u64][chunks u32] */
+void
+bodyref_encode(const struct bodyref *r, unsigned char out[BODYREF_LEN])
+{
+	struct cursor c;
+
+	cursor_writer(&c, out, BODYREF_LEN);
+	cursor_put_u32(&c, r->refs);
+	cursor_put_u64(&c, r->size);
+	cursor_put_u32(&c, r->chunks);
+	ASSERT(cursor_end(&c) == 0 && cursor_len(&c) == BODYREF_LEN);
+}
+
+int
+bodyref_decode(const MDB_val *v, struct bodyref *out)
+{
+	struct cursor c;
+
+	cursor_reader(&c, span_make(v->mv_data, v->mv_size));
+	out->refs = cursor_get_u32(&c);
+	out->size = cursor_get_u64(&c);
+	out->chunks = cursor_get_u32(&c);
+	return cursor_end(&c) ? ERR_CORRUPT : 0;
+}
 
 /* Copy the message bytes [off, off + n) from prefix + content into dst. */
 static int
@@ -87,6 +140,7 @@ write_body(struct store *st, MDB_txn *txn, const struct store_delivery *d, uint6
 	uint64_t dots = 0;
 	unsigned char key[12], ref[BODYREF_LEN];
 	uint32_t chunk, nchunks = (uint32_t)((size + st->chunk_size - 1) / st->chunk_size);
+	struct bodyref br = { refs, size, nchunks };
 	uint64_t id;
 	MDB_val k, v;
 	int rc;
@@ -110,9 +164,7 @@ write_body(struct store *st, MDB_txn *txn, const struct store_delivery *d, uint6
 	/* a message that does not end with CRLF gets one before the final "." */
 	*pop3_size_out = size + dots + (size && !line_start ? 2 : 0);
 	key_put_u64(key, id);
-	key_put_u32(ref, refs);
-	key_put_u64(ref + 4, size);
-	key_put_u32(ref + 12, nchunks);
+	bodyref_encode(&br, ref);
 	k.mv_size = 8;
 	k.mv_data = key;
 	v.mv_size = sizeof(ref);
@@ -129,19 +181,15 @@ put_mail(struct store *st, MDB_txn *txn, struct store_account *a, uint64_t body,
     uint64_t pop3_size, uint64_t now)
 {
 	unsigned char key[STORE_LOGIN_MAX + 5], rec[MAIL_REC_LEN];
+	struct mail_rec m = { body, size, now, 0, pop3_size };
 	MDB_val k, v;
-	uint64_t msgid;
 	int rc;
 
-	if ((rc = store_next_id(st, txn, &msgid)))
+	if ((rc = store_next_id(st, txn, &m.msgid)))
 		return rc;
 	k.mv_size = key_mail(key, a->login, a->next_uid++);
 	k.mv_data = key;
-	key_put_u64(rec, body);
-	key_put_u64(rec + 8, size);
-	key_put_u64(rec + 16, now);
-	key_put_u64(rec + 24, msgid);
-	key_put_u64(rec + 32, pop3_size);
+	mail_rec_encode(&m, rec);
 	v.mv_size = sizeof(rec);
 	v.mv_data = rec;
 	if ((rc = mdb_put(txn, st->mail, &k, &v, MDB_NOOVERWRITE)))
@@ -287,7 +335,8 @@ mailbox_apply_append(struct store *st, MDB_txn *txn, const char *login, uint64_t
 {
 	unsigned char key[8], ref[BODYREF_LEN];
 	struct store_account a;
-	uint64_t pop3_size;
+	struct bodyref br;
+	uint64_t pop3_size = 0;	/* set by body_pop3_size; gcc -O1 (TSan) cannot see it */
 	MDB_val k = { 8, key }, v;
 	int rc;
 
@@ -299,10 +348,10 @@ mailbox_apply_append(struct store *st, MDB_txn *txn, const char *login, uint64_t
 	key_put_u64(key, body);
 	if ((rc = mdb_get(txn, st->bodyref, &k, &v)))
 		return rc == MDB_NOTFOUND ? ERR_CORRUPT : store_err(rc, "bodyref_get");
-	if (v.mv_size != BODYREF_LEN)
+	if (bodyref_decode(&v, &br))
 		return ERR_CORRUPT;
-	memcpy(ref, v.mv_data, sizeof(ref));
-	key_put_u32(ref, key_get_u32(ref) + 1);
+	br.refs++;
+	bodyref_encode(&br, ref);
 	v = mval(ref, sizeof(ref));
 	if ((rc = mdb_put(txn, st->bodyref, &k, &v, 0)))
 		return store_err(rc, "bodyref_put");
@@ -316,27 +365,26 @@ body_unref(struct store *st, MDB_txn *txn, uint64_t body_id)
 {
 	unsigned char key[12], ref[BODYREF_LEN];
 	MDB_val k = { 8, key }, v;
-	uint32_t refs, nchunks, c;
+	struct bodyref br;
+	uint32_t c;
 	int rc;
 
 	key_put_u64(key, body_id);
 	if ((rc = mdb_get(txn, st->bodyref, &k, &v)))
 		return rc == MDB_NOTFOUND ? ERR_CORRUPT : store_err(rc, "bodyref_get");
-	if (v.mv_size != BODYREF_LEN)
+	if (bodyref_decode(&v, &br))
 		return ERR_CORRUPT;
-	memcpy(ref, v.mv_data, sizeof(ref));
-	refs = key_get_u32(ref);
-	nchunks = key_get_u32(ref + 12);
-	if (refs > 1) {
-		key_put_u32(ref, refs - 1);
-		v.mv_data = ref;
+	if (br.refs > 1) {
+		br.refs--;
+		bodyref_encode(&br, ref);
+		v = mval(ref, sizeof(ref));
 		rc = mdb_put(txn, st->bodyref, &k, &v, 0);
 		return rc ? store_err(rc, "bodyref_put") : 0;
 	}
 	/* the last reference: the body goes */
 	if ((rc = mdb_del(txn, st->bodyref, &k, NULL)))
 		return store_err(rc, "bodyref_del");
-	for (c = 0; c < nchunks; c++) {
+	for (c = 0; c < br.chunks; c++) {
 		MDB_val ck = { 12, key };
 
 		key_chunk(key, body_id, c);
@@ -358,23 +406,21 @@ mailbox_apply_expunge(struct store *st, MDB_txn *txn, const struct store_expunge
 	for (i = 0; i < e->nuids; i++) {
 		unsigned char key[STORE_LOGIN_MAX + 5];
 		MDB_val k = { key_mail(key, e->login, e->uids[i]), key }, v;
-		uint64_t body, size;
+		struct mail_rec m;
 
 		if ((rc = mdb_get(txn, st->mail, &k, &v))) {
 			if (rc == MDB_NOTFOUND)
 				continue;	/* already gone: deleting twice deletes once */
 			return store_err(rc, "mail_get");
 		}
-		if (v.mv_size != MAIL_REC_LEN)
+		if (mail_rec_decode(&v, &m))
 			return ERR_CORRUPT;
-		body = key_get_u64(v.mv_data);
-		size = key_get_u64((unsigned char *)v.mv_data + 8);
 		if ((rc = mdb_del(txn, st->mail, &k, NULL)))
 			return store_err(rc, "mail_del");
-		if ((rc = body_unref(st, txn, body)))
+		if ((rc = body_unref(st, txn, m.body)))
 			return rc;
 		a.count--;
-		a.bytes -= size;
+		a.bytes -= m.size;
 	}
 	return accounts_save(st, txn, &a);
 }
@@ -392,7 +438,8 @@ mailbox_purge(struct store *st, MDB_txn *txn, const char *login)
 		return store_err(rc, "cursor");
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size == plen + 4 && memcmp(k.mv_data, key, plen) == 0) {
-		uint64_t body = v.mv_size == MAIL_REC_LEN ? key_get_u64(v.mv_data) : 0;
+		struct mail_rec m;
+		uint64_t body = mail_rec_decode(&v, &m) == 0 ? m.body : 0;
 
 		if ((rc = mdb_cursor_del(cur, 0)) || (rc = body_unref(st, txn, body)))
 			break;
@@ -432,9 +479,10 @@ store_mailbox_snapshot(struct store *st, const char *login, struct store_msg **m
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	while (rc == 0 && k.mv_size == plen + 4 && memcmp(k.mv_data, key, plen) == 0) {
 		struct store_msg *m;
+		struct mail_rec mr;
 
-		if (v.mv_size != MAIL_REC_LEN || n >= SNAPSHOT_MAX) {
-			rc = v.mv_size != MAIL_REC_LEN ? ERR_CORRUPT : ERR_LIMIT;
+		if ((rc = mail_rec_decode(&v, &mr)) || n >= SNAPSHOT_MAX) {
+			rc = rc ? rc : ERR_LIMIT;
 			break;
 		}
 		if (n == cap) {
@@ -443,11 +491,11 @@ store_mailbox_snapshot(struct store *st, const char *login, struct store_msg **m
 		}
 		m = &msgs[n++];
 		m->uid = key_get_u32((unsigned char *)k.mv_data + plen);
-		m->body_id = key_get_u64(v.mv_data);
-		m->size = key_get_u64((unsigned char *)v.mv_data + 8);
-		m->arrival = key_get_u64((unsigned char *)v.mv_data + 16);
-		m->pop3_size = key_get_u64((unsigned char *)v.mv_data + 32);
-		snprintf(m->uidl, sizeof(m->uidl), "%016" PRIx64, key_get_u64((unsigned char *)v.mv_data + 24));
+		m->body_id = mr.body;
+		m->size = mr.size;
+		m->arrival = mr.arrival;
+		m->pop3_size = mr.pop3_size;
+		snprintf(m->uidl, sizeof(m->uidl), "%016" PRIx64, mr.msgid);
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(cur);
@@ -469,6 +517,7 @@ store_body_read(struct store *st, uint64_t body_id, uint64_t offset, void *buf, 
 	MDB_val k = { 8, key }, v;
 	MDB_cursor *cur;
 	MDB_cursor_op op = MDB_SET_KEY;
+	struct bodyref br;
 	uint64_t size;
 	uint32_t chunk;
 	size_t got = 0, within;
@@ -480,11 +529,11 @@ store_body_read(struct store *st, uint64_t body_id, uint64_t offset, void *buf, 
 		return rc;
 	key_put_u64(key, body_id);
 	rc = mdb_get(txn, st->bodyref, &k, &v);
-	if (rc || v.mv_size != BODYREF_LEN) {
+	if (rc || bodyref_decode(&v, &br)) {
 		store_read_end(st, txn);
 		return rc == MDB_NOTFOUND ? ERR_NOTFOUND : rc ? store_err(rc, "bodyref_get") : ERR_CORRUPT;
 	}
-	size = key_get_u64((unsigned char *)v.mv_data + 4);
+	size = br.size;
 	if ((rc = mdb_cursor_open(txn, st->bodies, &cur))) {
 		store_read_end(st, txn);
 		return store_err(rc, "body_cursor");

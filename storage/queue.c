@@ -3,7 +3,7 @@
  * envelope and per-recipient state; qtime indexes entries by their next
  * attempt, so the runner finds due work without scanning the queue.
  *
- * Entry encoding (big-endian, strings with a u16 length):
+ * Entry encoding (core/cursor.h: big-endian, strings with a u16 length):
  *   [created u64][next u64][attempts u32][body u64][size u64][flags u8]
  *   [sender][envid][nrcpts u32] then per recipient
  *   [state u8][notify u8][address][orcpt][reply]
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/cursor.h"
 #include "core/err.h"
 #include "core/xmalloc.h"
 #include "storage/internal.h"
@@ -36,155 +37,89 @@
 #define QR_LOCAL 0x80u
 
 static void
-put_str(struct buf *b, const char *s)
+put_str(struct cursor *c, const char *s)
 {
-	size_t n = strlen(s);
-	unsigned char len[2] = { (unsigned char)(n >> 8), (unsigned char)n };
-
-	buf_append(b, len, 2);
-	buf_append(b, s, n);
+	cursor_put_str16(c, span_cstr(s));
 }
 
+/* Append q's record to b; ERR_LIMIT when it does not fit (b's max, a string's u16 length). */
 static int
 encode(const struct store_qentry *q, struct buf *b)
 {
-	unsigned char num[8];
+	struct cursor c;
 	size_t i;
 
-	key_put_u64(num, q->created);
-	buf_append(b, num, 8);
-	key_put_u64(num, q->next_attempt);
-	buf_append(b, num, 8);
-	key_put_u32(num, q->attempts);
-	buf_append(b, num, 4);
-	key_put_u64(num, q->body_id);
-	buf_append(b, num, 8);
-	key_put_u64(num, q->size);
-	buf_append(b, num, 8);
-	num[0] = (unsigned char)((q->ret_full ? QF_RET_FULL : 0) | (q->delay_warned ? QF_DELAY_WARNED : 0) |
+	cursor_appender(&c, b);
+	cursor_put_u64(&c, q->created);
+	cursor_put_u64(&c, q->next_attempt);
+	cursor_put_u32(&c, q->attempts);
+	cursor_put_u64(&c, q->body_id);
+	cursor_put_u64(&c, q->size);
+	cursor_put_u8(&c, (uint8_t)((q->ret_full ? QF_RET_FULL : 0) | (q->delay_warned ? QF_DELAY_WARNED : 0) |
 	    (q->leased ? QF_LEASED : 0) | (q->bounce_requested ? QF_BOUNCE : 0) |
-	    (q->ret_hdrs ? QF_RET_HDRS : 0) | (q->success_hdrs ? QF_SUCCESS_HDRS : 0));
-	buf_append(b, num, 1);
-	put_str(b, q->sender);
-	put_str(b, q->envid);
-	key_put_u32(num, (uint32_t)q->nrcpts);
-	buf_append(b, num, 4);
+	    (q->ret_hdrs ? QF_RET_HDRS : 0) | (q->success_hdrs ? QF_SUCCESS_HDRS : 0)));
+	put_str(&c, q->sender);
+	put_str(&c, q->envid);
+	cursor_put_u32(&c, (uint32_t)q->nrcpts);
 	for (i = 0; i < q->nrcpts; i++) {
-		num[0] = q->rcpts[i].state;
-		num[1] = (unsigned char)(q->rcpts[i].notify | (*q->rcpts[i].login ? QR_LOCAL : 0));
-		buf_append(b, num, 2);
-		put_str(b, q->rcpts[i].address);
-		put_str(b, q->rcpts[i].orcpt);
-		put_str(b, q->rcpts[i].reply);
+		cursor_put_u8(&c, q->rcpts[i].state);
+		cursor_put_u8(&c, (uint8_t)(q->rcpts[i].notify | (*q->rcpts[i].login ? QR_LOCAL : 0)));
+		put_str(&c, q->rcpts[i].address);
+		put_str(&c, q->rcpts[i].orcpt);
+		put_str(&c, q->rcpts[i].reply);
 		if (*q->rcpts[i].login)
-			put_str(b, q->rcpts[i].login);
+			put_str(&c, q->rcpts[i].login);
 	}
-	return b->err;
-}
-
-/* A bounded reader over a stored record; any overrun marks it bad. */
-struct rd {
-	const unsigned char *p;
-	size_t left;
-	bool bad;
-};
-
-static const unsigned char *
-take(struct rd *r, size_t n)
-{
-	const unsigned char *p = r->p;
-
-	if (r->bad || n > r->left) {
-		r->bad = true;
-		return NULL;
-	}
-	r->p += n;
-	r->left -= n;
-	return p;
-}
-
-static uint64_t
-rd_u64(struct rd *r)
-{
-	const unsigned char *p = take(r, 8);
-	return p ? key_get_u64(p) : 0;
-}
-
-static uint32_t
-rd_u32(struct rd *r)
-{
-	const unsigned char *p = take(r, 4);
-	return p ? key_get_u32(p) : 0;
-}
-
-static unsigned
-rd_u8(struct rd *r)
-{
-	const unsigned char *p = take(r, 1);
-	return p ? p[0] : 0;
-}
-
-static void
-rd_str(struct rd *r, char *out, size_t cap)
-{
-	const unsigned char *lp = take(r, 2), *s;
-	size_t n = lp ? (size_t)lp[0] << 8 | lp[1] : 0;
-
-	out[0] = '\0';
-	if (!lp || n >= cap || !(s = take(r, n))) {
-		r->bad = true;
-		return;
-	}
-	memcpy(out, s, n);
-	out[n] = '\0';
+	return cursor_end(&c);
 }
 
 int
 queue_decode(const MDB_val *v, uint64_t id, struct store_qentry *out)
 {
-	struct rd r = { v->mv_data, v->mv_size, false };
+	struct cursor c;
 	unsigned flags;
 	size_t i;
 
 	memset(out, 0, sizeof(*out));
 	out->id = id;
-	out->created = rd_u64(&r);
-	out->next_attempt = rd_u64(&r);
-	out->attempts = rd_u32(&r);
-	out->body_id = rd_u64(&r);
-	out->size = rd_u64(&r);
-	flags = rd_u8(&r);
+	cursor_reader(&c, span_make(v->mv_data, v->mv_size));
+	out->created = cursor_get_u64(&c);
+	out->next_attempt = cursor_get_u64(&c);
+	out->attempts = cursor_get_u32(&c);
+	out->body_id = cursor_get_u64(&c);
+	out->size = cursor_get_u64(&c);
+	flags = cursor_get_u8(&c);
 	out->ret_full = (flags & QF_RET_FULL) != 0;
 	out->delay_warned = (flags & QF_DELAY_WARNED) != 0;
 	out->leased = (flags & QF_LEASED) != 0;
 	out->bounce_requested = (flags & QF_BOUNCE) != 0;
 	out->ret_hdrs = (flags & QF_RET_HDRS) != 0;
 	out->success_hdrs = (flags & QF_SUCCESS_HDRS) != 0;
-	rd_str(&r, out->sender, sizeof(out->sender));
-	rd_str(&r, out->envid, sizeof(out->envid));
-	out->nrcpts = rd_u32(&r);
+	cursor_get_cstr16(&c, out->sender, sizeof(out->sender));
+	cursor_get_cstr16(&c, out->envid, sizeof(out->envid));
+	out->nrcpts = cursor_get_u32(&c);
 	/* each recipient takes at least 8 bytes: a larger count is damage */
-	if (r.bad || out->nrcpts > r.left / 8) {
+	if (c.err || out->nrcpts > cursor_left(&c) / 8) {
 		out->nrcpts = 0;
 		return ERR_CORRUPT;
 	}
 	out->rcpts = xcalloc(out->nrcpts ? out->nrcpts : 1, sizeof(*out->rcpts));
-	for (i = 0; i < out->nrcpts && !r.bad; i++) {
+	for (i = 0; i < out->nrcpts && !c.err; i++) {
 		unsigned notify;
 
-		out->rcpts[i].state = (uint8_t)rd_u8(&r);
-		notify = rd_u8(&r);
+		out->rcpts[i].state = cursor_get_u8(&c);
+		notify = cursor_get_u8(&c);
 		out->rcpts[i].notify = (uint8_t)(notify & ~QR_LOCAL);
-		rd_str(&r, out->rcpts[i].address, sizeof(out->rcpts[i].address));
-		rd_str(&r, out->rcpts[i].orcpt, sizeof(out->rcpts[i].orcpt));
-		rd_str(&r, out->rcpts[i].reply, sizeof(out->rcpts[i].reply));
+		cursor_get_cstr16(&c, out->rcpts[i].address, sizeof(out->rcpts[i].address));
+		cursor_get_cstr16(&c, out->rcpts[i].orcpt, sizeof(out->rcpts[i].orcpt));
+		cursor_get_cstr16(&c, out->rcpts[i].reply, sizeof(out->rcpts[i].reply));
 		if (notify & QR_LOCAL) {
-			rd_str(&r, out->rcpts[i].login, sizeof(out->rcpts[i].login));
+			cursor_get_cstr16(&c, out->rcpts[i].login, sizeof(out->rcpts[i].login));
 			if (!store_valid_login(out->rcpts[i].login))
-				r.bad = true;
+				cursor_fail(&c, ERR_CORRUPT);
 		}
 	}
-	if (r.bad || r.left) {
+	if (cursor_end(&c)) {
 		store_qentry_free(out);
 		return ERR_CORRUPT;
 	}

@@ -13,11 +13,12 @@
 
 #include <string.h>
 
+#include "core/cursor.h"
 #include "core/err.h"
 #include "storage/internal.h"
 #include "core/compat.h"
 
-#define RATE_REC_LEN 16
+#define RATE_REC_LEN 16	/* 8 + 4 + 4: rate_encode() */
 
 static int
 rate_key(const char *login, MDB_val *k)
@@ -30,6 +31,34 @@ rate_key(const char *login, MDB_val *k)
 	return 0;
 }
 
+static void
+rate_encode(const struct store_rate *r, unsigned char out[RATE_REC_LEN])
+{
+	struct cursor c;
+
+	cursor_writer(&c, out, RATE_REC_LEN);
+	cursor_put_u64(&c, r->hour);
+	cursor_put_u32(&c, r->messages);
+	cursor_put_u32(&c, r->recipients);
+	ASSERT(cursor_end(&c) == 0 && cursor_len(&c) == RATE_REC_LEN);
+}
+
+static int
+rate_decode(const MDB_val *v, struct store_rate *out)
+{
+	struct store_rate r;
+	struct cursor c;
+
+	cursor_reader(&c, span_make(v->mv_data, v->mv_size));
+	r.hour = cursor_get_u64(&c);
+	r.messages = cursor_get_u32(&c);
+	r.recipients = cursor_get_u32(&c);
+	if (cursor_end(&c))
+		return ERR_CORRUPT;	/* out untouched */
+	*out = r;
+	return 0;
+}
+
 static int
 rate_load(struct store *st, MDB_txn *txn, const MDB_val *k, struct store_rate *out)
 {
@@ -38,12 +67,7 @@ rate_load(struct store *st, MDB_txn *txn, const MDB_val *k, struct store_rate *o
 
 	if (rc)
 		return rc == MDB_NOTFOUND ? ERR_NOTFOUND : store_err(rc, "rate_get");
-	if (v.mv_size != RATE_REC_LEN)
-		return ERR_CORRUPT;
-	out->hour = key_get_u64(v.mv_data);
-	out->messages = key_get_u32((const unsigned char *)v.mv_data + 8);
-	out->recipients = key_get_u32((const unsigned char *)v.mv_data + 12);
-	return 0;
+	return rate_decode(&v, out);
 }
 
 int
@@ -87,9 +111,7 @@ rates_apply_add(struct store *st, MDB_txn *txn, const char *login, uint64_t hour
 	}
 	r.messages = r.messages == UINT32_MAX ? r.messages : r.messages + 1;
 	r.recipients = r.recipients > UINT32_MAX - recipients ? UINT32_MAX : r.recipients + recipients;
-	key_put_u64(rec, r.hour);
-	key_put_u32(rec + 8, r.messages);
-	key_put_u32(rec + 12, r.recipients);
+	rate_encode(&r, rec);
 	v = mval(rec, sizeof(rec));
 	if ((rc = mdb_put(txn, st->rates, &k, &v, 0)))
 		return store_err(rc, "rate_put");

@@ -78,6 +78,7 @@ check_mail(struct store *st, MDB_txn *txn, struct check *c)
 	for (;;) {
 		int rc = mdb_cursor_get(cur, &k, &v, op);
 		const unsigned char *kp = k.mv_data;
+		struct mail_rec m;
 		bool same;
 
 		op = MDB_NEXT;
@@ -87,7 +88,7 @@ check_mail(struct store *st, MDB_txn *txn, struct check *c)
 			    login, a.count, a.bytes, count, bytes);
 		if (rc)
 			break;
-		if (k.mv_size < 5 || (size_t)kp[0] + 5 != k.mv_size || v.mv_size != 40) {
+		if (k.mv_size < 5 || (size_t)kp[0] + 5 != k.mv_size || mail_rec_decode(&v, &m)) {
 			problem(c, "mail: malformed entry");
 			continue;
 		}
@@ -100,11 +101,11 @@ check_mail(struct store *st, MDB_txn *txn, struct check *c)
 				problem(c, "mail: messages of %s, which has no account", login);
 		}
 		count++;
-		bytes += key_get_u64((unsigned char *)v.mv_data + 8);
+		bytes += m.size;
 		if (have && key_get_u32(kp + 1 + kp[0]) >= a.next_uid)
 			problem(c, "mailbox %s: uid %u not below next uid %u", login,
 			    key_get_u32(kp + 1 + kp[0]), a.next_uid);
-		reference(c, key_get_u64(v.mv_data));
+		reference(c, m.body);
 	}
 	mdb_cursor_close(cur);
 }
@@ -169,16 +170,17 @@ check_bodies(struct store *st, MDB_txn *txn, struct check *c)
 		uint64_t id, size, total = 0;
 		uint32_t refs, n, ch;
 		struct bodycount key, *found;
+		struct bodyref br;
 
 		op = MDB_NEXT;
-		if (k.mv_size != 8 || v.mv_size != 16) {
+		if (k.mv_size != 8 || bodyref_decode(&v, &br)) {
 			problem(c, "bodyref: malformed entry");
 			continue;
 		}
 		id = key_get_u64(k.mv_data);
-		refs = key_get_u32(v.mv_data);
-		size = key_get_u64((unsigned char *)v.mv_data + 4);
-		n = key_get_u32((unsigned char *)v.mv_data + 12);
+		refs = br.refs;
+		size = br.size;
+		n = br.chunks;
 		key.id = id;
 		found = nuniq ? bsearch(&key, c->bodies, nuniq, sizeof(key), cmp_body) : NULL;
 		if (!found)

@@ -509,13 +509,9 @@ parse_args(int argc, char **argv, bool *foreground_out)
 			if (!auth_proto_valid_service(span_cstr(service)))
 				return false;
 		} else if (strcmp(argv[i], "-t") == 0 && i + 1 < argc) {
-			char *end;
-			unsigned long v;
+			uint64_t v;
 
-			errno = 0;
-			v = strtoul(argv[++i], &end, 10);
-			if (errno || *end || end == argv[i] || argv[i][0] < '0' || argv[i][0] > '9' ||
-			    v < 1 || v > WORKER_TIMEOUT_MAX)
+			if (!span_to_u64(span_cstr(argv[++i]), WORKER_TIMEOUT_MAX, &v) || v < 1)
 				return false;
 			worker_timeout = (unsigned)v;
 		} else {

@@ -173,13 +173,12 @@ parse_ehlo(struct smtpc *c, const struct smtp_reply *rep)
 		else if (keyword(line, "SMTPUTF8", &arg))
 			c->ext |= SMTPC_EXT_SMTPUTF8;
 		else if (keyword(line, "SIZE", &arg)) {
-			uint64_t v = 0;
-			size_t i;
+			uint64_t v;
 
 			c->ext |= SMTPC_EXT_SIZE;
-			for (i = 0; i < arg.len && arg.p[i] >= '0' && arg.p[i] <= '9' && v < UINT64_MAX / 10 - 10; i++)
-				v = v * 10 + (arg.p[i] - '0');
-			c->max_size = v;	/* 0: no fixed limit (RFC 1870) */
+			/* 0: no fixed limit (RFC 1870 4), and so is a value that is not a number we can
+			   read: the peer's own reply to the transaction decides, not a guessed limit */
+			c->max_size = span_to_u64(arg, SMTPC_PEER_SIZE_MAX, &v) ? v : 0;
 		} else if (keyword(line, "AUTH", &arg)) {
 			while (arg.len) {
 				const unsigned char *sp = memchr(arg.p, ' ', arg.len);
@@ -492,16 +491,213 @@ reset(struct smtpc *c)
 	buf_free(&cmd);
 }
 
+/* What the peer said it cannot take fails for good before any command. True when m has its results. */
+static bool
+cannot_take(const struct smtpc *c, struct smtpc_msg *m)
+{
+	char text[sizeof(m->rcpts[0].reply)];
+
+	if (c->max_size && m->size > c->max_size)
+		snprintf(text, sizeof(text), "%s: 552 5.3.4 message size %" PRIu64 " exceeds the server's limit of %" PRIu64,
+		    c->o->peer_name, m->size, c->max_size);
+	else if (m->smtputf8 && !(c->ext & SMTPC_EXT_SMTPUTF8))
+		snprintf(text, sizeof(text), "%s: 553 5.6.7 non-ASCII address and the server lacks SMTPUTF8 (RFC 6531 3.2)",
+		    c->o->peer_name);
+	else if (m->body_8bit && !(c->ext & SMTPC_EXT_8BITMIME))
+		snprintf(text, sizeof(text), "%s: 554 5.6.3 8-bit message and the server lacks 8BITMIME (RFC 6152 3)",
+		    c->o->peer_name);
+	else
+		return false;
+	all_rcpts(m, SMTPC_PERM, text);
+	return true;
+}
+
+/* MAIL FROM with the parameters the peer takes, into b. */
+static void
+mail_command(const struct smtpc *c, const struct smtpc_msg *m, bool dsn, struct buf *b)
+{
+	buf_printf(b, "MAIL FROM:<%s>", m->sender);
+	if (c->ext & SMTPC_EXT_SIZE)
+		buf_printf(b, " SIZE=%" PRIu64, m->size);
+	if (m->body_8bit)
+		buf_append_str(b, " BODY=8BITMIME");
+	if (m->smtputf8)
+		buf_append_str(b, " SMTPUTF8");
+	if (dsn && m->has_ret)
+		buf_append_str(b, m->ret_full ? " RET=FULL" : " RET=HDRS");
+	if (dsn && *m->envid && is_xtext(m->envid))
+		buf_printf(b, " ENVID=%s", m->envid);
+	buf_append_str(b, "\r\n");
+}
+
+static enum smtpc_result
+reply_result(const struct smtp_reply *rep)
+{
+	return smtp_reply_class(rep) == 2 ? SMTPC_OK : smtp_reply_class(rep) == 5 ? SMTPC_PERM : SMTPC_TEMP;
+}
+
+/* The reply to MAIL (freed here): when refused, every recipient gets it. */
+static enum smtpc_result
+mail_reply(struct smtpc *c, struct smtpc_msg *m, struct smtp_reply *rep)
+{
+	enum smtpc_result res = SMTPC_OK;
+	char text[sizeof(m->rcpts[0].reply)];
+
+	if (smtp_reply_class(rep) != 2) {
+		res = smtp_reply_class(rep) == 5 ? SMTPC_PERM : SMTPC_TEMP;
+		reply_text(c, rep, text, sizeof(text));
+		all_rcpts(m, res, text);
+	}
+	buf_free(&rep->text);
+	return res;
+}
+
+/* Read the reply to r's RCPT: r's result when MAIL was accepted. 0 or read_reply's error. */
+static int
+rcpt_reply(struct smtpc *c, struct smtpc_rcpt *r, enum smtpc_result mail_res, size_t *accepted)
+{
+	struct smtp_reply rep = { 0 };
+	int rc = read_reply(c, c->o->command_timeout_ms, &rep);
+
+	if (!rc && mail_res == SMTPC_OK) {
+		reply_text(c, &rep, r->reply, sizeof(r->reply));
+		r->result = reply_result(&rep);
+		*accepted += r->result == SMTPC_OK;
+	}
+	buf_free(&rep.text);
+	return rc;
+}
+
+/* Each recipient still OK gets the reply's outcome and text. */
+static void
+accepted_rcpts(struct smtpc *c, struct smtpc_msg *m, const struct smtp_reply *rep, enum smtpc_result res)
+{
+	char text[sizeof(m->rcpts[0].reply)];
+	size_t i;
+
+	reply_text(c, rep, text, sizeof(text));
+	for (i = 0; i < m->nrcpts; i++)
+		if (m->rcpts[i].result == SMTPC_OK) {
+			m->rcpts[i].result = res;
+			snprintf(m->rcpts[i].reply, sizeof(m->rcpts[i].reply), "%s", text);
+		}
+}
+
+/*
+ * Read the reply to DATA: 1 for 354 (the content may follow), 0 when
+ * refused (the recipients accepted get the refusal), or an error (the
+ * session is broken: 354 with no recipient accepted can only be hung up on).
+ */
+static int
+data_reply(struct smtpc *c, struct smtpc_msg *m, enum smtpc_result mail_res, size_t accepted)
+{
+	struct smtp_reply rep = { 0 };
+	int rc = read_reply(c, c->o->command_timeout_ms, &rep);
+	bool go = !rc && rep.code == 354;
+
+	if (go && (mail_res != SMTPC_OK || !accepted)) {
+		fail(c, "server accepted DATA without recipients");
+		rc = ERR_PROTO;
+	} else if (!rc && !go && accepted)
+		accepted_rcpts(c, m, &rep, smtp_reply_class(&rep) == 5 ? SMTPC_PERM : SMTPC_TEMP);
+	buf_free(&rep.text);
+	return rc ? rc : go;
+}
+
+/*
+ * The end of a transaction, for both paths: after 354 (go 1) the content
+ * and the final reply, which is each accepted recipient's result; without
+ * it (go 0) RSET. go < 0 is an error, passed on. 0 or an error.
+ */
+static int
+finish(struct smtpc *c, struct smtpc_msg *m, int go)
+{
+	struct smtp_reply rep = { 0 };
+	int rc;
+
+	if (go < 0)
+		return go;
+	if (!go) {
+		reset(c);
+		return 0;
+	}
+	if ((rc = send_body(c, m)) || (rc = read_reply(c, c->o->data_timeout_ms, &rep))) {
+		buf_free(&rep.text);
+		return rc;
+	}
+	accepted_rcpts(c, m, &rep, reply_result(&rep));
+	buf_free(&rep.text);
+	return 0;
+}
+
+/* RFC 2920: MAIL, every RCPT and DATA in one write, then their replies in order. */
+static int
+send_pipelined(struct smtpc *c, struct smtpc_msg *m, bool dsn, const struct buf *mail)
+{
+	struct smtp_reply rep = { 0 };
+	struct buf group;
+	enum smtpc_result mail_res;
+	size_t i, accepted = 0;
+	int rc;
+
+	buf_init(&group, 0);	/* bounded by the recipients' count, each at most ~800 bytes */
+	buf_append(&group, mail->data, mail->len);
+	for (i = 0; i < m->nrcpts; i++)
+		rcpt_command(&group, &m->rcpts[i], dsn);
+	buf_append_str(&group, "DATA\r\n");	/* RFC 2920 3.1: DATA ends the group */
+	rc = send_text(c, &group);
+	buf_free(&group);
+	if (rc || (rc = read_reply(c, c->o->command_timeout_ms, &rep))) {
+		buf_free(&rep.text);
+		return rc;
+	}
+	mail_res = mail_reply(c, m, &rep);
+	for (i = 0; i < m->nrcpts; i++)
+		if ((rc = rcpt_reply(c, &m->rcpts[i], mail_res, &accepted)))
+			return rc;
+	return finish(c, m, data_reply(c, m, mail_res, accepted));
+}
+
+/* One command, one reply: RCPTs only after MAIL was accepted, DATA only with a recipient. */
+static int
+send_plain(struct smtpc *c, struct smtpc_msg *m, bool dsn, const struct buf *mail)
+{
+	struct smtp_reply rep = { 0 };
+	struct buf cmd;
+	enum smtpc_result mail_res;
+	size_t i, accepted = 0;
+	int rc = 0;
+
+	if ((rc = command(c, mail, c->o->command_timeout_ms, &rep))) {
+		buf_free(&rep.text);
+		return rc;
+	}
+	mail_res = mail_reply(c, m, &rep);
+	buf_init(&cmd, 0);
+	for (i = 0; i < m->nrcpts && mail_res == SMTPC_OK && !rc; i++) {
+		buf_reset(&cmd);
+		rcpt_command(&cmd, &m->rcpts[i], dsn);
+		if (!(rc = send_text(c, &cmd)))
+			rc = rcpt_reply(c, &m->rcpts[i], mail_res, &accepted);
+	}
+	if (!rc && mail_res == SMTPC_OK && accepted) {
+		buf_reset(&cmd);
+		buf_append_str(&cmd, "DATA\r\n");
+		rc = send_text(c, &cmd);
+	}
+	buf_free(&cmd);
+	if (rc)
+		return rc;
+	return finish(c, m, mail_res == SMTPC_OK && accepted ? data_reply(c, m, mail_res, accepted) : 0);
+}
+
 enum smtpc_result
 smtpc_send(struct smtpc *c, struct smtpc_msg *m)
 {
-	bool pipelining = (c->ext & SMTPC_EXT_PIPELINING) != 0, dsn = (c->ext & SMTPC_EXT_DSN) != 0;
-	struct smtp_reply rep = { 0 };
-	struct buf mail, group;
-	char text[sizeof(m->rcpts[0].reply)];
-	enum smtpc_result mail_res = SMTPC_OK;
-	size_t i, accepted = 0;
-	bool data_ok = false;
+	bool dsn = (c->ext & SMTPC_EXT_DSN) != 0;
+	struct buf mail;
+	size_t i;
+	int rc;
 
 	for (i = 0; i < m->nrcpts; i++) {
 		m->rcpts[i].result = SMTPC_TEMP;
@@ -513,130 +709,21 @@ smtpc_send(struct smtpc *c, struct smtpc_msg *m)
 		return SMTPC_TEMP;
 	}
 	/* what the peer cannot take is a permanent failure, as it said so itself */
-	if (c->max_size && m->size > c->max_size) {
-		snprintf(text, sizeof(text), "%s: 552 5.3.4 message size %" PRIu64 " exceeds the server's limit of %" PRIu64,
-		    c->o->peer_name, m->size, c->max_size);
-		all_rcpts(m, SMTPC_PERM, text);
+	if (cannot_take(c, m))
 		return SMTPC_OK;
-	}
-	if (m->smtputf8 && !(c->ext & SMTPC_EXT_SMTPUTF8)) {
-		snprintf(text, sizeof(text), "%s: 553 5.6.7 non-ASCII address and the server lacks SMTPUTF8 (RFC 6531 3.2)",
-		    c->o->peer_name);
-		all_rcpts(m, SMTPC_PERM, text);
-		return SMTPC_OK;
-	}
-	if (m->body_8bit && !(c->ext & SMTPC_EXT_8BITMIME)) {
-		snprintf(text, sizeof(text), "%s: 554 5.6.3 8-bit message and the server lacks 8BITMIME (RFC 6152 3)",
-		    c->o->peer_name);
-		all_rcpts(m, SMTPC_PERM, text);
-		return SMTPC_OK;
-	}
 	buf_init(&mail, 1024);
-	buf_init(&group, 0);	/* bounded by the recipients' count, each at most ~800 bytes */
-	buf_printf(&mail, "MAIL FROM:<%s>", m->sender);
-	if (c->ext & SMTPC_EXT_SIZE)
-		buf_printf(&mail, " SIZE=%" PRIu64, m->size);
-	if (m->body_8bit)
-		buf_append_str(&mail, " BODY=8BITMIME");
-	if (m->smtputf8)
-		buf_append_str(&mail, " SMTPUTF8");
-	if (dsn && m->has_ret)
-		buf_append_str(&mail, m->ret_full ? " RET=FULL" : " RET=HDRS");
-	if (dsn && *m->envid && is_xtext(m->envid))
-		buf_printf(&mail, " ENVID=%s", m->envid);
-	buf_append_str(&mail, "\r\n");
-	buf_append(&group, mail.data, mail.len);
-	if (!pipelining && command(c, &mail, c->o->command_timeout_ms, &rep))
-		goto broken;
-	for (i = 0; pipelining && i < m->nrcpts; i++)
-		rcpt_command(&group, &m->rcpts[i], dsn);
-	if (pipelining) {
-		buf_append_str(&group, "DATA\r\n");	/* RFC 2920 3.1: DATA ends the group */
-		if (send_text(c, &group) || read_reply(c, c->o->command_timeout_ms, &rep))
-			goto broken;
-	}
-	if (smtp_reply_class(&rep) != 2) {
-		mail_res = smtp_reply_class(&rep) == 5 ? SMTPC_PERM : SMTPC_TEMP;
-		reply_text(c, &rep, text, sizeof(text));
-		all_rcpts(m, mail_res, text);
-	}
-	buf_free(&rep.text);
-	for (i = 0; i < m->nrcpts; i++) {
-		struct smtpc_rcpt *r = &m->rcpts[i];
-
-		if (!pipelining) {
-			if (mail_res != SMTPC_OK)
-				break;
-			buf_reset(&group);
-			rcpt_command(&group, r, dsn);
-			if (send_text(c, &group))
-				goto broken;
-		}
-		if (read_reply(c, c->o->command_timeout_ms, &rep))
-			goto broken;
-		if (mail_res == SMTPC_OK) {
-			reply_text(c, &rep, r->reply, sizeof(r->reply));
-			r->result = smtp_reply_class(&rep) == 2 ? SMTPC_OK : smtp_reply_class(&rep) == 5 ? SMTPC_PERM :
-			    SMTPC_TEMP;
-			accepted += r->result == SMTPC_OK;
-		}
-		buf_free(&rep.text);
-	}
-	if (!pipelining && mail_res == SMTPC_OK && accepted) {
-		buf_reset(&group);
-		buf_append_str(&group, "DATA\r\n");
-		if (send_text(c, &group))
-			goto broken;
-	}
-	if (pipelining || (mail_res == SMTPC_OK && accepted)) {
-		if (read_reply(c, c->o->command_timeout_ms, &rep))
-			goto broken;
-		data_ok = rep.code == 354;
-		if (data_ok && (mail_res != SMTPC_OK || !accepted)) {
-			/* DATA accepted with no recipient: the only way out is to hang up */
-			buf_free(&rep.text);
-			fail(c, "server accepted DATA without recipients");
-			goto broken;
-		}
-		if (!data_ok && accepted) {
-			reply_text(c, &rep, text, sizeof(text));
-			for (i = 0; i < m->nrcpts; i++)
-				if (m->rcpts[i].result == SMTPC_OK) {
-					m->rcpts[i].result = smtp_reply_class(&rep) == 5 ? SMTPC_PERM : SMTPC_TEMP;
-					snprintf(m->rcpts[i].reply, sizeof(m->rcpts[i].reply), "%s", text);
-				}
-		}
-		buf_free(&rep.text);
-	}
-	if (!data_ok) {
-		reset(c);
-		goto out;
-	}
-	if (send_body(c, m) || read_reply(c, c->o->data_timeout_ms, &rep))
-		goto broken;
-	reply_text(c, &rep, text, sizeof(text));
-	for (i = 0; i < m->nrcpts; i++)
-		if (m->rcpts[i].result == SMTPC_OK) {
-			m->rcpts[i].result = smtp_reply_class(&rep) == 2 ? SMTPC_OK : smtp_reply_class(&rep) == 5 ?
-			    SMTPC_PERM : SMTPC_TEMP;
-			snprintf(m->rcpts[i].reply, sizeof(m->rcpts[i].reply), "%s", text);
-		}
-	buf_free(&rep.text);
-out:
+	mail_command(c, m, dsn, &mail);
+	rc = c->ext & SMTPC_EXT_PIPELINING ? send_pipelined(c, m, dsn, &mail) : send_plain(c, m, dsn, &mail);
 	buf_free(&mail);
-	buf_free(&group);
-	return c->broken ? SMTPC_TEMP : SMTPC_OK;
-broken:
+	if (!rc)
+		return c->broken ? SMTPC_TEMP : SMTPC_OK;
 	/* no final answer: every recipient waits for the next attempt, with the reason */
-	buf_free(&rep.text);
 	for (i = 0; i < m->nrcpts; i++) {
 		if (m->rcpts[i].result == SMTPC_PERM)
 			continue;	/* refused for good before the connection broke */
 		m->rcpts[i].result = SMTPC_TEMP;
 		snprintf(m->rcpts[i].reply, sizeof(m->rcpts[i].reply), "%s", c->error);
 	}
-	buf_free(&mail);
-	buf_free(&group);
 	return SMTPC_TEMP;
 }
 

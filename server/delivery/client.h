@@ -30,6 +30,12 @@
 
 /* Input held at once: a few pipelined replies; reply.c bounds each line. */
 #define SMTPC_INPUT_MAX (16 * 1024)
+/*
+ * The largest SIZE a peer may announce (RFC 1870 4: size-value is 1*20DIGIT,
+ * which can exceed 64 bits): a value above it, or one with anything but
+ * digits, is read as no fixed limit.
+ */
+#define SMTPC_PEER_SIZE_MAX UINT64_MAX
 /* Text kept of a remote reply for a recipient (DSNs, logs, the queue). */
 #define SMTPC_REPLY_MAX 400
 
@@ -79,7 +85,7 @@ struct smtpc {
 	struct buf in;
 	struct smtp_reply_reader rr;
 	unsigned ext;
-	uint64_t max_size;		/* SIZE the peer announced; 0 = none */
+	uint64_t max_size;		/* SIZE the peer announced; 0 = none (or not a number) */
 	bool tls;
 	bool tls_verified;		/* the certificate was verified (SMTPC_TLS_VERIFY) */
 	bool tls_failed;		/* the handshake failed: the caller may retry without */

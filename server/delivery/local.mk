@@ -1,9 +1,12 @@
-# delivery: the outbound side (queue runner, SMTP client, DNS, DSNs). c-ares only here.
+# delivery: the outbound side: runner (the round), destination (FIFOs, connections, delivery
+# threads), report (DSNs from results, dsn.c formats), body, SMTP client, DNS. c-ares only here.
 noinst_LIBRARIES += server/delivery/libdelivery.a
 server_delivery_libdelivery_a_SOURCES = server/delivery/reply.c server/delivery/reply.h \
 	server/delivery/client.c server/delivery/client.h server/delivery/dsn.c server/delivery/dsn.h \
 	server/delivery/netio.c server/delivery/netio.h server/delivery/dns.c server/delivery/dns.h \
-	server/delivery/runner.c server/delivery/runner.h server/delivery/pace.c server/delivery/pace.h
+	server/delivery/runner.c server/delivery/runner.h server/delivery/pace.c server/delivery/pace.h \
+	server/delivery/destination.c server/delivery/destination.h server/delivery/report.c server/delivery/report.h \
+	server/delivery/body.c server/delivery/body.h
 server_delivery_libdelivery_a_CFLAGS = $(AM_CFLAGS) $(CARES_CFLAGS)
 DELIVERY_LIBS = server/delivery/libdelivery.a $(CARES_LIBS)
 

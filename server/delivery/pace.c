@@ -1,6 +1,6 @@
 /*
  * pace.c: a destination's rate, measured over windows of a second, and the
- * pacing of what waits for it in the store (runner.c holds its lock).
+ * pacing of what waits for it in the store (destination.c calls it under the runner's lock).
  */
 #include "config.h"
 

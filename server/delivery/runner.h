@@ -4,9 +4,9 @@
  * hands their recipients, grouped by destination, to a pool of delivery
  * threads (relay.max_connections). A delivery thread resolves a destination
  * (relay.routes, relay.smarthost, else MX), opens one connection and
- * delivers every waiting message for that destination over it. Results
- * go back to the store in the writer's group commit, with any DSN in the
- * same transaction.
+ * delivers every waiting message for that destination over it
+ * (destination.c). Results go back to the store in the writer's group
+ * commit, with any DSN (report.c) in the same transaction.
  *
  * Threads: runner_start/runner_stop on the main thread; runner_kick from
  * any thread. Delivery threads block in poll() (netio, dns), never an I/O

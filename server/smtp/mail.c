@@ -2,42 +2,29 @@
  * smtp/mail.c: the mail transaction: MAIL, RCPT, DATA, and delivery.
  * Recipients are resolved at RCPT time (no bounce later for an unknown
  * local user); the message streams through the DATA decoder into a spool
- * (memory, then an unlinked file past SPOOL_MEM_MAX); at the end one store
+ * (spool.c: memory, then an unlinked file); at the end one store
  * request delivers it to every local mailbox and queues the remote
  * recipients, and 250 is sent only after that commit returned.
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "auth/throttle.h"
 #include "server/server.h"
+#include "server/smtp/hourly.h"
 #include "server/smtp/internal.h"
+#include "server/smtp/spool.h"
 #include "storage/store.h"
 #include "server/worker.h"
 #include "core/compat.h"
-
-/* A message kept in memory up to this size; a larger one goes to a file. */
-#define SPOOL_MEM_MAX (256 * 1024)
-
-struct spool {
-	struct buf mem;
-	int fd;			/* -1 until the message outgrows memory */
-	uint64_t len;
-	int err;
-};
 
 struct smtp_txn {
 	struct smtp_mail mail;
@@ -54,10 +41,7 @@ struct smtp_txn {
 	struct store_qrcpt *reports;	/* local recipients owed a success report (queued too) */
 	size_t nreports;
 	size_t nrcpts;		/* recipients accepted (for the limit) */
-	/* taken from the login's hourly allowance, given back unless delivered */
-	char rate_login[STORE_LOGIN_MAX + 1];
-	uint64_t rate_hour;
-	unsigned rate_messages, rate_recipients;
+	struct hourly_taken rate;	/* from the login's hourly allowance, given back unless delivered */
 	char first_rcpt[STORE_ADDRESS_MAX + 1];
 	struct smtp_data data;
 	struct spool spool;
@@ -81,51 +65,13 @@ struct delivery {
 };
 
 static void
-spool_emit(void *arg, const unsigned char *p, size_t n)
-{
-	struct spool *sp = arg;
-
-	if (sp->err)
-		return;
-	sp->len += n;
-	if (sp->fd < 0 && sp->mem.len + n <= SPOOL_MEM_MAX) {
-		buf_append(&sp->mem, p, n);
-		return;
-	}
-	if (sp->fd < 0) {
-		/* an unlinked file in the store's directory: gone with the process */
-		sp->fd = open(server_store ? store_path(server_store) : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-		if (sp->fd < 0 || write(sp->fd, sp->mem.data, sp->mem.len) != (ssize_t)sp->mem.len) {
-			log_msg(LOG_LEVEL_ERR, "event=spool error=\"%s\"", strerror(errno));
-			sp->err = ERR_IO;
-			return;
-		}
-		buf_free(&sp->mem);
-	}
-	while (n) {
-		ssize_t w = write(sp->fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			log_msg(LOG_LEVEL_ERR, "event=spool error=\"%s\"", strerror(errno));
-			sp->err = errno == ENOSPC ? ERR_STORE_FULL : ERR_IO;
-			return;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-static void rate_give_back(struct smtp_txn *t);
-
-static void
 txn_free(struct smtp_txn *t)
 {
 	size_t i;
 
 	if (!t)
 		return;
-	rate_give_back(t);
+	hourly_give_back(&t->rate);
 	for (i = 0; i < t->nlogins; i++)
 		free(t->logins[i]);
 	free(t->logins);
@@ -133,9 +79,7 @@ txn_free(struct smtp_txn *t)
 	free(t->stand_ins);
 	free(t->remote);
 	free(t->reports);
-	buf_free(&t->spool.mem);
-	if (t->spool.fd >= 0)
-		close(t->spool.fd);
+	spool_free(&t->spool);
 	free(t);
 }
 
@@ -160,171 +104,17 @@ is_submission(const struct conn *c)
 	return c->proto == LISTEN_SUBMISSION || c->proto == LISTEN_SUBMISSIONS;
 }
 
-/*
- * --- hourly counters ---
- * Per authenticated login: messages and recipients (smtp.max_messages_per_hour,
- * smtp.max_recipients_per_hour), a stolen password's reach. Per client
- * address: success reports asked from unauthenticated sessions
- * (smtp.max_success_reports_per_hour), a reflection channel (STYLE 16).
- * A count is taken when the command is accepted, under the lock that
- * decides, so parallel sessions cannot all pass one check; a transaction
- * that ends without delivery gives its login's counts back. A login's
- * counts also go to the store with each delivery (store_rate_get), and a
- * counter is seeded from there when first needed, so a restart resets nothing.
- */
-
-#define HOURLY_SLOTS 4096	/* bounded memory; a full neighbourhood forgets its oldest hour */
-#define HOURLY_PROBES 8		/* slots one key may use: the cost of each lookup */
-
-enum { RATE_MESSAGES, RATE_RECIPIENTS, RATE_REPORTS = 0 };
-
-struct hourly_slot {
-	char key[THROTTLE_KEY_MAX];	/* a login, or an address key (throttle_address_key) */
-	uint64_t hour;
-	unsigned n[2];		/* logins: RATE_MESSAGES, RATE_RECIPIENTS; addresses: RATE_REPORTS */
-};
-
-static struct hourly_table {
-	pthread_mutex_t lock;
-	struct hourly_slot slot[HOURLY_SLOTS];
-} by_login = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } },
-    by_address = { PTHREAD_MUTEX_INITIALIZER, { { "", 0, { 0, 0 } } } };
-
-static uint64_t
-this_hour(void)
-{
-	return (uint64_t)time(NULL) / 3600;
-}
-
-/* key's slot (a new one, zeroed for hour, when add is set), its counts moved on to hour. Lock held. */
-static struct hourly_slot *
-hourly_find(struct hourly_table *t, const char *key, uint64_t hour, bool add)
-{
-	uint32_t h = 2166136261u;
-	size_t i, pick = HOURLY_SLOTS;
-	const char *p;
-
-	for (p = key; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
-	for (i = 0; i < HOURLY_PROBES; i++) {
-		struct hourly_slot *sl = &t->slot[(h + i) % HOURLY_SLOTS];
-
-		if (strcmp(sl->key, key) == 0) {
-			if (sl->hour < hour) {
-				sl->hour = hour;
-				sl->n[0] = sl->n[1] = 0;
-			}
-			return sl;
-		}
-		if (pick == HOURLY_SLOTS || sl->hour < t->slot[pick].hour)
-			pick = (h + i) % HOURLY_SLOTS;
-	}
-	if (!add)
-		return NULL;
-	snprintf(t->slot[pick].key, sizeof(t->slot[pick].key), "%s", key);
-	t->slot[pick].hour = hour;
-	t->slot[pick].n[0] = t->slot[pick].n[1] = 0;
-	return &t->slot[pick];
-}
-
-/*
- * Take one of what (RATE_MESSAGES, RATE_RECIPIENTS) from the login's
- * allowance of max this hour; t remembers it, to give it back unless the
- * message is delivered. 0 = no limit. Returns 0, ERR_LIMIT (spent), or the
- * store's error reading the saved count (fail closed: a temporary reply).
- */
-static int
-rate_take(struct smtp_txn *t, const char *login, int what, unsigned max)
-{
-	uint64_t hour = this_hour();
-	struct hourly_slot *sl;
-	struct store_rate saved = { 0, 0, 0 };
-	int rc = 0;
-
-	if (!max)
-		return 0;
-	pthread_mutex_lock(&by_login.lock);
-	sl = hourly_find(&by_login, login, hour, false);
-	pthread_mutex_unlock(&by_login.lock);
-	if (!sl) {
-		/* first use since start (or since its slot was reused): the store's count, read outside the lock */
-		rc = server_store ? store_rate_get(server_store, login, &saved) : ERR_NOTFOUND;
-		if (rc && rc != ERR_NOTFOUND)
-			return rc;
-		if (rc || saved.hour != hour)
-			memset(&saved, 0, sizeof(saved));
-	}
-	pthread_mutex_lock(&by_login.lock);
-	if (!(sl = hourly_find(&by_login, login, hour, false))) {
-		sl = hourly_find(&by_login, login, hour, true);
-		sl->n[RATE_MESSAGES] = saved.messages;
-		sl->n[RATE_RECIPIENTS] = saved.recipients;
-	}
-	if (sl->n[what] >= max) {
-		rc = ERR_LIMIT;
-	} else {
-		sl->n[what]++;
-		if (t->rate_hour != hour) {	/* a new hour: what was taken before counts there */
-			t->rate_messages = t->rate_recipients = 0;
-			t->rate_hour = hour;
-		}
-		*(what == RATE_MESSAGES ? &t->rate_messages : &t->rate_recipients) += 1;
-		snprintf(t->rate_login, sizeof(t->rate_login), "%s", login);
-		rc = 0;
-	}
-	pthread_mutex_unlock(&by_login.lock);
-	return rc;
-}
-
-/* The transaction ends without delivery: what it took is given back. */
-static void
-rate_give_back(struct smtp_txn *t)
-{
-	struct hourly_slot *sl;
-
-	if (!t->rate_messages && !t->rate_recipients)
-		return;
-	pthread_mutex_lock(&by_login.lock);
-	sl = hourly_find(&by_login, t->rate_login, t->rate_hour, false);
-	if (sl && sl->hour == t->rate_hour) {
-		sl->n[RATE_MESSAGES] -= sl->n[RATE_MESSAGES] < t->rate_messages ? sl->n[RATE_MESSAGES] : t->rate_messages;
-		sl->n[RATE_RECIPIENTS] -= sl->n[RATE_RECIPIENTS] < t->rate_recipients ? sl->n[RATE_RECIPIENTS] :
-		    t->rate_recipients;
-	}
-	pthread_mutex_unlock(&by_login.lock);
-}
-
-/* One more success report for the client's address this hour, or false when they are spent. */
-static bool
-report_take(const char *ip, unsigned max)
-{
-	char key[THROTTLE_KEY_MAX];
-	struct hourly_slot *sl;
-	bool ok;
-
-	if (!max)
-		return true;
-	throttle_address_key(key, sizeof(key), ip);	/* IPv6 by its /64, as the login throttle */
-	pthread_mutex_lock(&by_address.lock);
-	sl = hourly_find(&by_address, key, this_hour(), true);
-	ok = sl->n[RATE_REPORTS] < max;
-	if (ok)
-		sl->n[RATE_REPORTS]++;
-	pthread_mutex_unlock(&by_address.lock);
-	return ok;
-}
-
 /* Take from the login's hourly allowance; when refused, reply (450 4.7.1 when spent) and say true. */
 static bool
-rate_refused(struct smtp_session *s, struct smtp_txn *t, int what, unsigned max)
+rate_refused(struct smtp_session *s, struct smtp_txn *t, enum hourly_what what, unsigned max)
 {
 	struct conn *c = s->conn;
-	int rc = rate_take(t, s->login, what, max);
+	int rc = hourly_take(&t->rate, s->login, what, max);
 
 	if (rc == ERR_LIMIT) {
 		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=rate_limit login=\"%s\" limit=%s max=%u ip=%s", c->sid, s->login,
-		    what == RATE_MESSAGES ? "messages_per_hour" : "recipients_per_hour", max, c->ip);
-		smtp_reply(s, what == RATE_MESSAGES ? "450 4.7.1 Too many messages this hour, try again later\r\n" :
+		    what == HOURLY_MESSAGES ? "messages_per_hour" : "recipients_per_hour", max, c->ip);
+		smtp_reply(s, what == HOURLY_MESSAGES ? "450 4.7.1 Too many messages this hour, try again later\r\n" :
 		    "450 4.7.1 Too many recipients this hour, try again later\r\n");
 	} else if (rc) {
 		log_msg(LOG_LEVEL_ERR, "sid=%s event=rate_limit login=\"%s\" error=\"%s\"", c->sid, s->login, err_str(rc));
@@ -420,7 +210,7 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 		return;
 	}
 	t = xcalloc(1, sizeof(*t));
-	t->spool.fd = -1;
+	spool_init(&t->spool, server_store ? store_path(server_store) : "/tmp");
 	r = smtp_parse_mail(arg, &t->mail);
 	if (r) {
 		txn_free(t);
@@ -450,7 +240,7 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 		smtp_reply(s, "553 5.7.1 Sender address not owned by the authenticated user\r\n");
 		return;
 	}
-	if (s->authenticated && rate_refused(s, t, RATE_MESSAGES, c->cfg->smtp.max_messages_per_hour)) {
+	if (s->authenticated && rate_refused(s, t, HOURLY_MESSAGES, c->cfg->smtp.max_messages_per_hour)) {
 		txn_free(t);
 		return;
 	}
@@ -620,82 +410,123 @@ rcpt_undo(struct smtp_txn *t, const struct rcpt_mark *m)
 	t->nstand_ins = m->nstand_ins;
 }
 
+/*
+ * RCPT's argument checked against the transaction and made into addr (the
+ * address as it will be resolved; <postmaster> names ours). false: refused,
+ * the reply is sent.
+ */
+static bool
+rcpt_parse(struct smtp_session *s, struct span arg, struct smtp_rcpt *rcpt, char addr[STORE_ADDRESS_MAX + 1])
+{
+	struct conn *c = s->conn;
+	enum smtp_parse_result r;
+	char safe[LOG_SAFE_SIZE];
+
+	r = smtp_parse_rcpt(arg, rcpt);	/* proto_dispatch() took "TO:" off */
+	if (r) {
+		smtp_bad_command(s, r == SMTP_PARSE_PARAM ? "555 5.5.4 Unsupported or repeated parameter\r\n" :
+		    "501 5.5.4 Syntax error in RCPT command\r\n");
+		return false;
+	}
+	if (rcpt->path.has_utf8 && !s->txn->mail.smtputf8) {
+		smtp_reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8\r\n");
+		return false;
+	}
+	if (s->txn->nrcpts >= c->cfg->smtp.max_recipients) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=recipients ip=%s", c->sid, c->ip);
+		smtp_reply(s, "452 4.5.3 Too many recipients\r\n");
+		return false;
+	}
+	if (smtp_path_has_routing(&rcpt->path)) {
+		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=rcpt_refused reason=routing ip=%s rcpt=\"%s\"", c->sid, c->ip,
+		    log_safe(safe, span_cstr(rcpt->path.addr)));
+		smtp_reply(s, "550 5.7.1 Source routing is not accepted\r\n");
+		return false;
+	}
+	if (rcpt->path.is_postmaster)	/* RFC 5321 4.5.1: <postmaster> is always accepted */
+		snprintf(addr, STORE_ADDRESS_MAX + 1, "postmaster@%s", c->cfg->domains[0]);
+	else
+		snprintf(addr, STORE_ADDRESS_MAX + 1, "%s", rcpt->path.addr);
+	return true;
+}
+
+/* NOTIFY=SUCCESS from a session without AUTH: one of its address's success reports this hour, or dropped. */
+static void
+rcpt_report_limit(struct smtp_session *s, struct smtp_rcpt *rcpt, const char *addr)
+{
+	struct conn *c = s->conn;
+	char safe[LOG_SAFE_SIZE];
+
+	if (s->authenticated || !(rcpt->notify & STORE_NOTIFY_SUCCESS) || !*s->txn->mail.path.addr ||
+	    hourly_report_take(c->ip, c->cfg->smtp.max_success_reports_per_hour))
+		return;
+	/* past the limit: as if SUCCESS had not been asked (what is left, or NEVER) */
+	log_msg(LOG_LEVEL_NOTICE, "sid=%s event=dsn_limit ip=%s max=%u rcpt=\"%s\" note=\"NOTIFY=SUCCESS ignored\"",
+	    c->sid, c->ip, c->cfg->smtp.max_success_reports_per_hour, log_safe(safe, span_cstr(addr)));
+	rcpt->notify &= (uint8_t)~STORE_NOTIFY_SUCCESS;
+	if (!(rcpt->notify & (STORE_NOTIFY_FAILURE | STORE_NOTIFY_DELAY)))
+		rcpt->notify = STORE_NOTIFY_NEVER;
+}
+
+/*
+ * A recipient in one of our domains: resolved against the accounts (an
+ * alias to its targets) and added to the transaction. false: refused, the
+ * reply is sent and nothing of it stays in the transaction.
+ */
+static bool
+rcpt_local(struct smtp_session *s, const struct smtp_rcpt *rcpt, const char *addr, const struct rcpt_mark *mark)
+{
+	struct conn *c = s->conn;
+	struct smtp_txn *t = s->txn;
+	struct rcpt_targets rt = { s, rcpt, 0, NULL, 0 };
+	char safe[LOG_SAFE_SIZE];
+	int rc = resolve(c->cfg, addr, add_local, add_remote, &rt);
+
+	/* no room in any mailbox it reaches (a direct one, or every member): the client keeps it */
+	if (rc == 0 && rt.nfull && rt.nfull == rt.ntargets) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=quota ip=%s rcpt=\"%s\"", c->sid, c->ip,
+		    log_safe(safe, span_cstr(addr)));
+		rcpt_targets_free(&rt);
+		smtp_reply(s, "452 4.2.2 Mailbox full\r\n");
+		return false;
+	}
+	if (rc == 0 && rt.ntargets > 1)
+		add_stand_in(t, rcpt, addr, &rt, mark->nlogins);
+	rcpt_targets_free(&rt);
+	if (rc) {
+		rcpt_undo(t, mark);	/* an alias that failed part way: none of it */
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=%s ip=%s rcpt=\"%s\"", c->sid,
+		    rc == ERR_NOTFOUND ? "unknown" : err_str(rc), c->ip, log_safe(safe, span_cstr(addr)));
+		if (rc == ERR_NOTFOUND || rc == ERR_SYNTAX)
+			smtp_reply(s, "550 5.1.1 Recipient address rejected: no such mailbox\r\n");
+		else if (rc == ERR_LIMIT)
+			smtp_reply(s, "550 5.4.6 Alias expands too far\r\n");
+		else
+			smtp_reply(s, "451 4.3.0 Temporary lookup failure\r\n");
+		return false;
+	}
+	add_report(s, rcpt, addr, t->nlogins - mark->nlogins, mark->nremote);
+	return true;
+}
+
 void
 smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 {
 	struct conn *c = s->conn;
 	struct smtp_txn *t = s->txn;
-	struct rcpt_targets rt = { s, NULL, 0, NULL, 0 };
 	struct smtp_rcpt rcpt;
-	enum smtp_parse_result r;
 	char addr[STORE_ADDRESS_MAX + 1], safe[LOG_SAFE_SIZE];
-	struct span domain;
 	struct rcpt_mark mark = { t->nlogins, t->nremote, t->nreports, t->nstand_ins };
-	int rc;
 
-	r = smtp_parse_rcpt(arg, &rcpt);
-	if (r) {
-		smtp_bad_command(s, r == SMTP_PARSE_PARAM ? "555 5.5.4 Unsupported or repeated parameter\r\n" :
-		    "501 5.5.4 Syntax error in RCPT command\r\n");
+	if (!rcpt_parse(s, arg, &rcpt, addr))
 		return;
-	}
-	if (rcpt.path.has_utf8 && !t->mail.smtputf8) {
-		smtp_reply(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8\r\n");
-		return;
-	}
-	if (t->nrcpts >= c->cfg->smtp.max_recipients) {
-		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=recipients ip=%s", c->sid, c->ip);
-		smtp_reply(s, "452 4.5.3 Too many recipients\r\n");
-		return;
-	}
-	if (smtp_path_has_routing(&rcpt.path)) {
-		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=rcpt_refused reason=routing ip=%s rcpt=\"%s\"", c->sid, c->ip,
-		    log_safe(safe, span_cstr(rcpt.path.addr)));
-		smtp_reply(s, "550 5.7.1 Source routing is not accepted\r\n");
-		return;
-	}
-	if (rcpt.path.is_postmaster)	/* RFC 5321 4.5.1: <postmaster> is always accepted */
-		snprintf(addr, sizeof(addr), "postmaster@%s", c->cfg->domains[0]);
-	else
-		snprintf(addr, sizeof(addr), "%s", rcpt.path.addr);
-	domain = span_cstr(strrchr(addr, '@') + 1);
-	if (!s->authenticated && (rcpt.notify & STORE_NOTIFY_SUCCESS) && *t->mail.path.addr &&
-	    !report_take(c->ip, c->cfg->smtp.max_success_reports_per_hour)) {
-		/* past the limit: as if SUCCESS had not been asked (what is left, or NEVER) */
-		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=dsn_limit ip=%s max=%u rcpt=\"%s\" note=\"NOTIFY=SUCCESS ignored\"",
-		    c->sid, c->ip, c->cfg->smtp.max_success_reports_per_hour, log_safe(safe, span_cstr(addr)));
-		rcpt.notify &= (uint8_t)~STORE_NOTIFY_SUCCESS;
-		if (!(rcpt.notify & (STORE_NOTIFY_FAILURE | STORE_NOTIFY_DELAY)))
-			rcpt.notify = STORE_NOTIFY_NEVER;
-	}
-	rt.rcpt = &rcpt;
-	if (config_is_local_domain(c->cfg, domain)) {
-		rc = resolve(c->cfg, addr, add_local, add_remote, &rt);
-		/* no room in any mailbox it reaches (a direct one, or every member): the client keeps it */
-		if (rc == 0 && rt.nfull && rt.nfull == rt.ntargets) {
-			log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=quota ip=%s rcpt=\"%s\"", c->sid, c->ip,
-			    log_safe(safe, span_cstr(addr)));
-			rcpt_targets_free(&rt);
-			smtp_reply(s, "452 4.2.2 Mailbox full\r\n");
+	rcpt_report_limit(s, &rcpt, addr);
+	if (config_is_local_domain(c->cfg, span_cstr(strrchr(addr, '@') + 1))) {
+		if (!rcpt_local(s, &rcpt, addr, &mark))
 			return;
-		}
-		if (rc == 0 && rt.ntargets > 1)
-			add_stand_in(t, &rcpt, addr, &rt, mark.nlogins);
-		rcpt_targets_free(&rt);
-		if (rc) {
-			rcpt_undo(t, &mark);	/* an alias that failed part way: none of it */
-			log_msg(LOG_LEVEL_INFO, "sid=%s event=rcpt_refused reason=%s ip=%s rcpt=\"%s\"", c->sid,
-			    rc == ERR_NOTFOUND ? "unknown" : err_str(rc), c->ip, log_safe(safe, span_cstr(addr)));
-			if (rc == ERR_NOTFOUND || rc == ERR_SYNTAX)
-				smtp_reply(s, "550 5.1.1 Recipient address rejected: no such mailbox\r\n");
-			else if (rc == ERR_LIMIT)
-				smtp_reply(s, "550 5.4.6 Alias expands too far\r\n");
-			else
-				smtp_reply(s, "451 4.3.0 Temporary lookup failure\r\n");
-			return;
-		}
-		add_report(s, &rcpt, addr, t->nlogins - mark.nlogins, mark.nremote);
 	} else if (s->authenticated) {
+		struct rcpt_targets rt = { s, &rcpt, 0, NULL, 0 };
+
 		add_remote(&rt, addr);
 	} else {
 		/* no open relay: other domains only from an authenticated session */
@@ -704,7 +535,7 @@ smtp_cmd_rcpt(struct smtp_session *s, struct span arg)
 		smtp_reply(s, "554 5.7.1 Relay access denied\r\n");
 		return;
 	}
-	if (s->authenticated && rate_refused(s, t, RATE_RECIPIENTS, c->cfg->smtp.max_recipients_per_hour)) {
+	if (s->authenticated && rate_refused(s, t, HOURLY_RECIPIENTS, c->cfg->smtp.max_recipients_per_hour)) {
 		rcpt_undo(t, &mark);
 		return;
 	}
@@ -733,7 +564,7 @@ smtp_cmd_data(struct smtp_session *s, struct span arg)
 
 	(void)arg;
 	smtp_data_init(&t->data, s->conn->cfg->smtp.max_message_size, spool_emit, &t->spool);
-	buf_init(&t->spool.mem, SPOOL_MEM_MAX);
+	spool_begin(&t->spool);
 	smtp_set_state(s, SMTP_STATE_DATA);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>\r\n");
 }
@@ -758,7 +589,7 @@ smtp_cmd_bdat(struct smtp_session *s, struct span arg)
 		t->chunking = true;
 		smtp_data_init(&t->data, s->conn->cfg->smtp.max_message_size, spool_emit, &t->spool);
 		smtp_data_bdat(&t->data);
-		buf_init(&t->spool.mem, SPOOL_MEM_MAX);
+		spool_begin(&t->spool);
 	}
 	t->chunk_left = size;
 	t->last = last;
@@ -835,7 +666,7 @@ delivered_here(void *arg)
 		switch (d->rc) {
 		case 0:
 			s->messages++;
-			d->txn->rate_messages = d->txn->rate_recipients = 0;	/* delivered: they stay taken */
+			hourly_keep(&d->txn->rate);	/* delivered: they stay taken */
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=accepted from=\"%s\" local=%zu remote=%zu size=%" PRIu64
 			    " body=%016" PRIx64, c->sid, log_safe(safe, span_cstr(d->txn->mail.path.addr)),
 			    d->txn->nlogins, d->txn->nremote,
@@ -880,42 +711,65 @@ delivered(void *arg, int rc)
 	worker_post(d->conn->worker, delivered_here, d);	/* from the store's writer */
 }
 
-/* The end of data: refuse, or commit and answer after the commit. */
-static void
-finish(struct smtp_session *s)
+/* Why the message just received cannot be taken (the reply), or NULL. */
+static const char *
+data_refusal(const struct smtp_txn *t)
 {
-	struct conn *c = s->conn;
-	struct smtp_txn *t = s->txn;
-	struct delivery *d;
-	const char *refusal = NULL;
-
 	switch (t->data.error) {
 	case SMTP_DATA_OK:
 		break;
 	case SMTP_DATA_BARE_CR_LF:
-		refusal = "550 5.6.0 Message contains a bare CR or LF or a NUL (RFC 5321 2.3.8)\r\n";
-		break;
+		return "550 5.6.0 Message contains a bare CR or LF or a NUL (RFC 5321 2.3.8)\r\n";
 	case SMTP_DATA_LINE_TOO_LONG:
-		refusal = "550 5.6.0 Message line longer than 1000 octets\r\n";
-		break;
+		return "550 5.6.0 Message line longer than 1000 octets\r\n";
 	case SMTP_DATA_TOO_BIG:
-		refusal = "552 5.3.4 Message size exceeds fixed maximum message size\r\n";
-		break;
+		return "552 5.3.4 Message size exceeds fixed maximum message size\r\n";
 	case SMTP_DATA_TOO_MANY_HEADERS:
-		refusal = "552 5.3.4 Too many header lines\r\n";
-		break;
+		return "552 5.3.4 Too many header lines\r\n";
 	}
-	if (!refusal && t->spool.err)
-		refusal = t->spool.err == ERR_STORE_FULL ? "452 4.3.1 Insufficient system storage\r\n" :
+	if (t->spool.err)
+		return t->spool.err == ERR_STORE_FULL ? "452 4.3.1 Insufficient system storage\r\n" :
 		    "451 4.3.0 Local error in processing\r\n";
-	if (refusal) {
-		log_msg(LOG_LEVEL_INFO, "sid=%s event=data_refused ip=%s reason=%d", c->sid, c->ip, (int)t->data.error);
-		smtp_reply(s, refusal);
-		smtp_txn_reset(s);
-		return;
+	return NULL;
+}
+
+/*
+ * The queue entry of a delivery: remote recipients, success reports owed,
+ * and (written by the store only if one is deferred) alias members' stand-ins.
+ */
+static void
+delivery_queue(struct delivery *d, const struct smtp_session *s)
+{
+	const struct smtp_txn *t = d->txn;
+
+	snprintf(d->q.sender, sizeof(d->q.sender), "%s", t->mail.path.addr);
+	snprintf(d->q.envid, sizeof(d->q.envid), "%s", t->mail.envid);
+	d->q.ret_full = t->mail.ret_full;
+	d->q.ret_hdrs = t->mail.ret_hdrs;
+	/* a stranger's NOTIFY=SUCCESS RET=FULL would mail the content to any address (STYLE 16) */
+	d->q.success_hdrs = !s->authenticated;
+	d->q.created = d->q.next_attempt = d->req.u.deliver.now;
+	d->q.rcpts = t->remote;
+	d->q.nrcpts = t->nremote;
+	if (t->nreports) {
+		d->qrcpts = xcalloc(t->nremote + t->nreports, sizeof(*d->qrcpts));
+		if (t->nremote)
+			memcpy(d->qrcpts, t->remote, t->nremote * sizeof(*d->qrcpts));
+		memcpy(d->qrcpts + t->nremote, t->reports, t->nreports * sizeof(*d->qrcpts));
+		d->q.rcpts = d->qrcpts;
+		d->q.nrcpts = t->nremote + t->nreports;
 	}
-	d = xcalloc(1, sizeof(*d));
-	d->conn = conn_ref(c);
+	d->req.u.deliver.queue = &d->q;
+}
+
+/* The store request for the session's transaction, which it takes over. */
+static struct delivery *
+delivery_new(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct delivery *d = xcalloc(1, sizeof(*d));
+
+	d->conn = conn_ref(s->conn);
 	d->txn = t;
 	buf_init(&d->prefix, 0);
 	build_prefix(s, &d->prefix);
@@ -940,32 +794,33 @@ finish(struct smtp_session *s)
 		d->req.u.deliver.defer = d->defer;
 		d->req.u.deliver.deferred_out = d->deferred;
 	}
-	if (*t->rate_login) {	/* the login's hourly record, in the same commit (rate_take) */
-		d->req.u.deliver.rate_login = t->rate_login;
-		d->req.u.deliver.rate_hour = t->rate_hour;
+	if (*t->rate.login) {	/* the login's hourly record, in the same commit (hourly_take) */
+		d->req.u.deliver.rate_login = t->rate.login;
+		d->req.u.deliver.rate_hour = t->rate.hour;
 		d->req.u.deliver.rate_recipients = (uint32_t)t->nrcpts;
 	}
 	/* an entry is given for alias members too: the store writes it only if one is deferred */
-	if (t->nremote || t->nreports || t->nstand_ins) {
-		snprintf(d->q.sender, sizeof(d->q.sender), "%s", t->mail.path.addr);
-		snprintf(d->q.envid, sizeof(d->q.envid), "%s", t->mail.envid);
-		d->q.ret_full = t->mail.ret_full;
-		d->q.ret_hdrs = t->mail.ret_hdrs;
-		/* a stranger's NOTIFY=SUCCESS RET=FULL would mail the content to any address (STYLE 16) */
-		d->q.success_hdrs = !s->authenticated;
-		d->q.created = d->q.next_attempt = d->req.u.deliver.now;
-		d->q.rcpts = t->remote;
-		d->q.nrcpts = t->nremote;
-		if (t->nreports) {
-			d->qrcpts = xcalloc(t->nremote + t->nreports, sizeof(*d->qrcpts));
-			if (t->nremote)
-				memcpy(d->qrcpts, t->remote, t->nremote * sizeof(*d->qrcpts));
-			memcpy(d->qrcpts + t->nremote, t->reports, t->nreports * sizeof(*d->qrcpts));
-			d->q.rcpts = d->qrcpts;
-			d->q.nrcpts = t->nremote + t->nreports;
-		}
-		d->req.u.deliver.queue = &d->q;
+	if (t->nremote || t->nreports || t->nstand_ins)
+		delivery_queue(d, s);
+	return d;
+}
+
+/* The end of data: refuse, or commit and answer after the commit. */
+static void
+finish(struct smtp_session *s)
+{
+	struct conn *c = s->conn;
+	const char *refusal = data_refusal(s->txn);
+	struct delivery *d;
+
+	if (refusal) {
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=data_refused ip=%s reason=%d", c->sid, c->ip,
+		    (int)s->txn->data.error);
+		smtp_reply(s, refusal);
+		smtp_txn_reset(s);
+		return;
 	}
+	d = delivery_new(s);
 	conn_pause(c);	/* no command is read until the commit answered */
 	if (store_submit(server_store, &d->req, delivered, d)) {
 		d->rc = ERR_STATE;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tests that exercise threads, under ThreadSanitizer: the group commit
-# (test_store, crash_store), the job pool, the auth client and throttle, and
+# (test_store, crash_store), the auth client and throttle, and
 # a real postied (workers, writer, runner, auth reader) under the SMTP,
 # delivery, auth and POP3 integration tests. A separate build in a fresh copy
 # of the checkout (--enable-tsan cannot share a build with ASan). One TAP
@@ -13,7 +13,7 @@ top=${top_srcdir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 need_root_checkout "$top"
 
 tests=(
-	tests/unit/test_store tests/unit/crash_store tests/unit/test_jobs
+	tests/unit/test_store tests/unit/crash_store
 	tests/unit/test_auth tests/unit/test_throttle
 	tests/integration/test_smtp.py tests/integration/test_delivery.py
 	tests/integration/test_auth.py tests/integration/test_pop3.py

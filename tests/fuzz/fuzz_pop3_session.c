@@ -5,28 +5,21 @@
 #include <stdlib.h>
 
 #include "fake_conn.h"
+#include "testlib.h"
 #include "server/pop3/session.h"
 #include "core/log.h"
 #include "server/server.h"
 #include "storage/store.h"
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 #include "core/compat.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char store_dir[] = "/tmp/postie-fuzz-pop3-XXXXXX";
+static struct testlib_store store;
 
 static void
 cleanup(void)
 {
-	char cmd[64];
-
-	store_close(server_store);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", store_dir);
-	if (system(cmd) != 0)
-		(void)0;	/* a temporary directory left behind is harmless */
+	testlib_store_close(&store);
 }
 
 int
@@ -39,23 +32,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!ready) {
 		/* a real store with one mailbox, so logins reach TRANSACTION and UPDATE */
-		struct store_opts o = { store_dir, 0, 0, false };
-		struct store_req r;
+		static const char *const logins[] = { "alice", NULL };
 
 		log_open("fuzz", true, LOG_LEVEL_CRIT);
 		fake_config_init(&cfg);
-		if (!mkdtemp(store_dir) || store_open(&o, &server_store) || store_user_add(server_store, "alice", 0))
+		if (testlib_store_open(&store, "postie-fuzz-pop3", 0, 0, logins))
 			abort();
+		server_store = store.st;
 		atexit(cleanup);
-		memset(&r, 0, sizeof(r));
-		r.op = STORE_OP_DELIVER;
-		r.u.deliver.mem = (const unsigned char *)"Subject: x\r\n\r\n.body\r\n";
-		r.u.deliver.mem_len = strlen((const char *)r.u.deliver.mem);
-		r.u.deliver.fd = -1;
-		r.u.deliver.logins = (const char *[]){ "alice" };
-		r.u.deliver.nlogins = 1;
 		for (int i = 0; i < 5; i++)
-			store_submit_wait(server_store, &r);
+			testlib_deliver(server_store, "alice", "Subject: x\r\n\r\n.body\r\n");
 		ready = 1;
 	}
 	fake_conn_init(&c, &cfg, size && (data[0] & 1) ? LISTEN_POP3S : LISTEN_POP3, &pop3_proto_ops);
@@ -73,8 +59,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			buf_reset(&c.out);	/* replies are checked by the unit tests; keep memory flat */
 	}
 	/* a QUIT with deletions is answered from the store's writer: wait for it */
-	for (int i = 0; i < 500 && c.paused && !c.closed; i++)
-		usleep(1000);
+	fake_conn_wait_resumed(&c, 500);
 	fake_conn_free(&c);
 	return 0;
 }

@@ -5,27 +5,21 @@
 #include <stdlib.h>
 
 #include "fake_conn.h"
+#include "testlib.h"
 #include "server/smtp/session.h"
 #include "core/log.h"
 #include "server/server.h"
 #include "storage/store.h"
-#include <stdio.h>
-#include <unistd.h>
 #include "core/compat.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char store_dir[] = "/tmp/postie-fuzz-smtp-XXXXXX";
+static struct testlib_store store;
 
 static void
 cleanup(void)
 {
-	char cmd[64];
-
-	store_close(server_store);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", store_dir);
-	if (system(cmd) != 0)
-		(void)0;	/* a temporary directory left behind is harmless */
+	testlib_store_close(&store);
 }
 
 int
@@ -38,13 +32,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!ready) {
 		/* a real store with mailboxes, so RCPT resolves and DATA delivers */
-		struct store_opts o = { store_dir, 0, 0, false };
+		static const char *const logins[] = { "alice", NULL };
 
 		log_open("fuzz", true, LOG_LEVEL_CRIT);
 		fake_config_init(&cfg);
-		if (!mkdtemp(store_dir) || store_open(&o, &server_store) || store_user_add(server_store, "alice", 0) ||
-		    store_user_add(server_store, "bob", 1000))
+		if (testlib_store_open(&store, "postie-fuzz-smtp", 0, 0, logins) ||
+		    store_user_add(store.st, "bob", 1000))
 			abort();
+		server_store = store.st;
 		atexit(cleanup);
 		ready = 1;
 	}
@@ -63,8 +58,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			buf_reset(&c.out);	/* replies are checked by the unit tests; keep memory flat */
 	}
 	/* a message being committed is answered from the store's writer: wait for it */
-	for (int i = 0; i < 500 && c.paused && !c.closed; i++)
-		usleep(1000);
+	fake_conn_wait_resumed(&c, 500);
 	fake_conn_free(&c);
 	return 0;
 }

@@ -2,6 +2,7 @@
 discarded, limits and deadlines, reload and graceful stop, with real TLS
 clients (Python's ssl, smtplib, poplib) against a real postied."""
 
+import fcntl
 import os
 import poplib
 import pwd
@@ -351,13 +352,21 @@ def test_second_postied_on_the_same_store_refuses():
             assert read_line(s).startswith(b"220 ")
 
 
-def wait_zombie(pid, timeout=10):
-    """Wait until pid has died but is not reaped (state Z): what kill -9 leaves."""
+def wait_zombie(pid, lock, timeout=10):
+    """Wait until pid has died but is not reaped (state Z), as kill -9 leaves it,
+    and its last thread has let go of lock (a dead leader shows Z while other
+    threads may still be exiting)."""
     deadline = time.time() + timeout
     while True:
         with open("/proc/%d/stat" % pid) as f:
-            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                return
+            zombie = f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        if zombie:
+            with open(lock) as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    pass
         assert time.time() < deadline, "pid %d did not die" % pid
         time.sleep(0.02)
 
@@ -370,7 +379,8 @@ def test_restart_right_after_kill_9():
             c.sendmail("someone@remote.test", ["alice@example.test"], b"Subject: kept\r\n\r\nbody\r\n")
         old = srv.proc
         old.send_signal(signal.SIGKILL)
-        wait_zombie(old.pid)  # not reaped: as after kill -9 of a process we are not the parent of
+        # not reaped: as after kill -9 of a process we are not the parent of
+        wait_zombie(old.pid, os.path.join(srv.dir, "store", "postied.lock"))
         srv.log.close()
         srv.start()
         assert srv.proc.pid != old.pid

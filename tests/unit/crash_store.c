@@ -20,13 +20,14 @@
 #include "core/log.h"
 #include "storage/store.h"
 #include "tap.h"
+#include "testlib.h"
 
 #define ROUNDS 20
 #define MAILBOXES 16
 #define THREADS 8
 #define ACK_MAX 200000
 
-static char dir[64];
+static char dir[TESTLIB_DIR_MAX];
 static int ack_fd;
 static struct store *child_store;
 
@@ -162,8 +163,7 @@ main(void)
 	int i;
 
 	log_open("crash", true, LOG_LEVEL_CRIT);
-	snprintf(dir, sizeof(dir), "/tmp/postie-crash-XXXXXX");
-	if (!mkdtemp(dir))
+	if (!testlib_tmpdir("postie-crash", dir, sizeof(dir)))
 		return 1;
 	st = open_store();
 	for (i = 0; i < MAILBOXES; i++) {
@@ -219,11 +219,6 @@ main(void)
 		CHECK_MSG(doubled == 0, "none is present twice");
 		store_close(st);
 	}
-	{
-		char cmd[128];
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			printf("# could not remove %s\n", dir);
-	}
+	testlib_rmtree(dir);
 	return tap_done();
 }

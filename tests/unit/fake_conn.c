@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/conn.h"
 #include "server/authflow.h"
@@ -103,6 +104,48 @@ fake_conn_free(struct conn *c)
 	c->ops->destroy(c);
 	buf_free(&c->in);
 	buf_free(&c->out);
+}
+
+const char *
+fake_conn_run(struct conn *c, struct config *cfg, enum listen_proto proto, const struct proto_ops *ops,
+    const char *input)
+{
+	fake_conn_init(c, cfg, proto, ops);
+	c->ops->start(c);
+	fake_conn_feed(c, input, strlen(input));
+	return fake_conn_out(c);
+}
+
+void
+fake_conn_feed_str(struct conn *c, const char *text)
+{
+	fake_conn_feed(c, text, strlen(text));
+}
+
+const char *
+fake_conn_out(const struct conn *c)
+{
+	return c->out.data ? (const char *)c->out.data : "";
+}
+
+bool
+fake_conn_wait_resumed(struct conn *c, unsigned ms)
+{
+	unsigned i;
+
+	for (i = 0; i < ms && c->paused && !c->closed; i++)
+		usleep(1000);
+	return !c->paused;
+}
+
+bool
+fake_conn_wait_closing(struct conn *c, unsigned ms)
+{
+	unsigned i;
+
+	for (i = 0; i < ms && !c->close_after_flush && !c->closed; i++)
+		usleep(1000);
+	return c->close_after_flush || c->closed;
 }
 
 void

@@ -31,6 +31,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "tap.h"
+#include "testlib.h"
 #include "core/compat.h"
 
 #define S(x) span_cstr(x)
@@ -39,7 +40,7 @@
 #define PAM_MODDIR "/usr/lib/x86_64-linux-gnu/security/"
 #define WAIT_S 10	/* no single answer may take longer */
 
-static char dir[64], helper[512];
+static char dir[TESTLIB_DIR_MAX], helper[512];
 
 static void
 write_file(const char *name, int mode, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -49,17 +50,11 @@ write_file(const char *name, int mode, const char *fmt, ...)
 {
 	char path[256];
 	va_list ap;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f)
-		return;
 	va_start(ap, fmt);
-	vfprintf(f, fmt, ap);
+	testlib_vwrite_file(path, mode, fmt, ap);
 	va_end(ap);
-	fclose(f);
-	chmod(path, (mode_t)mode);
 }
 
 static bool
@@ -68,8 +63,7 @@ setup(void)
 	const char *top = getenv("top_builddir");
 
 	snprintf(helper, sizeof(helper), "%s/auth/helper/postie-auth", top ? top : ".");
-	snprintf(dir, sizeof(dir), "/tmp/postie-test-auth-XXXXXX");
-	if (!mkdtemp(dir))
+	if (!testlib_tmpdir("postie-test-auth", dir, sizeof(dir)))
 		return false;
 	write_file("passdb", 0600, "alice:alice-password:postie\nbob:bob-password:postie\n"
 	    "locky:locky-password:locked\n");
@@ -445,6 +439,44 @@ refuses_service(const char *service)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 2;
 }
 
+/* The exit status of a helper started with -t timeout that sees EOF at once: 0 ran, 2 refused. */
+static int
+exit_with_timeout(const char *timeout)
+{
+	int sv[2], status = 0;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		if (dup2(sv[1], 3) < 0)
+			_exit(127);
+		close_range(4, ~0u, 0);
+		execl(helper, "postie-auth", "-f", "-s", "postie", "-t", timeout, (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	close(sv[0]);
+	if (pid < 0)
+		return -1;
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* -t: seconds, 1 to WORKER_TIMEOUT_MAX (3600), digits only. */
+static void
+test_timeout_option(void)
+{
+	static const char *const bad[] = { "0", "3601", "+5", " 5", "5 ", "5x", "", "-1", "0x10",
+	    "18446744073709551617", "99999999999999999999999" };
+	size_t i;
+
+	CHECK(exit_with_timeout("1") == 0 && exit_with_timeout("3600") == 0 && exit_with_timeout("0030") == 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_MSG(exit_with_timeout(bad[i]) == 2, bad[i]);
+}
+
 /* Read one reply: its result, 0 on EOF, -1 on timeout or garbage. */
 static int
 read_reply(int fd, uint32_t *id_out)
@@ -567,21 +599,6 @@ test_helper_direct(void)
 	buf_free(&b);
 }
 
-static bool
-file_contains(const char *path, const char *needle)
-{
-	char line[4096];
-	bool found = false;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, needle) != NULL;
-	fclose(f);
-	return found;
-}
-
 int
 main(void)
 {
@@ -607,14 +624,15 @@ main(void)
 	test_restart_decision();
 	test_client();
 	test_helper_direct();
+	test_timeout_option();
 	fflush(stderr);
 	dup2(saved, 2);
 	close(saved);
 	if (logfd >= 0)
 		close(logfd);
-	CHECK(file_contains(log, "event=auth_helper"));	/* it did log: the worker deaths above */
-	CHECK_MSG(!file_contains(log, "alice-password") && !file_contains(log, "bob-password") &&
-	    !file_contains(log, "wrong"), "no password in the helper's log");
+	CHECK(testlib_file_contains(log, "event=auth_helper"));	/* it did log: the worker deaths above */
+	CHECK_MSG(!testlib_file_contains(log, "alice-password") && !testlib_file_contains(log, "bob-password") &&
+	    !testlib_file_contains(log, "wrong"), "no password in the helper's log");
 	cleanup();
 	return tap_done();
 }

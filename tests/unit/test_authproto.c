@@ -90,6 +90,35 @@ test_roundtrip(void)
 	buf_free(&b);
 }
 
+/* The wire format byte for byte: what both sides have sent since version 1. */
+static void
+test_wire_bytes(void)
+{
+	static const unsigned char request[] =
+	    "\x00\x00\x00\x21"		/* body length 33 */
+	    "\x01" "Q" "\x00\x01\x02\x03"	/* version, type, id 0x00010203 */
+	    "\x06" "postie" "\x09" "192.0.2.7" "\x03" "bob" "\x00\x04" "p\xc3\xa4w";
+	static const unsigned char reply[] = "\x00\x00\x00\x07" "\x01" "R" "\xfe\xdc\xba\x98" "\x02";
+	struct auth_request req;
+	struct buf b;
+	struct span bd;
+	enum auth_result res;
+	uint32_t id;
+
+	buf_init(&b, 0);
+	CHECK(auth_proto_encode_request(&b, 0x00010203u, S("postie"), S("192.0.2.7"), S("bob"), S("p\xc3\xa4w")) == 0 &&
+	    b.len == sizeof(request) - 1 && memcmp(b.data, request, b.len) == 0);
+	buf_reset(&b);
+	CHECK(auth_proto_encode_reply(&b, 0xfedcba98u, AUTH_RESULT_FAIL) == 0 && b.len == sizeof(reply) - 1 &&
+	    memcmp(b.data, reply, b.len) == 0);
+	buf_free(&b);
+	CHECK(auth_proto_frame(span_make(request, sizeof(request) - 1), &bd) == (long)sizeof(request) - 1 &&
+	    auth_proto_decode_request(bd, &req) == 0 && req.id == 0x00010203u && span_eq(req.service, "postie") &&
+	    span_eq(req.rhost, "192.0.2.7") && span_eq(req.login, "bob") && span_eq(req.password, "p\xc3\xa4w"));
+	CHECK(auth_proto_frame(span_make(reply, sizeof(reply) - 1), &bd) == 11 &&
+	    auth_proto_decode_reply(bd, &id, &res) == 0 && id == 0xfedcba98u && res == AUTH_RESULT_FAIL);
+}
+
 static void
 test_encode_limits(void)
 {
@@ -250,6 +279,7 @@ int
 main(void)
 {
 	test_roundtrip();
+	test_wire_bytes();
 	test_encode_limits();
 	test_service_name();
 	test_decode_malformed();

@@ -9,8 +9,9 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "tap.h"
+#include "testlib.h"
 
-static char dir[64];
+static char dir[TESTLIB_DIR_MAX];
 static char reported[8192];
 
 static void
@@ -40,13 +41,10 @@ static int
 load(const char *text, bool bare, struct config **cfg)
 {
 	char path[128];
-	FILE *f;
 	int rc;
 
 	snprintf(path, sizeof(path), "%s/postie.conf", dir);
-	f = fopen(path, "w");
-	fprintf(f, "%s%s", bare ? "" : base(), text);
-	fclose(f);
+	testlib_write_file(path, 0644, "%s%s", bare ? "" : base(), text);
 	reported[0] = '\0';
 	rc = config_load(path, cfg, collect, NULL);
 	return rc;
@@ -146,6 +144,35 @@ test_errors(void)
 		{ "smtp = { max_message_size = \"99999999999999999999\"; };\n", "is not a size" },
 		{ "smtp = { max_message_size = \"18014398509481984K\"; };\n", "is not a size" },
 		{ "limits = { command_timeout = \"5 m\"; };\n", "\"5 m\" is not a duration" },
+		/* every number is at most what fits 64 bits once its unit is applied: the largest
+		   one parses (and then fails the key's range), one more does not parse */
+		{ "smtp = { max_message_size = \"18446744073709551615\"; };\n", "18446744073709551615 is out of range" },
+		{ "smtp = { max_message_size = \"18446744073709551616\"; };\n", "\"18446744073709551616\" is not a size" },
+		{ "smtp = { max_message_size = \"18014398509481983K\"; };\n", "is out of range" },
+		{ "smtp = { max_message_size = \"17592186044415M\"; };\n", "is out of range" },
+		{ "smtp = { max_message_size = \"17592186044416M\"; };\n", "\"17592186044416M\" is not a size" },
+		{ "smtp = { max_message_size = \"17179869183g\"; };\n", "is out of range" },
+		{ "smtp = { max_message_size = \"17179869184g\"; };\n", "\"17179869184g\" is not a size" },
+		{ "smtp = { max_message_size = \"16777215T\"; };\n", "is out of range" },
+		{ "smtp = { max_message_size = \"16777216T\"; };\n", "\"16777216T\" is not a size" },
+		{ "smtp = { max_message_size = \"-0\"; };\n", "\"-0\" is not a size" },
+		{ "smtp = { max_message_size = \"K\"; };\n", "\"K\" is not a size" },
+		{ "auth = { failure_delay = \"18446744073709551615ms\"; };\n", "18446744073709551615 is out of range" },
+		{ "auth = { failure_delay = \"18446744073709551616ms\"; };\n", "is not a duration" },
+		{ "limits = { command_timeout = \"18446744073709551s\"; };\n", "18446744073709551 is out of range" },
+		{ "limits = { command_timeout = \"18446744073709552s\"; };\n", "is not a duration" },
+		{ "limits = { command_timeout = \"307445734561825m\"; };\n", "is out of range" },
+		{ "limits = { command_timeout = \"307445734561826m\"; };\n", "is not a duration" },
+		{ "limits = { command_timeout = \"5124095576030h\"; };\n", "is out of range" },
+		{ "limits = { command_timeout = \"5124095576031h\"; };\n", "is not a duration" },
+		{ "limits = { command_timeout = \"213503982334d\"; };\n", "is out of range" },
+		{ "limits = { command_timeout = \"213503982335d\"; };\n", "is not a duration" },
+		{ "limits = { command_timeout = \"99999999999999999999999\"; };\n", "is not a duration" },
+		{ "limits = { command_timeout = \"+5s\"; };\n", "is not a duration" },
+		{ "relay = { smarthost = \"relay.example.net:65536\"; };\n", "is not host:port" },
+		{ "relay = { smarthost = \"relay.example.net:0\"; };\n", "is not host:port" },
+		{ "relay = { smarthost = \"relay.example.net:18446744073709551617\"; };\n", "is not host:port" },
+		{ "relay = { smarthost = \"relay.example.net:+25\"; };\n", "is not host:port" },
 		{ "limits = { command_timeout = \"\"; };\n", "\"\" is not a duration" },
 		{ "limits = { command_timeout = \"1.5h\"; };\n", "is not a duration" },
 		{ "relay = { routes = ( { domain = \"x.test\"; host = \"127.0.0.1\"; } ); };\n", ":4: relay.routes: port is missing" },
@@ -215,19 +242,13 @@ int
 main(void)
 {
 	char path[128];
-	FILE *f;
 
-	snprintf(dir, sizeof(dir), "/tmp/postie-test-config-XXXXXX");
-	if (!mkdtemp(dir))
+	if (!testlib_tmpdir("postie-test-config", dir, sizeof(dir)))
 		return 1;
 	snprintf(path, sizeof(path), "%s/cert.pem", dir);
-	f = fopen(path, "w");
-	fputs("not checked by the config loader\n", f);
-	fclose(f);
+	testlib_write_file(path, 0644, "not checked by the config loader\n");
 	snprintf(path, sizeof(path), "%s/key.pem", dir);
-	f = fopen(path, "w");
-	fputs("not checked by the config loader\n", f);
-	fclose(f);
+	testlib_write_file(path, 0644, "not checked by the config loader\n");
 
 	test_defaults();
 	test_values();
@@ -235,8 +256,6 @@ main(void)
 	test_file_problems();
 	test_refcount();
 
-	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
-	if (system(path) != 0)
-		printf("# could not remove %s\n", dir);
+	testlib_rmtree(dir);
 	return tap_done();
 }

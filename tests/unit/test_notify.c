@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "server/notify.h"
 #include "tap.h"
+#include "testlib.h"
 
 /* bind a datagram socket on name ("/path" or "@abstract") */
 static int
@@ -50,12 +51,12 @@ next(int fd)
 int
 main(void)
 {
-	char dir[] = "/tmp/postie-notify-XXXXXX", path[128], abstract[64];
+	char dir[TESTLIB_DIR_MAX], path[128], abstract[64];
 	const char *m;
 	unsigned long long usec;
 	int fd, afd;
 
-	if (!mkdtemp(dir))
+	if (!testlib_tmpdir("postie-notify", dir, sizeof(dir)))
 		return 1;
 	snprintf(path, sizeof(path), "%s/notify", dir);
 	fd = bind_dgram(path);
@@ -91,6 +92,6 @@ main(void)
 	CHECK(notify_ready() == ERR_IO);
 
 	close(afd);
-	rmdir(dir);
+	testlib_rmtree(dir);
 	return tap_done();
 }

@@ -10,24 +10,17 @@
 #include "server/server.h"
 #include "storage/store.h"
 #include "tap.h"
+#include "testlib.h"
 #include <stdlib.h>
 #include <unistd.h>
 
 static struct config cfg;
 
+/* Run a script of input on a fresh POP3 session; return the replies. */
 static const char *
 run(enum listen_proto proto, const char *input, struct conn *c)
 {
-	fake_conn_init(c, &cfg, proto, &pop3_proto_ops);
-	c->ops->start(c);
-	fake_conn_feed(c, input, strlen(input));
-	return (const char *)c->out.data;
-}
-
-static bool
-has(const char *out, const char *want)
-{
-	return out && strstr(out, want) != NULL;
+	return fake_conn_run(c, &cfg, proto, &pop3_proto_ops, input);
 }
 
 static void
@@ -38,17 +31,17 @@ test_basics(void)
 
 	out = run(LISTEN_POP3, "CAPA\r\nNOOP\r\nFOO\r\nCAPA x\r\nquit\r\n", &c);
 	CHECK(strncmp(out, "+OK mx.example.test POP3 server ready\r\n", 39) == 0);
-	CHECK(has(out, "+OK Capability list follows\r\nSTLS\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"
+	CHECK(testlib_has(out, "+OK Capability list follows\r\nSTLS\r\nTOP\r\nUIDL\r\nRESP-CODES\r\n"
 	    "AUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nIMPLEMENTATION postie\r\n.\r\n"));
-	CHECK(!has(out, "USER\r\n") && !has(out, "SASL"));	/* no passwords before STLS */
-	CHECK(has(out, "-ERR Command not valid in this state\r\n"));	/* NOOP before login */
-	CHECK(has(out, "-ERR Unknown command\r\n"));
-	CHECK(has(out, "-ERR Syntax error: no arguments allowed\r\n"));
-	CHECK(has(out, "+OK postie POP3 server signing off\r\n") && c.close_after_flush);
+	CHECK(!testlib_has(out, "USER\r\n") && !testlib_has(out, "SASL"));	/* no passwords before STLS */
+	CHECK(testlib_has(out, "-ERR Command not valid in this state\r\n"));	/* NOOP before login */
+	CHECK(testlib_has(out, "-ERR Unknown command\r\n"));
+	CHECK(testlib_has(out, "-ERR Syntax error: no arguments allowed\r\n"));
+	CHECK(testlib_has(out, "+OK postie POP3 server signing off\r\n") && c.close_after_flush);
 	fake_conn_free(&c);
 
 	out = run(LISTEN_POP3S, "CAPA\r\nSTLS\r\n", &c);	/* implicit TLS: no STLS */
-	CHECK(!has(out, "STLS\r\nRESP") && has(out, "-ERR STLS not available\r\n"));
+	CHECK(!testlib_has(out, "STLS\r\nRESP") && testlib_has(out, "-ERR STLS not available\r\n"));
 	fake_conn_free(&c);
 }
 
@@ -59,12 +52,12 @@ test_stls(void)
 	const char *out;
 
 	out = run(LISTEN_POP3, "STLS\r\nUSER alice\r\n", &c);
-	CHECK(has(out, "+OK Begin TLS negotiation\r\n"));
+	CHECK(testlib_has(out, "+OK Begin TLS negotiation\r\n"));
 	CHECK(c.tls_state == CONN_TLS_PENDING && c.in.len == 0);	/* pipelined USER dropped */
 	fake_conn_tls_done(&c);
 	buf_reset(&c.out);
 	fake_conn_feed(&c, "CAPA\r\n", 6);
-	CHECK(!has((const char *)c.out.data, "STLS"));
+	CHECK(!testlib_has((const char *)c.out.data, "STLS"));
 	fake_conn_free(&c);
 }
 
@@ -80,27 +73,15 @@ test_lines(void)
 	fake_conn_init(&c, &cfg, LISTEN_POP3, &pop3_proto_ops);
 	fake_conn_feed(&c, big, sizeof(big));
 	out = (const char *)c.out.data;
-	CHECK(has(out, "-ERR Line too long\r\n") && has(out, "+OK Capability list follows"));
+	CHECK(testlib_has(out, "-ERR Line too long\r\n") && testlib_has(out, "+OK Capability list follows"));
 	fake_conn_free(&c);
 
 	fake_conn_init(&c, &cfg, LISTEN_POP3, &pop3_proto_ops);
 	fake_conn_feed(&c, "CA\0PA\r\n", 7);
 	out = (const char *)c.out.data;
-	CHECK(has(out, "-ERR Bad characters in command line\r\n"));
+	CHECK(testlib_has(out, "-ERR Bad characters in command line\r\n"));
 	fake_conn_free(&c);
-	CHECK(has(pop3_proto_ops.busy_reply(&cfg), "-ERR [SYS/TEMP]"));
-}
-
-static void
-feed(struct conn *c, const char *text)
-{
-	fake_conn_feed(c, text, strlen(text));
-}
-
-static const char *
-out_of(struct conn *c)
-{
-	return c->out.data ? (const char *)c->out.data : "";
+	CHECK(testlib_has(pop3_proto_ops.busy_reply(&cfg), "-ERR [SYS/TEMP]"));
 }
 
 /* A TLS session logged in as alice, on the real store. */
@@ -110,123 +91,99 @@ login(struct conn *c)
 	fake_conn_init(c, &cfg, LISTEN_POP3S, &pop3_proto_ops);
 	c->tls_state = CONN_TLS_ON;
 	c->ops->start(c);
-	feed(c, "USER alice\r\nPASS good\r\n");
+	fake_conn_feed_str(c, "USER alice\r\nPASS good\r\n");
 }
 
-static void
-deliver(const char *text)
-{
-	struct store_req r;
-
-	memset(&r, 0, sizeof(r));
-	r.op = STORE_OP_DELIVER;
-	r.u.deliver.mem = (const unsigned char *)text;
-	r.u.deliver.mem_len = strlen(text);
-	r.u.deliver.fd = -1;
-	r.u.deliver.logins = (const char *[]){ "alice" };
-	r.u.deliver.nlogins = 1;
-	store_submit_wait(server_store, &r);
-}
-
-static void
-wait_closing(struct conn *c)
-{
-	int i;
-
-	for (i = 0; i < 500 && !c->close_after_flush; i++)
-		usleep(10000);	/* the commit is answered from the store's writer */
-}
+/* the mailboxes of the store tests: alice only */
+static const char *const alice_only[] = { "alice", NULL };
 
 static void
 test_maildrop(void)
 {
-	struct store_opts o = { NULL, 0, 0, false };
-	char dir[64], cmd[96];
+	struct testlib_store ts;
 	struct conn c, other;
 	const char *out;
+	int rc;
 
-	snprintf(dir, sizeof(dir), "/tmp/postie-test-pop3-XXXXXX");
-	if (!mkdtemp(dir))
+	rc = testlib_store_open(&ts, "postie-test-pop3", 0, 0, alice_only);
+	if (rc == ERR_IO)
 		return;
-	o.path = dir;
-	CHECK(store_open(&o, &server_store) == 0 && store_user_add(server_store, "alice", 0) == 0);
-	deliver("Subject: one\r\n\r\nhello\r\n.dot line\r\n..two dots\r\n");
-	deliver("Subject: two\r\nX: y\r\n\r\nl1\r\nl2\r\nl3\r\n");
-	deliver("no final newline");
+	server_store = ts.st;
+	CHECK(rc == 0);
+	testlib_deliver(server_store, "alice", "Subject: one\r\n\r\nhello\r\n.dot line\r\n..two dots\r\n");
+	testlib_deliver(server_store, "alice", "Subject: two\r\nX: y\r\n\r\nl1\r\nl2\r\nl3\r\n");
+	testlib_deliver(server_store, "alice", "no final newline");
 
 	/* before TLS: no passwords */
 	fake_conn_init(&c, &cfg, LISTEN_POP3, &pop3_proto_ops);
-	feed(&c, "USER alice\r\nPASS good\r\nAUTH PLAIN AGFsaWNlAGdvb2Q=\r\n");
-	CHECK(has(out_of(&c), "-ERR [AUTH] Plaintext authentication disallowed"));
-	CHECK(!has(out_of(&c), "Logged in"));
+	fake_conn_feed_str(&c, "USER alice\r\nPASS good\r\nAUTH PLAIN AGFsaWNlAGdvb2Q=\r\n");
+	CHECK(testlib_has(fake_conn_out(&c), "-ERR [AUTH] Plaintext authentication disallowed"));
+	CHECK(!testlib_has(fake_conn_out(&c), "Logged in"));
 	fake_conn_free(&c);
 
 	login(&c);
-	out = out_of(&c);
-	CHECK(has(out, "+OK Logged in, 3 messages"));
+	out = fake_conn_out(&c);
+	CHECK(testlib_has(out, "+OK Logged in, 3 messages"));
 	buf_reset(&c.out);
-	feed(&c, "STAT\r\nLIST\r\nUIDL 2\r\nLIST 4\r\nLIST 0\r\nLIST 4294967297\r\nLIST +1\r\n");
-	out = out_of(&c);
+	fake_conn_feed_str(&c, "STAT\r\nLIST\r\nUIDL 2\r\nLIST 4\r\nLIST 0\r\nLIST 4294967297\r\nLIST +1\r\n");
+	out = fake_conn_out(&c);
 	/* message 1 is 46 octets stored, 48 sent: two lines start with '.'; 3 gets a CRLF */
-	CHECK(has(out, "+OK 3 "));
-	CHECK(has(out, "+OK\r\n1 48\r\n2 34\r\n3 18\r\n.\r\n"));
-	CHECK(has(out, "+OK 2 "));
-	CHECK(has(out, "-ERR No such message\r\n-ERR No such message\r\n-ERR Syntax error"));
+	CHECK(testlib_has(out, "+OK 3 "));
+	CHECK(testlib_has(out, "+OK\r\n1 48\r\n2 34\r\n3 18\r\n.\r\n"));
+	CHECK(testlib_has(out, "+OK 2 "));
+	CHECK(testlib_has(out, "-ERR No such message\r\n-ERR No such message\r\n-ERR Syntax error"));
 	buf_reset(&c.out);
-	feed(&c, "RETR 1\r\n");
-	CHECK(strcmp(out_of(&c), "+OK 48 octets\r\nSubject: one\r\n\r\nhello\r\n..dot line\r\n"
+	fake_conn_feed_str(&c, "RETR 1\r\n");
+	CHECK(strcmp(fake_conn_out(&c), "+OK 48 octets\r\nSubject: one\r\n\r\nhello\r\n..dot line\r\n"
 	    "...two dots\r\n.\r\n") == 0);
 	buf_reset(&c.out);
-	feed(&c, "TOP 2 1\r\nRETR 3\r\n");
-	CHECK(strcmp(out_of(&c), "+OK\r\nSubject: two\r\nX: y\r\n\r\nl1\r\n.\r\n"
+	fake_conn_feed_str(&c, "TOP 2 1\r\nRETR 3\r\n");
+	CHECK(strcmp(fake_conn_out(&c), "+OK\r\nSubject: two\r\nX: y\r\n\r\nl1\r\n.\r\n"
 	    "+OK 18 octets\r\nno final newline\r\n.\r\n") == 0);
 
 	/* a second session gets [IN-USE] */
 	login(&other);
-	CHECK(has(out_of(&other), "-ERR [IN-USE]"));
+	CHECK(testlib_has(fake_conn_out(&other), "-ERR [IN-USE]"));
 	fake_conn_free(&other);
 
 	/* DELE marks, RSET unmarks; a dropped session deletes nothing */
 	buf_reset(&c.out);
-	feed(&c, "DELE 1\r\nDELE 1\r\nRETR 1\r\nSTAT\r\nRSET\r\nSTAT\r\nDELE 2\r\n");
-	out = out_of(&c);
-	CHECK(has(out, "+OK Message 1 deleted\r\n-ERR Message already deleted\r\n-ERR Message already deleted"));
-	CHECK(has(out, "+OK 2 52\r\n+OK 3 messages\r\n+OK 3 100\r\n+OK Message 2 deleted"));
+	fake_conn_feed_str(&c, "DELE 1\r\nDELE 1\r\nRETR 1\r\nSTAT\r\nRSET\r\nSTAT\r\nDELE 2\r\n");
+	out = fake_conn_out(&c);
+	CHECK(testlib_has(out, "+OK Message 1 deleted\r\n-ERR Message already deleted\r\n-ERR Message already deleted"));
+	CHECK(testlib_has(out, "+OK 2 52\r\n+OK 3 messages\r\n+OK 3 100\r\n+OK Message 2 deleted"));
 	fake_conn_free(&c);	/* dropped: unlocks, deletes nothing */
 	login(&c);
-	CHECK(has(out_of(&c), "+OK Logged in, 3 messages"));
+	CHECK(testlib_has(fake_conn_out(&c), "+OK Logged in, 3 messages"));
 
 	/* QUIT commits the deletions in one go */
-	feed(&c, "DELE 1\r\nDELE 3\r\nQUIT\r\n");
-	wait_closing(&c);
-	CHECK(has(out_of(&c), "(2 messages deleted)"));
+	fake_conn_feed_str(&c, "DELE 1\r\nDELE 3\r\nQUIT\r\n");
+	fake_conn_wait_closing(&c, 5000);	/* the commit is answered from the store's writer */
+	CHECK(testlib_has(fake_conn_out(&c), "(2 messages deleted)"));
 	fake_conn_free(&c);
 	login(&c);
-	CHECK(has(out_of(&c), "+OK Logged in, 1 messages"));
+	CHECK(testlib_has(fake_conn_out(&c), "+OK Logged in, 1 messages"));
 	buf_reset(&c.out);
-	feed(&c, "TOP 1 0\r\nNOOP\r\nQUIT\r\n");
-	CHECK(has(out_of(&c), "+OK\r\nSubject: two\r\nX: y\r\n\r\n.\r\n+OK\r\n+OK postie"));
+	fake_conn_feed_str(&c, "TOP 1 0\r\nNOOP\r\nQUIT\r\n");
+	CHECK(testlib_has(fake_conn_out(&c), "+OK\r\nSubject: two\r\nX: y\r\n\r\n.\r\n+OK\r\n+OK postie"));
 	fake_conn_free(&c);
 	CHECK(store_verify(server_store, NULL, NULL) == 0);
 
 	/* LOGIN-DELAY: advertised when configured, and a login too soon is refused */
 	cfg.pop3.login_delay = 60;
 	login(&c);
-	CHECK(has(out_of(&c), "+OK Logged in"));
+	CHECK(testlib_has(fake_conn_out(&c), "+OK Logged in"));
 	buf_reset(&c.out);
-	feed(&c, "CAPA\r\nQUIT\r\n");
-	CHECK(has(out_of(&c), "LOGIN-DELAY 60\r\n"));
+	fake_conn_feed_str(&c, "CAPA\r\nQUIT\r\n");
+	CHECK(testlib_has(fake_conn_out(&c), "LOGIN-DELAY 60\r\n"));
 	fake_conn_free(&c);
 	login(&c);
-	CHECK(has(out_of(&c), "-ERR [LOGIN-DELAY] Wait 60 seconds") && !has(out_of(&c), "Logged in"));
+	CHECK(testlib_has(fake_conn_out(&c), "-ERR [LOGIN-DELAY] Wait 60 seconds") && !testlib_has(fake_conn_out(&c), "Logged in"));
 	fake_conn_free(&c);
 	cfg.pop3.login_delay = 0;
 
-	store_close(server_store);
+	testlib_store_close(&ts);
 	server_store = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
 }
 
 /* Deliveries waiting for their commit (deliver_many), on the store's writer thread. */
@@ -312,15 +269,16 @@ test_listing_streams(void)
 {
 	/* a large output limit (memory must stay bounded anyway), then the smallest allowed */
 	static const size_t limits[] = { 1 << 20, POP3_STREAM_HIGH };
-	struct store_opts o = { NULL, 0, 0, false };
-	char dir[64], cmd[96], want[64];
+	struct testlib_store ts;
+	char want[64];
 	size_t k, i, steps;
+	int rc;
 
-	snprintf(dir, sizeof(dir), "/tmp/postie-test-pop3-XXXXXX");
-	if (!mkdtemp(dir))
+	rc = testlib_store_open(&ts, "postie-test-pop3", 0, 0, alice_only);
+	if (rc == ERR_IO)
 		return;
-	o.path = dir;
-	CHECK(store_open(&o, &server_store) == 0 && store_user_add(server_store, "alice", 0) == 0);
+	server_store = ts.st;
+	CHECK(rc == 0);
 	deliver_many(LISTING_TEXT, LISTING_MSGS);
 	for (k = 0; k < sizeof(limits) / sizeof(limits[0]); k++) {
 		struct buf got;
@@ -331,10 +289,10 @@ test_listing_streams(void)
 
 		buf_init(&got, 8 << 20);
 		login(&c);
-		CHECK(has(out_of(&c), "+OK Logged in, 4000 messages"));
+		CHECK(testlib_has(fake_conn_out(&c), "+OK Logged in, 4000 messages"));
 		buf_reset(&c.out);
 		c.out.max = limits[k];
-		feed(&c, "DELE 2\r\nUIDL\r\nLIST\r\nNOOP\r\n");
+		fake_conn_feed_str(&c, "DELE 2\r\nUIDL\r\nLIST\r\nNOOP\r\n");
 		for (steps = 0; c.out.len && !c.closed && steps < 1000; steps++) {
 			if (c.out.len > POP3_STREAM_HIGH + 64)
 				bounded = false;
@@ -377,11 +335,8 @@ test_listing_streams(void)
 		buf_free(&got);
 		fake_conn_free(&c);
 	}
-	store_close(server_store);
+	testlib_store_close(&ts);
 	server_store = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
 }
 
 int

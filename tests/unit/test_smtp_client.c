@@ -202,6 +202,41 @@ test_what_the_peer_cannot_take(void)
 	buf_free(&s.written);
 }
 
+/* SIZE through the one number parser: digits only, up to SMTPC_PEER_SIZE_MAX; anything else is no limit. */
+static void
+test_size_values(void)
+{
+	static const struct {
+		const char *ehlo;
+		uint64_t max_size;
+	} cases[] = {
+		{ "250-p\r\n250 SIZE 10\r\n", 10 },
+		{ "250-p\r\n250 SIZE\r\n", 0 },
+		{ "250-p\r\n250 SIZE 0\r\n", 0 },
+		{ "250-p\r\n250 SIZE 18446744073709551615\r\n", UINT64_MAX },
+		{ "250-p\r\n250 SIZE 18446744073709551616\r\n", 0 },	/* one past the limit */
+		{ "250-p\r\n250 SIZE 99999999999999999999\r\n", 0 },
+		{ "250-p\r\n250 SIZE 10x\r\n", 0 },
+		{ "250-p\r\n250 SIZE +10\r\n", 0 },
+		{ "250-p\r\n250 SIZE -0\r\n", 0 },
+		{ "250-p\r\n250 SIZE 1 2\r\n", 0 },
+		{ "250-p\r\n250 SIZE \xff\r\n", 0 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct script s = { .chunks = { "220 p\r\n", cases[i].ehlo } };
+		struct smtpc_transport t = { s_fill, s_write, NULL, &s };
+		struct smtpc c;
+
+		buf_init(&s.written, 0);
+		smtpc_init(&c, &t, &opts);
+		CHECK(smtpc_open(&c) == SMTPC_OK && (c.ext & SMTPC_EXT_SIZE) && c.max_size == cases[i].max_size);
+		smtpc_free(&c);
+		buf_free(&s.written);
+	}
+}
+
 static void
 test_hostile_replies(void)
 {
@@ -448,6 +483,7 @@ main(void)
 	test_pipelined_transaction();
 	test_one_at_a_time_and_refusals();
 	test_what_the_peer_cannot_take();
+	test_size_values();
 	test_hostile_replies();
 	test_starttls_discards_injected_bytes();
 	test_auth_needs_tls();

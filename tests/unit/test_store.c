@@ -13,8 +13,9 @@
 #include "core/log.h"
 #include "storage/store.h"
 #include "tap.h"
+#include "testlib.h"
 
-static char dir[64];
+static char dir[TESTLIB_DIR_MAX];
 
 static struct store *
 open_at(const char *sub, uint64_t map, uint64_t map_max)
@@ -719,6 +720,183 @@ test_body_chunks(void)
 	CHECK(open_at("legacy", 0, 0) == NULL);
 }
 
+/* One database of a closed store, opened as an older postie would: put n records, or get one. */
+struct raw_rec {
+	const char *db;
+	const void *k;
+	size_t kn;
+	const void *v;
+	size_t vn;
+};
+
+static int
+raw_put(const char *path, const struct raw_rec *r, size_t n)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	size_t i;
+	int rc;
+
+	if ((rc = mdb_env_create(&env)) || (rc = mdb_env_set_maxdbs(env, 16)) ||
+	    (rc = mdb_env_open(env, path, 0, 0600)) || (rc = mdb_txn_begin(env, NULL, 0, &txn)))
+		return rc;
+	for (i = 0; i < n && !rc; i++) {
+		MDB_dbi dbi;
+		MDB_val k = { r[i].kn, (void *)(uintptr_t)r[i].k }, v = { r[i].vn, (void *)(uintptr_t)r[i].v };
+
+		if (!(rc = mdb_dbi_open(txn, r[i].db, 0, &dbi)))
+			rc = mdb_put(txn, dbi, &k, &v, 0);
+	}
+	rc = rc ? (mdb_txn_abort(txn), rc) : mdb_txn_commit(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+/* Is the record under k in db exactly the n bytes want? */
+static bool
+raw_is(const char *path, const char *db, const void *k, size_t kn, const void *want, size_t n)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val key = { kn, (void *)(uintptr_t)k }, v;
+	bool same = false;
+
+	if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16))
+		return false;
+	if (!mdb_env_open(env, path, MDB_RDONLY, 0600) && !mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) {
+		same = !mdb_dbi_open(txn, db, 0, &dbi) && !mdb_get(txn, dbi, &key, &v) && v.mv_size == n &&
+		    memcmp(v.mv_data, want, n) == 0;
+		mdb_txn_abort(txn);
+	}
+	mdb_env_close(env);
+	return same;
+}
+
+/*
+ * The record layouts, byte for byte: records as the store has written them
+ * since schema 1 (accounts, mail, bodyref, queue with a local recipient,
+ * rates) read back through store.h, and written again identically.
+ */
+static void
+test_record_bytes(void)
+{
+#define LIT(s) s, sizeof(s) - 1
+	static const char account[] =
+	    "\x00\x00\x00\x00\x00\x0f\x42\x40"	/* quota 1000000 */
+	    "\x00\x00\x00\x00\x65\x53\xf1\x00"	/* created 1700000000 */
+	    "\x01"				/* enabled */
+	    "\x00\x00\x00\x01"			/* count 1 */
+	    "\x00\x00\x00\x00\x00\x00\x00\x1a"	/* bytes 26 */
+	    "\x00\x00\x00\x02";			/* next uid 2 */
+	static const char mail_key[] = "\x03" "lit" "\x00\x00\x00\x01";
+	static const char mail[] =
+	    "\x00\x00\x00\x00\x00\x00\x00\x64"	/* body 100 */
+	    "\x00\x00\x00\x00\x00\x00\x00\x1a"	/* size 26 */
+	    "\x00\x00\x00\x00\x65\x53\xf1\x00"	/* arrival */
+	    "\x00\x00\x00\x00\x00\x00\x00\x65"	/* msgid 101: UIDL 0000000000000065 */
+	    "\x00\x00\x00\x00\x00\x00\x00\x1a";	/* pop3 size 26 */
+	static const char body_key[] = "\x00\x00\x00\x00\x00\x00\x00\x64";
+	static const char chunk_key[] = "\x00\x00\x00\x00\x00\x00\x00\x64" "\x00\x00\x00\x00";
+	static const char text[] = "Subject: g\r\n\r\nhello gold\r\n";
+	static const char bodyref[] =
+	    "\x00\x00\x00\x02"			/* refs: the mailbox and the queue */
+	    "\x00\x00\x00\x00\x00\x00\x00\x1a"	/* size */
+	    "\x00\x00\x00\x01";			/* chunks */
+	static const char queue_key[] = "\x00\x00\x00\x00\x00\x00\x00\x66";	/* 102 */
+	static const char qtime_key[] = "\x00\x00\x00\x00\x65\x53\xf2\x2c" "\x00\x00\x00\x00\x00\x00\x00\x66";
+	static const char queue[] =
+	    "\x00\x00\x00\x00\x65\x53\xf1\x00"	/* created */
+	    "\x00\x00\x00\x00\x65\x53\xf2\x2c"	/* next attempt 1700000300 */
+	    "\x00\x00\x00\x02"			/* attempts */
+	    "\x00\x00\x00\x00\x00\x00\x00\x64"	/* body */
+	    "\x00\x00\x00\x00\x00\x00\x00\x1a"	/* size */
+	    "\x21"				/* RET=FULL, success reports with headers only */
+	    "\x00\x08" "a@b.test" "\x00\x02" "E1"
+	    "\x00\x00\x00\x02"			/* recipients */
+	    "\x00\x06" "\x00\x08" "r@x.test" "\x00\x0f" "rfc822;r@x.test" "\x00\x09" "451 later"
+	    "\x00\x84" "\x00\x0b" "team@g.test" "\x00\x00" "\x00\x16" "452 4.2.2 Mailbox full" "\x00\x03" "lit";
+	static const char rate[] =
+	    "\x00\x00\x00\x00\x00\x07\x34\xde"	/* hour 472286 */
+	    "\x00\x00\x00\x03" "\x00\x00\x00\x09";
+	static const char rate_after[] =
+	    "\x00\x00\x00\x00\x00\x07\x34\xde" "\x00\x00\x00\x04" "\x00\x00\x00\x0b";
+	static const char next_id[] = "\x00\x00\x00\x00\x00\x00\x00\xc8";	/* 200 */
+	static const char new_mail_key[] = "\x03" "lit" "\x00\x00\x00\x02";
+	static const char new_mail[] =
+	    "\x00\x00\x00\x00\x00\x00\x00\xc8"	/* body 200 */
+	    "\x00\x00\x00\x00\x00\x00\x00\x1b"	/* size 27: Return-Path and "hello" */
+	    "\x00\x00\x00\x00\x65\x53\xf1\x00"
+	    "\x00\x00\x00\x00\x00\x00\x00\xc9"	/* msgid 201 */
+	    "\x00\x00\x00\x00\x00\x00\x00\x1b";
+	static const char new_body_key[] = "\x00\x00\x00\x00\x00\x00\x00\xc8";
+	static const char new_bodyref[] = "\x00\x00\x00\x01" "\x00\x00\x00\x00\x00\x00\x00\x1b" "\x00\x00\x00\x01";
+	static const char account_after[] =
+	    "\x00\x00\x00\x00\x00\x0f\x42\x40" "\x00\x00\x00\x00\x65\x53\xf1\x00" "\x01"
+	    "\x00\x00\x00\x02" "\x00\x00\x00\x00\x00\x00\x00\x35" "\x00\x00\x00\x03";
+	const struct raw_rec recs[] = {
+		{ "accounts", LIT("lit"), LIT(account) },
+		{ "mail", LIT(mail_key), LIT(mail) },
+		{ "bodies", LIT(chunk_key), LIT(text) },
+		{ "bodyref", LIT(body_key), LIT(bodyref) },
+		{ "queue", LIT(queue_key), LIT(queue) },
+		{ "qtime", LIT(qtime_key), "", 0 },
+		{ "rates", LIT("lit"), LIT(rate) },
+		{ "meta", LIT("next_id"), LIT(next_id) },
+	};
+	char path[128], back[64];
+	struct store_account a;
+	struct store_qentry q;
+	struct store_msg *m = NULL;
+	struct store *st;
+	size_t n = 0, got = 0;
+
+	st = open_at("golden", 0, 0);
+	CHECK(st && store_user_add(st, "gold", 0) == 0);
+	if (st)
+		store_close(st);
+	snprintf(path, sizeof(path), "%s/golden", dir);
+	CHECK(raw_put(path, recs, sizeof(recs) / sizeof(recs[0])) == 0);
+
+	/* read: every field as it was written */
+	st = open_at("golden", 0, 0);
+	CHECK(st && verify_ok(st));
+	CHECK(st && store_user_get(st, "lit", &a) == 0 && a.quota == 1000000 && a.created == 1700000000 &&
+	    a.enabled && a.count == 1 && a.bytes == 26 && a.next_uid == 2 && strcmp(a.login, "lit") == 0);
+	CHECK(st && store_mailbox_snapshot(st, "lit", &m, &n) == 0 && n == 1 && m[0].uid == 1 &&
+	    m[0].body_id == 100 && m[0].size == 26 && m[0].arrival == 1700000000 && m[0].pop3_size == 26 &&
+	    strcmp(m[0].uidl, "0000000000000065") == 0);
+	free(m);
+	CHECK(st && store_body_read(st, 100, 0, back, sizeof(back), &got) == 0 && got == 26 &&
+	    memcmp(back, text, 26) == 0);
+	CHECK(st && store_queue_get(st, 102, &q) == 0 && q.created == 1700000000 &&
+	    q.next_attempt == 1700000300 && q.attempts == 2 && q.body_id == 100 && q.size == 26 &&
+	    q.ret_full && q.success_hdrs && !q.ret_hdrs && !q.leased && !q.delay_warned &&
+	    !q.bounce_requested && strcmp(q.sender, "a@b.test") == 0 && strcmp(q.envid, "E1") == 0 &&
+	    q.nrcpts == 2 && q.rcpts[0].state == 0 && q.rcpts[0].notify == 6 &&
+	    strcmp(q.rcpts[0].address, "r@x.test") == 0 && strcmp(q.rcpts[0].orcpt, "rfc822;r@x.test") == 0 &&
+	    strcmp(q.rcpts[0].reply, "451 later") == 0 && !*q.rcpts[0].login &&
+	    q.rcpts[1].notify == 4 && strcmp(q.rcpts[1].address, "team@g.test") == 0 &&
+	    !*q.rcpts[1].orcpt && strcmp(q.rcpts[1].reply, "452 4.2.2 Mailbox full") == 0 &&
+	    strcmp(q.rcpts[1].login, "lit") == 0);
+	store_qentry_free(&q);
+	CHECK(st && rate_is(st, "lit", 472286, 3, 9));
+
+	/* write: the same values give the same bytes */
+	CHECK(st && store_user_set_quota(st, "lit", 1000000) == 0);
+	CHECK(st && store_queue_flush(st, 102, 1700000300, &n) == 0 && n == 1);
+	CHECK(st && deliver(st, (const char *[]){ "lit" }, 1, "hello\r\n", NULL) == 0);	/* ids 200, 201 */
+	CHECK(st && deliver_counted(st, "lit", 472286, 2, "gold") == 0);
+	if (st)
+		store_close(st);
+	CHECK(raw_is(path, "queue", LIT(queue_key), LIT(queue)));
+	CHECK(raw_is(path, "rates", LIT("lit"), LIT(rate_after)));
+	CHECK(raw_is(path, "mail", LIT(new_mail_key), LIT(new_mail)));
+	CHECK(raw_is(path, "bodyref", LIT(new_body_key), LIT(new_bodyref)));
+	CHECK(raw_is(path, "accounts", LIT("lit"), LIT(account_after)));
+#undef LIT
+}
+
 static void
 test_foreign_file(void)
 {
@@ -746,11 +924,9 @@ int
 main(void)
 {
 	struct store *st;
-	char cmd[128];
 
 	log_open("test", true, LOG_LEVEL_CRIT);
-	snprintf(dir, sizeof(dir), "/tmp/postie-test-store-XXXXXX");
-	if (!mkdtemp(dir))
+	if (!testlib_tmpdir("postie-test-store", dir, sizeof(dir)))
 		return 1;
 	st = open_at("store", 0, 0);
 	CHECK(st != NULL);
@@ -775,8 +951,7 @@ main(void)
 	test_written_ahead();
 	test_body_chunks();
 	test_foreign_file();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
+	test_record_bytes();
+	testlib_rmtree(dir);
 	return tap_done();
 }

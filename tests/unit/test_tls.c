@@ -12,22 +12,20 @@
 #include "core/log.h"
 #include "server/tls.h"
 #include "tap.h"
+#include "testlib.h"
 
-static char dir[64];
+static char dir[TESTLIB_DIR_MAX];
 
 /* A self-signed certificate made with certtool, as tools/dev does. */
 static bool
 make_cert(const char *name, const char *cn)
 {
 	char cmd[1024], tmpl[128];
-	FILE *f;
 
 	snprintf(tmpl, sizeof(tmpl), "%s/%s.tmpl", dir, name);
-	f = fopen(tmpl, "w");
-	if (!f)
+	if (!testlib_write_file(tmpl, 0600, "cn = \"%s\"\nexpiration_days = 2\ntls_www_server\nsigning_key\n"
+	    "encryption_key\n", cn))
 		return false;
-	fprintf(f, "cn = \"%s\"\nexpiration_days = 2\ntls_www_server\nsigning_key\nencryption_key\n", cn);
-	fclose(f);
 	snprintf(cmd, sizeof(cmd),
 	    "certtool --generate-privkey --key-type=ecdsa --outfile %s/%s.key >/dev/null 2>&1 && "
 	    "certtool --generate-self-signed --load-privkey %s/%s.key --template %s "
@@ -40,19 +38,15 @@ static bool
 make_ca_and_leaf(void)
 {
 	char cmd[2048];
-	FILE *f;
 
 	snprintf(cmd, sizeof(cmd), "%s/ca.tmpl", dir);
-	if (!(f = fopen(cmd, "w")))
+	if (!testlib_write_file(cmd, 0600, "cn = \"Test CA\"\nca\ncert_signing_key\nexpiration_days = 2\n"))
 		return false;
-	fprintf(f, "cn = \"Test CA\"\nca\ncert_signing_key\nexpiration_days = 2\n");
-	fclose(f);
 	snprintf(cmd, sizeof(cmd), "%s/leaf.tmpl", dir);
-	if (!(f = fopen(cmd, "w")))
+	if (!testlib_write_file(cmd, 0600, "cn = \"smarthost.test\"\ndns_name = \"smarthost.test\"\n"
+	    "ip_address = \"127.0.0.1\"\n"
+	    "expiration_days = 2\ntls_www_server\nsigning_key\nencryption_key\n"))
 		return false;
-	fprintf(f, "cn = \"smarthost.test\"\ndns_name = \"smarthost.test\"\nip_address = \"127.0.0.1\"\n"
-	    "expiration_days = 2\ntls_www_server\nsigning_key\nencryption_key\n");
-	fclose(f);
 	snprintf(cmd, sizeof(cmd),
 	    "cd %s && certtool --generate-privkey --key-type=ecdsa --outfile ca.key >/dev/null 2>&1 && "
 	    "certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem >/dev/null 2>&1 && "
@@ -342,12 +336,11 @@ test_reload(const char *cert2, const char *key2, struct tls_creds *client_creds)
 int
 main(void)
 {
-	char cert[128], key[128], cert2[128], key2[128], cmd[160];
+	char cert[128], key[128], cert2[128], key2[128];
 	struct tls_creds *server_creds, *client_creds;
 
 	log_open("test", true, LOG_LEVEL_CRIT);
-	snprintf(dir, sizeof(dir), "/tmp/postie-test-tls-XXXXXX");
-	if (!mkdtemp(dir) || !make_cert("one", "localhost") || !make_cert("two", "other.test") || !make_ca_and_leaf()) {
+	if (!testlib_tmpdir("postie-test-tls", dir, sizeof(dir)) || !make_cert("one", "localhost") || !make_cert("two", "other.test") || !make_ca_and_leaf()) {
 		printf("Bail out! certtool (gnutls-bin) is needed\n");
 		return 1;
 	}
@@ -371,8 +364,6 @@ main(void)
 	tls_creds_unref(server_creds);
 	tls_creds_unref(client_creds);
 	tls_global_deinit();
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		printf("# could not remove %s\n", dir);
+	testlib_rmtree(dir);
 	return tap_done();
 }

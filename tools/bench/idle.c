@@ -36,6 +36,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "server/tls.h"
+#include "common.h"
 #include "core/compat.h"
 
 #define BENCH_SETUP_SECONDS 120	/* the whole set-up phase is bounded */
@@ -51,15 +52,6 @@ struct client {
 	char got[256];
 	size_t ngot;
 };
-
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int
 connect_to(const char *host, unsigned port)
@@ -212,13 +204,6 @@ memory(const char *pids)
 	return m;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -274,7 +259,7 @@ main(int argc, char **argv)
 
 	cls = calloc(n, sizeof(*cls));
 	ep = epoll_create1(0);
-	t0 = now_s();
+	t0 = bench_now();
 	for (i = 0; i < n; i++) {
 		bool tls = (i % 100) < tls_percent;
 		unsigned port = ports[(tls ? 2 : 0) + (i % 2)];	/* SMTP and POP3 alternate */
@@ -288,7 +273,7 @@ main(int argc, char **argv)
 		}
 		epoll_ctl(ep, EPOLL_CTL_ADD, cls[i].fd, &ev);
 	}
-	while (idle + failed < n && now_s() - t0 < setup_seconds) {
+	while (idle + failed < n && bench_now() - t0 < setup_seconds) {
 		struct epoll_event evs[512];
 		int k, nev = epoll_wait(ep, evs, 512, 1000);
 
@@ -314,17 +299,17 @@ main(int argc, char **argv)
 	printf("{\"bench\":\"idle\",\"connections\":%u,\"tls_percent\":%u,\"idle\":%u,\"failed\":%u,"
 	    "\"ungreeted\":%u,\"setup_s\":%.2f,\"rss_kb\":%ld,\"pss_kb\":%ld,\"pss_anon_kb\":%ld,"
 	    "\"processes\":%u,\"client_cpu_s\":%.2f}\n", n, tls_percent, idle, failed, n - idle - failed,
-	    now_s() - t0, m.rss_kb, m.pss_kb, m.pss_anon_kb, m.procs, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+	    bench_now() - t0, m.rss_kb, m.pss_kb, m.pss_anon_kb, m.procs, ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
 	    ru.ru_stime.tv_usec / 1e6);
 
 	/* while they idle: how long until a new client is greeted? */
 	for (i = 0; i < PROBES; i++) {
 		struct client probe = { .state = C_CONNECTING };
-		double start = now_s();
+		double start = bench_now();
 
 		probe.fd = connect_to(host, ports[i % 2]);
 		while (probe.fd >= 0 && probe.state != C_IDLE && probe.state != C_FAILED &&
-		    now_s() - start < PROBE_SECONDS) {
+		    bench_now() - start < PROBE_SECONDS) {
 			struct pollfd pfd = { .fd = probe.fd, .events = POLLIN };
 
 			if (probe.state == C_CONNECTING)
@@ -332,7 +317,7 @@ main(int argc, char **argv)
 			if (poll(&pfd, 1, 100) > 0)
 				probe.state = step(&probe);
 		}
-		lat[i] = probe.state == C_IDLE ? (now_s() - start) * 1000 : 1e9;
+		lat[i] = probe.state == C_IDLE ? (bench_now() - start) * 1000 : 1e9;
 		if (probe.fd >= 0)
 			close(probe.fd);
 		if (lat[i] >= 1e9) {	/* not greeted within the bound: the server is full */
@@ -341,10 +326,10 @@ main(int argc, char **argv)
 			break;
 		}
 	}
-	qsort(lat, PROBES, sizeof(lat[0]), cmp_double);
+	bench_sort(lat, PROBES);
 	printf("{\"bench\":\"idle_greeting_latency\",\"held\":%u,\"probes\":%d,\"p50_ms\":%.3f,"
-	    "\"p99_ms\":%.3f,\"max_ms\":%.3f}\n", idle, PROBES, lat[PROBES / 2],
-	    lat[PROBES * 99 / 100], lat[PROBES - 1]);
+	    "\"p99_ms\":%.3f,\"max_ms\":%.3f}\n", idle, PROBES, bench_pct(lat, PROBES, 50),
+	    bench_pct(lat, PROBES, 99), bench_pct(lat, PROBES, 100));
 
 	for (i = 0; i < n; i++) {
 		tls_conn_free(cls[i].tls);

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "core/compat.h"
 
 #define MAX_THREADS 512
@@ -37,56 +38,31 @@ static size_t nsamples;
 static unsigned long failures;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* Read lines until one starts with + or -; returns 1 for +OK, 0 for -ERR, -1 on EOF. */
-static int
-answer(int fd)
-{
-	char buf[512];
-	size_t n = 0;
-
-	for (;;) {
-		ssize_t r = recv(fd, buf + n, 1, 0);
-		if (r <= 0)
-			return -1;
-		if (buf[n] == '\n')
-			return buf[0] == '+' ? 1 : 0;
-		if (n < sizeof(buf) - 1)
-			n++;
-	}
-}
-
 /* One login; returns its latency, or a negative number when it failed. */
 static double
 login(bool good, int index)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	char cmd[600];
-	double t0 = now(), t;
+	char cmd[600], buf[512];
+	double t0 = bench_now(), t;
 	int fd = socket(AF_INET, SOCK_STREAM, 0), len, ok;
+	struct bench_reader in;
 
+	bench_reader_init(&in, bench_recv, &fd, buf, sizeof(buf));
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || answer(fd) != 1) {
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || bench_pop3_status(&in) != 1) {
 		close(fd);
 		return -1;
 	}
 	len = snprintf(cmd, sizeof(cmd), "USER %s%d\r\nPASS %s\r\n", user, index, good ? password : "wrong-password");
-	if (send(fd, cmd, (size_t)len, MSG_NOSIGNAL) != len || answer(fd) != 1) {
+	if (send(fd, cmd, (size_t)len, MSG_NOSIGNAL) != len || bench_pop3_status(&in) != 1) {
 		close(fd);
 		return -1;
 	}
-	ok = answer(fd);
-	t = now() - t0;
+	ok = bench_pop3_status(&in);
+	t = bench_now() - t0;
 	if (send(fd, "QUIT\r\n", 6, MSG_NOSIGNAL) == 6)
-		answer(fd);
+		bench_pop3_status(&in);
 	close(fd);
 	return ok == (good ? 1 : 0) ? t : -1;
 }
@@ -119,13 +95,6 @@ bad_client(void *arg)
 	return NULL;
 }
 
-static int
-cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -154,22 +123,22 @@ main(int argc, char **argv)
 		return 2;
 	}
 	samples = malloc(MAX_SAMPLES * sizeof(double));
-	t0 = now();
+	t0 = bench_now();
 	for (i = 0; i < bad; i++)
 		pthread_create(&t[good + i], NULL, bad_client, (void *)(intptr_t)(1000 + i));
 	for (i = 0; i < good; i++)
 		pthread_create(&t[i], NULL, good_client, (void *)(intptr_t)i);
-	while (now() - t0 < seconds)
+	while (bench_now() - t0 < seconds)
 		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
 	stop = 1;
 	for (i = 0; i < good + bad; i++)
 		pthread_join(t[i], NULL);
-	elapsed = now() - t0;
-	qsort(samples, nsamples, sizeof(double), cmp);
+	elapsed = bench_now() - t0;
+	bench_sort(samples, nsamples);
 	printf("{\"bench\":\"login\",\"good_clients\":%d,\"failing_clients\":%d,\"logins\":%zu,\"per_s\":%.0f,"
 	    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,\"failures\":%lu}\n", good, bad, nsamples,
-	    nsamples / elapsed, nsamples ? samples[nsamples / 2] * 1000 : 0,
-	    nsamples ? samples[nsamples * 99 / 100] * 1000 : 0, nsamples ? samples[nsamples - 1] * 1000 : 0,
+	    nsamples / elapsed, bench_pct(samples, nsamples, 50) * 1000,
+	    bench_pct(samples, nsamples, 99) * 1000, bench_pct(samples, nsamples, 100) * 1000,
 	    failures);
 	free(samples);
 	return 0;

@@ -33,6 +33,7 @@
 
 #include "core/log.h"
 #include "server/tls.h"
+#include "common.h"
 #include "core/compat.h"
 
 static const char *user = "user", *password = "password";
@@ -53,17 +54,8 @@ struct pconn {
 	int fd;
 	struct tls_conn *tls;
 	unsigned char buf[256 * 1024];
-	size_t off, len;
+	struct bench_reader in;	/* read through pread_some into buf */
 };
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void
 wait_fd(int fd, int rc)
@@ -74,10 +66,12 @@ wait_fd(int fd, int rc)
 }
 
 static ssize_t
-pread_some(struct pconn *c)
+pread_some(void *ctx, void *p, size_t cap)
 {
+	struct pconn *c = ctx;
+
 	for (;;) {
-		ssize_t n = c->tls ? tls_read(c->tls, c->buf, sizeof(c->buf)) : recv(c->fd, c->buf, sizeof(c->buf), 0);
+		ssize_t n = c->tls ? tls_read(c->tls, p, cap) : recv(c->fd, p, cap, 0);
 
 		if (c->tls && (n == TLS_WANT_READ || n == TLS_WANT_WRITE)) {
 			wait_fd(c->fd, (int)n);
@@ -107,36 +101,6 @@ psend(struct pconn *c, const char *s)
 	return true;
 }
 
-/* One line into out (without CRLF); false at EOF. */
-static bool
-line(struct pconn *c, char *out, size_t cap, size_t *len_out)
-{
-	size_t n = 0;
-
-	for (;;) {
-		if (c->off == c->len) {
-			ssize_t r = pread_some(c);
-			if (r <= 0)
-				return false;
-			c->off = 0;
-			c->len = (size_t)r;
-		}
-		while (c->off < c->len) {
-			char ch = (char)c->buf[c->off++];
-
-			if (ch == '\n') {
-				if (n && out[n - 1] == '\r')
-					n--;
-				out[n] = '\0';
-				*len_out = n;
-				return true;
-			}
-			if (n < cap - 1)
-				out[n++] = ch;
-		}
-	}
-}
-
 /*
  * Skip a multi-line body up to the "." line; returns the bytes before it
  * (dot-stuffed, as on the wire), -1 at EOF. It looks for LF with memchr and
@@ -154,15 +118,10 @@ skip_body(struct pconn *c)
 	for (;;) {
 		unsigned char *p, *end;
 
-		if (c->off == c->len) {
-			ssize_t r = pread_some(c);
-			if (r <= 0)
-				return -1;
-			c->off = 0;
-			c->len = (size_t)r;
-		}
-		p = c->buf + c->off;
-		end = c->buf + c->len;
+		if (!bench_fill(&c->in))
+			return -1;
+		p = c->buf + c->in.off;
+		end = c->buf + c->in.len;
 		while (p < end) {
 			unsigned char *q;
 
@@ -170,8 +129,8 @@ skip_body(struct pconn *c)
 				if (*p == (unsigned char)term[m]) {
 					p++;
 					if (++m == 3) {
-						consumed += p - (c->buf + c->off);
-						c->off = (size_t)(p - c->buf);
+						consumed += p - (c->buf + c->in.off);
+						c->in.off = (size_t)(p - c->buf);
 						return consumed - 3;
 					}
 					continue;
@@ -187,8 +146,8 @@ skip_body(struct pconn *c)
 			p = q + 1;
 			at_bol = true;
 		}
-		consumed += p - (c->buf + c->off);
-		c->off = c->len;
+		consumed += p - (c->buf + c->in.off);
+		c->in.off = c->in.len;
 	}
 }
 
@@ -199,16 +158,9 @@ response(struct pconn *c, bool multi)
 	static __thread char l[2048];
 	size_t n;
 
-	if (!line(c, l, sizeof(l), &n) || l[0] != '+')
+	if (!bench_line(&c->in, l, sizeof(l), &n) || l[0] != '+')
 		return -1;
 	return multi ? skip_body(c) : 0;
-}
-
-static int
-cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
 }
 
 static bool
@@ -216,11 +168,12 @@ connect_login(struct pconn *c, int index, double *latency, long *count)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	char cmd[512];
-	double t0 = now();
+	double t0 = bench_now();
 	static __thread char l[256];
 	size_t n;
 
 	memset(c, 0, sizeof(*c));
+	bench_reader_init(&c->in, pread_some, c, c->buf, sizeof(c->buf));
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
 	c->fd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
@@ -240,12 +193,12 @@ connect_login(struct pconn *c, int index, double *latency, long *count)
 	snprintf(cmd, sizeof(cmd), "USER %s%d\r\nPASS %s\r\nSTAT\r\nUIDL\r\n", user, first_user + index, password);
 	if (response(c, false) < 0 || !psend(c, cmd) || response(c, false) < 0 || response(c, false) < 0)
 		return false;
-	if (!line(c, l, sizeof(l), &n) || l[0] != '+')
+	if (!bench_line(&c->in, l, sizeof(l), &n) || l[0] != '+')
 		return false;
 	*count = strtol(l + 4, NULL, 10);
 	if (response(c, true) < 0)
 		return false;
-	*latency = now() - t0;
+	*latency = bench_now() - t0;
 	return true;
 }
 
@@ -342,25 +295,25 @@ main(int argc, char **argv)
 	log_open("bench-pop3", true, LOG_LEVEL_WARN);
 	if (use_tls && (tls_global_init() || tls_creds_client_new(NULL, NULL, &creds)))
 		return 1;
-	t0 = now();
+	t0 = bench_now();
 	for (i = 0; i < n; i++)
 		pthread_create(&t[i], NULL, client, (void *)(intptr_t)i);
-	while (now() - t0 < seconds)
+	while (bench_now() - t0 < seconds)
 		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
 	stop = 1;
 	for (i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
-	elapsed = now() - t0;
+	elapsed = bench_now() - t0;
 	getrusage(RUSAGE_SELF, &ru);
 	cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	qsort(samples, nsamples, sizeof(double), cmp);
+	bench_sort(samples, nsamples);
 	printf("{\"bench\":\"%s\",\"clients\":%d,\"tls\":%s,\"messages\":%llu,\"per_s\":%.0f,\"mb_per_s\":%.1f,"
 	    "\"logins\":%lu,\"logins_per_s\":%.1f,\"login_stat_uidl_ms_avg\":%.2f,\"login_stat_uidl_ms_p50\":%.2f,"
 	    "\"login_stat_uidl_ms_p99\":%.2f,\"login_stat_uidl_ms_max\":%.2f,\"failures\":%llu,"
 	    "\"client_cpu_share\":%.2f,\"elapsed_s\":%.3f}\n", login_only ? "pop3_login" : "pop3_retr", n,
 	    use_tls ? "true" : "false", (unsigned long long)total_msgs, total_msgs / elapsed,
 	    total_bytes / elapsed / 1e6, logins, logins / elapsed, logins ? login_sum / logins * 1000 : 0,
-	    nsamples ? samples[nsamples / 2] * 1000 : 0, nsamples ? samples[nsamples * 99 / 100] * 1000 : 0,
+	    bench_pct(samples, nsamples, 50) * 1000, bench_pct(samples, nsamples, 99) * 1000,
 	    login_max * 1000, (unsigned long long)failures, cpu / elapsed, elapsed);
 	free(samples);
 	if (creds) {

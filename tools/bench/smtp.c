@@ -48,6 +48,7 @@
 
 #include "core/log.h"
 #include "server/tls.h"
+#include "common.h"
 #include "core/compat.h"
 
 #define MAX_CLIENTS 1024
@@ -74,7 +75,7 @@ struct reader {
 	int fd;
 	struct tls_conn *tls;
 	char buf[8192];
-	size_t len, off;
+	struct bench_reader in;	/* replies, read through io_read into buf */
 };
 
 static void
@@ -86,8 +87,10 @@ wait_fd(int fd, long rc)
 }
 
 static ssize_t
-io_read(struct reader *r, void *p, size_t n)
+io_read(void *ctx, void *p, size_t n)
 {
+	struct reader *r = ctx;
+
 	for (;;) {
 		ssize_t got = r->tls ? tls_read(r->tls, p, n) : recv(r->fd, p, n, 0);
 
@@ -96,47 +99,6 @@ io_read(struct reader *r, void *p, size_t n)
 			continue;
 		}
 		return got;
-	}
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* One reply (all its lines); returns the code, or -1 on EOF or garbage. */
-static int
-reply(struct reader *r)
-{
-	char line[1024];
-	size_t n = 0;
-
-	for (;;) {
-		if (r->off == r->len) {
-			ssize_t got = io_read(r, r->buf, sizeof(r->buf));
-			if (got <= 0)
-				return -1;
-			r->len = (size_t)got;
-			r->off = 0;
-		}
-		while (r->off < r->len) {
-			char c = r->buf[r->off++];
-
-			if (n < sizeof(line) - 1)
-				line[n++] = c;
-			if (c == '\n') {
-				line[n] = '\0';
-				if (n < 4 || line[0] < '2' || line[0] > '5')
-					return -1;
-				if (line[3] != '-')
-					return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-				n = 0;
-			}
-		}
 	}
 }
 
@@ -168,13 +130,13 @@ secure(struct reader *r)
 	size_t n, i, o;
 	int rc;
 
-	if (!colon || !send_all(r, "STARTTLS\r\n", 10) || reply(r) != 220)
+	if (!colon || !send_all(r, "STARTTLS\r\n", 10) || bench_smtp_reply(&r->in) != 220)
 		return false;
 	if (tls_conn_new_client(creds, r->fd, "localhost", &r->tls))
 		return false;
 	while ((rc = tls_handshake(r->tls)) == TLS_WANT_READ || rc == TLS_WANT_WRITE)
 		wait_fd(r->fd, rc);
-	if (rc || !send_all(r, "EHLO bench.test\r\n", 17) || reply(r) != 250)
+	if (rc || !send_all(r, "EHLO bench.test\r\n", 17) || bench_smtp_reply(&r->in) != 250)
 		return false;
 	n = (size_t)snprintf(plain, sizeof(plain), "%c%.*s%c%s", 0, (int)(colon - auth), auth, 0, colon + 1);
 	o = (size_t)snprintf(cmd, sizeof(cmd), "AUTH PLAIN ");
@@ -187,7 +149,7 @@ secure(struct reader *r)
 		cmd[o++] = i + 2 < n ? b64[v & 63] : '=';
 	}
 	memcpy(cmd + o, "\r\n", 3);
-	return send_all(r, cmd, o + 2) && reply(r) == 235;
+	return send_all(r, cmd, o + 2) && bench_smtp_reply(&r->in) == 235;
 }
 
 /* Transactions per connection: below the server's smtp.max_messages_per_session (100). */
@@ -218,7 +180,7 @@ client(void *arg)
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	char env[8192];
 	int one = 1, envlen, k;
-	double local[PER_CONNECTION], due = now();
+	double local[PER_CONNECTION], due = bench_now();
 	size_t nlocal = 0;
 	unsigned short xsubi[3] = { 0x330e, (unsigned short)(uintptr_t)arg, (unsigned short)((uintptr_t)arg >> 16) };
 
@@ -238,16 +200,17 @@ client(void *arg)
 		int i;
 
 		r.fd = socket(AF_INET, SOCK_STREAM, 0);
+		bench_reader_init(&r.in, io_read, &r, r.buf, sizeof(r.buf));
 		setsockopt(r.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (connect(r.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || reply(&r) != 220 ||
-		    !send_all(&r, "EHLO bench.test\r\n", 17) || reply(&r) != 250 || (auth && !secure(&r))) {
+		if (connect(r.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || bench_smtp_reply(&r.in) != 220 ||
+		    !send_all(&r, "EHLO bench.test\r\n", 17) || bench_smtp_reply(&r.in) != 250 || (auth && !secure(&r))) {
 			__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
 			tls_conn_free(r.tls);
 			close(r.fd);
 			break;
 		}
 		for (i = 0; i < PER_CONNECTION && !stop; i++) {
-			double t0 = now();
+			double t0 = bench_now();
 			bool ok;
 
 			if (rate > 0) {
@@ -257,10 +220,10 @@ client(void *arg)
 					/* free before its moment: the latency counts from the
 					   send, this client's own lateness in waking is not the
 					   server's */
-					while (due > now() && !stop &&
+					while (due > bench_now() && !stop &&
 					    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 						;
-					t0 = now();
+					t0 = bench_now();
 				} else {
 					t0 = due;	/* still busy at its moment: the wait counts */
 				}
@@ -272,15 +235,15 @@ client(void *arg)
 				stop = 1;
 				break;
 			}
-			ok = send_all(&r, env, (size_t)envlen) && reply(&r) == 250;
+			ok = send_all(&r, env, (size_t)envlen) && bench_smtp_reply(&r.in) == 250;
 			for (k = 0; ok && k < nrcpt; k++)
-				ok = reply(&r) == 250;
-			if (!ok || reply(&r) != 354 || !send_all(&r, message, message_len) || reply(&r) != 250) {
+				ok = bench_smtp_reply(&r.in) == 250;
+			if (!ok || bench_smtp_reply(&r.in) != 354 || !send_all(&r, message, message_len) || bench_smtp_reply(&r.in) != 250) {
 				__atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
 				stop = 1;
 				break;
 			}
-			local[nlocal++] = now() - t0;
+			local[nlocal++] = bench_now() - t0;
 		}
 		record(local, &nlocal);
 		send_all(&r, "QUIT\r\n", 6);
@@ -288,13 +251,6 @@ client(void *arg)
 		close(r.fd);
 	}
 	return NULL;
-}
-
-static int
-cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
 }
 
 int
@@ -356,25 +312,25 @@ main(int argc, char **argv)
 
 	/* wake at the due moments, not up to 50 us later (inherited by the sessions) */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-	t0 = now();
+	t0 = bench_now();
 	nclients = n;
 	for (i = 0; i < n; i++)
 		pthread_create(&t[i], NULL, client, (void *)(uintptr_t)(i + 1));
-	while (now() - t0 < seconds && !stop)
+	while (bench_now() - t0 < seconds && !stop)
 		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
 	stop = 1;
 	for (i = 0; i < n; i++)
 		pthread_join(t[i], NULL);
-	elapsed = now() - t0;
+	elapsed = bench_now() - t0;
 	getrusage(RUSAGE_SELF, &ru);
 	cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	qsort(samples, nsamples, sizeof(double), cmp);
+	bench_sort(samples, nsamples);
 	printf("{\"bench\":\"smtp_accept\",\"starttls_auth\":%s,\"sessions\":%d,\"size\":%zu,\"messages\":%zu,\"per_s\":%.0f,"
 	    "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"failures\":%lu,\"client_cpu_share\":%.2f,\"elapsed_s\":%.3f,"
 	    "\"recipients\":%d,\"offered_per_s\":%.0f}\n", auth ? "true" : "false",
 	    n, message_len,
-	    nsamples, nsamples / elapsed, nsamples ? samples[nsamples / 2] * 1000 : 0,
-	    nsamples ? samples[nsamples * 99 / 100] * 1000 : 0, failures, cpu / elapsed, elapsed, nrcpt, rate);
+	    nsamples, nsamples / elapsed, bench_pct(samples, nsamples, 50) * 1000,
+	    bench_pct(samples, nsamples, 99) * 1000, failures, cpu / elapsed, elapsed, nrcpt, rate);
 	free(samples);
 	free(message);
 	return failures ? 1 : 0;

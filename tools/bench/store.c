@@ -27,6 +27,7 @@
 
 #include "core/log.h"
 #include "storage/store.h"
+#include "common.h"
 #include "core/compat.h"
 
 #define ROUNDS 5		/* interleaved rounds of baseline and concurrent runs */
@@ -37,15 +38,6 @@ static unsigned char *payload;
 static size_t payload_len;
 static volatile int stop;
 static const char *const bench_login[1] = { "bench" };
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int
 deliver_one(uint64_t *body)
@@ -90,17 +82,17 @@ run(int n, double secs, unsigned long *commits, unsigned long *delivered)
 
 	store_stats(st, &s0);
 	stop = 0;
-	t0 = now();
+	t0 = bench_now();
 	for (i = 0; i < n; i++)
 		pthread_create(&t[i], NULL, writer, &counts[i]);
-	while (now() - t0 < secs)
+	while (bench_now() - t0 < secs)
 		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
 	stop = 1;
 	for (i = 0; i < n; i++) {
 		pthread_join(t[i], NULL);
 		total += counts[i];
 	}
-	secs = now() - t0;
+	secs = bench_now() - t0;
 	store_stats(st, &s1);
 	*commits += s1.commits - s0.commits;
 	*delivered += total;
@@ -119,29 +111,14 @@ disk_append_sync(const char *dir)
 	snprintf(path, sizeof(path), "%s/append-test", dir);
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600)) < 0)
 		return 0;
-	t0 = now();
-	while (now() - t0 < ROUNDS * SECONDS_PER_ROUND && write(fd, payload, 4096) == 4096 &&
+	t0 = bench_now();
+	while (bench_now() - t0 < ROUNDS * SECONDS_PER_ROUND && write(fd, payload, 4096) == 4096 &&
 	    fdatasync(fd) == 0)
 		n++;
-	t0 = now() - t0;
+	t0 = bench_now() - t0;
 	close(fd);
 	unlink(path);
 	return n / t0;
-}
-
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double
-median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int
@@ -192,19 +169,19 @@ main(int argc, char **argv)
 			    "\"mb_per_s\":%.1f,\"per_commit\":%.1f,\"single_commit_per_s\":%.0f,"
 			    "\"ratio_to_single\":%.1f,\"ratio_to_disk_append\":%.1f}\n",
 			    sizes[s], writers[i], rate, rate * sizes[s] / 1e6,
-			    commits ? (double)delivered / commits : 0.0, median(base, ROUNDS),
-			    median(ratio, ROUNDS), disk > 0 ? rate / disk : 0.0);
+			    commits ? (double)delivered / commits : 0.0, bench_median(base, ROUNDS),
+			    bench_median(ratio, ROUNDS), disk > 0 ? rate / disk : 0.0);
 		}
 	}
 	printf("{\"bench\":\"store_single_commit\",\"size\":4096,\"per_s\":%.0f,\"rounds\":%d}\n",
-	    median(single, nsingle), nsingle);
+	    bench_median(single, (size_t)nsingle), nsingle);
 
 	/* streaming reads of 1 MiB bodies in 64 KiB pieces, warm cache */
 	payload_len = 1 << 20;
 	for (i = 0; i < 50; i++)
 		deliver_one(&bodies[i]);
 	buf = malloc(STORE_CHUNK_MAX);
-	t0 = now();
+	t0 = bench_now();
 	do {
 		for (i = 0; i < 50; i++) {
 			uint64_t off = 0;
@@ -215,7 +192,7 @@ main(int argc, char **argv)
 				bytes += got;
 			}
 		}
-	} while ((secs = now() - t0) < ROUNDS * SECONDS_PER_ROUND / 2);
+	} while ((secs = bench_now() - t0) < ROUNDS * SECONDS_PER_ROUND / 2);
 	printf("{\"bench\":\"store_read_stream\",\"body\":1048576,\"mb_per_s\":%.0f}\n", bytes / secs / 1e6);
 	free(buf);
 	free(payload);
