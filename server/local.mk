@@ -6,12 +6,15 @@ server_libserver_a_SOURCES = \
 	server/listener.c server/listener.h \
 	server/proto.c server/server.h \
 	server/authflow.c server/authflow.h \
+	server/dispatch.c server/dispatch.h \
+	server/sasl_exchange.c server/sasl_exchange.h \
 	server/logincache.c server/logincache.h \
 	server/notify.c server/notify.h \
 	server/smtp/session.c server/smtp/session.h server/smtp/internal.h \
 	server/smtp/mail.c server/smtp/spool.c server/smtp/spool.h server/smtp/hourly.c server/smtp/hourly.h \
 	server/smtp/parse.c server/smtp/parse.h server/smtp/data.c server/smtp/data.h \
-	server/pop3/session.c server/pop3/session.h
+	server/pop3/session.c server/pop3/session.h server/pop3/internal.h \
+	server/pop3/commands.c server/pop3/retr.c
 server_libserver_a_CFLAGS = $(AM_CFLAGS)
 
 sbin_PROGRAMS += server/postied

@@ -4,10 +4,12 @@
  * works on a snapshot of the maildrop taken at that moment; DELE only
  * marks; QUIT applies every deletion in one durable commit; a session that
  * ends any other way deletes nothing. One session per mailbox at a time.
+ * This file holds the states, the login (lock, snapshot, LOGIN-DELAY),
+ * QUIT and UPDATE and the connection's callbacks; the command table and
+ * handlers are in commands.c, the streamed replies in retr.c.
  */
 #include "config.h"
 
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,252 +17,118 @@
 #include <time.h>
 
 #include "auth/proto.h"
-#include "auth/sasl.h"
 #include "auth/throttle.h"
 #include "server/authflow.h"
 #include "server/conn.h"
 #include "core/err.h"
+#include "core/htable.h"
 #include "core/linereader.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "server/pop3/session.h"
+#include "server/pop3/internal.h"
 #include "server/server.h"
 #include "storage/store.h"
 #include "server/worker.h"
 #include "core/compat.h"
 
-enum pop3_state {
-	POP3_STATE_AUTHORIZATION = 1u << 0,
-	POP3_STATE_TRANSACTION   = 1u << 1,
-	POP3_STATE_UPDATE        = 1u << 2,	/* QUIT's deletions are being committed */
-};
-#define POP3_STATE_ANY (POP3_STATE_AUTHORIZATION | POP3_STATE_TRANSACTION)
-
-enum {
-	CMD_NOARG  = 1u << 0,
-	CMD_ARG    = 1u << 1,
-	CMD_SECRET = 1u << 2,	/* never logged (PASS) */
-};
-
-/* Failed logins in one session before it is closed. */
-#define POP3_AUTH_FAILURES_MAX 3
-/* RETR reads the store in pieces of this size (one chunk), each in its own short transaction. */
-#define POP3_READ_PIECE (64 * 1024)
 /*
- * The longest LIST or UIDL line: a message number and a size (at most 20
- * digits each), or a number and a UIDL, with a space and CRLF. A listing
- * waits for the client when less room than this is left in the output.
- */
-#define POP3_LISTING_LINE_MAX 64
-_Static_assert(20 + 1 + 20 + 2 <= POP3_LISTING_LINE_MAX && STORE_UIDL_LEN <= 20,
-    "a listing line fits POP3_LISTING_LINE_MAX");
-
-/* What a multi-line reply streams: a message body, or a listing of the snapshot. */
-enum stream_kind {
-	STREAM_BODY,		/* RETR, TOP */
-	STREAM_LIST,		/* LIST without an argument */
-	STREAM_UIDL,		/* UIDL without an argument */
-};
-
-/*
- * The cursor of the multi-line reply being sent. While it is active no
- * command is read; the connection's drained callback moves it on. It holds
- * a position, never the reply: memory per session stays the same whatever
- * the size of the message or of the maildrop.
- */
-struct stream {
-	bool active;
-	enum stream_kind kind;
-	size_t next_msg;	/* listings: the snapshot index of the next line */
-	bool top;		/* TOP: headers, the blank line, then body_lines lines */
-	uint64_t body_id, offset, size;
-	uint64_t body_lines, lines_sent;
-	bool line_start, in_body;
-	size_t line_len;	/* bytes of the current line so far (blank-line detection) */
-};
-
-struct pop3_session {
-	struct conn *conn;
-	enum pop3_state state;
-	struct linereader lr;
-	unsigned bad_commands, auth_failures;
-	char line[POP3_CMDLINE_MAX];
-	char user[AUTH_LOGIN_MAX + 1];	/* from USER, waiting for PASS */
-	char login[AUTH_LOGIN_MAX + 1];	/* the logged-in mailbox */
-	bool locked;
-	struct store_msg *msgs;		/* the snapshot taken at login */
-	bool *deleted;
-	size_t nmsgs;
-	struct stream stream;
-	struct sasl *sasl;
-	struct linereader sasl_lr;
-	char *sasl_line;
-};
-
-struct pop3_cmd {
-	const char *verb;
-	unsigned states;
-	unsigned flags;
-	void (*run)(struct pop3_session *s, struct span arg);
-};
-
-static void pop3_input(struct conn *c);
-static void pump(struct pop3_session *s);
-
-/*
- * LOGIN-DELAY (RFC 2449 6.8): the last successful login per login, shared by
- * all workers. A fixed table: a collision forgets the older login, which can
- * only make the delay laxer, never lock anyone out.
+ * LOGIN-DELAY (RFC 2449 6.8): the time of the last successful login per
+ * login, shared by all workers, on the bounded hash table (core/htable.h):
+ * LOGIN_DELAY_SLOTS entries allocated at the first login, and when a
+ * login's neighbourhood is full the oldest login there is forgotten, which
+ * can only make the delay laxer, never lock anyone out.
  */
 #define LOGIN_DELAY_SLOTS 4096
 
-static struct {
-	char login[AUTH_LOGIN_MAX + 1];
-	uint64_t at;
-} last_login[LOGIN_DELAY_SLOTS];
+static struct htable last_login;	/* login -> uint64_t, when it last logged in */
+static pthread_once_t last_login_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t last_login_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void
+last_login_init(void)
+{
+	htable_init(&last_login, LOGIN_DELAY_SLOTS, AUTH_LOGIN_MAX, sizeof(uint64_t));
+}
+
+/* The victim when a neighbourhood is full: the login that logged in longest ago. */
+static bool
+logged_in_earlier(const void *a, const void *b, void *arg)
+{
+	(void)arg;
+	return *(const uint64_t *)a < *(const uint64_t *)b;
+}
 
 /* Too soon after the previous login of this login? If not, record this one. */
 static bool
 login_too_soon(const char *login, unsigned delay, uint64_t now)
 {
-	uint32_t h = 2166136261u;
-	const char *p;
-	bool soon;
+	uint64_t *at;
+	bool soon = false;
 
 	if (!delay)
 		return false;
-	for (p = login; *p; p++)
-		h = (h ^ (unsigned char)*p) * 16777619u;
+	pthread_once(&last_login_once, last_login_init);
 	pthread_mutex_lock(&last_login_lock);
-	h %= LOGIN_DELAY_SLOTS;
-	soon = strcmp(last_login[h].login, login) == 0 && now < last_login[h].at + delay;
-	if (!soon) {
-		snprintf(last_login[h].login, sizeof(last_login[h].login), "%s", login);
-		last_login[h].at = now;
+	at = htable_put(&last_login, span_cstr(login), logged_in_earlier, NULL);
+	if (at) {	/* NULL only for a login longer than AUTH_LOGIN_MAX: none gets here */
+		soon = *at && now < *at + delay;	/* a new entry is zero: never logged in */
+		if (!soon)
+			*at = now;
 	}
 	pthread_mutex_unlock(&last_login_lock);
 	return soon;
 }
 
-static void
-reply(struct pop3_session *s, const char *text)
+void
+pop3_reply(struct pop3_session *s, const char *text)
 {
 	conn_write(s->conn, text, strlen(text));
 }
 
-static void
-bad_command(struct pop3_session *s, const char *text)
+void
+pop3_bad_command(struct pop3_session *s, const char *text)
 {
 	struct conn *c = s->conn;
 
-	reply(s, text);
+	pop3_reply(s, text);
 	if (++s->bad_commands >= c->cfg->limits.max_bad_commands) {
 		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=bad_commands ip=%s count=%u",
 		    c->sid, c->ip, s->bad_commands);
-		reply(s, "-ERR Too many errors, closing connection\r\n");
+		pop3_reply(s, "-ERR Too many errors, closing connection\r\n");
 		conn_close_after_flush(c);
 	}
 }
 
-static bool
-offers_stls(const struct pop3_session *s)
-{
-	return !conn_is_tls(s->conn) && s->conn->proto == LISTEN_POP3;
-}
-
-/* A message number: digits only, 1..n, not deleted. NULL (and a reply) otherwise. */
-static struct store_msg *
-message(struct pop3_session *s, struct span arg, size_t *index_out)
-{
-	uint64_t n = 0;
-	size_t i;
-
-	if (!arg.len || arg.len > 10) {
-		bad_command(s, "-ERR Syntax error: a message number is needed\r\n");
-		return NULL;
-	}
-	for (i = 0; i < arg.len; i++) {
-		if (arg.p[i] < '0' || arg.p[i] > '9') {
-			bad_command(s, "-ERR Syntax error: a message number is digits only\r\n");
-			return NULL;
-		}
-		n = n * 10 + (uint64_t)(arg.p[i] - '0');	/* at most 10 digits: no overflow */
-	}
-	if (n == 0 || n > s->nmsgs) {
-		reply(s, "-ERR No such message\r\n");
-		return NULL;
-	}
-	if (s->deleted[n - 1]) {
-		reply(s, "-ERR Message already deleted\r\n");
-		return NULL;
-	}
-	*index_out = (size_t)(n - 1);
-	return &s->msgs[n - 1];
-}
-
-/* ------------------------------------------------------------ AUTHORIZATION */
-
-static void
-cmd_capa(struct pop3_session *s, struct span arg)
-{
-	(void)arg;
-	reply(s, "+OK Capability list follows\r\n");
-	if (offers_stls(s))
-		reply(s, "STLS\r\n");
-	if (s->state == POP3_STATE_AUTHORIZATION && authflow_allowed(s->conn))
-		reply(s, "USER\r\nSASL PLAIN LOGIN\r\n");
-	reply(s, "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n");
-	if (s->conn->cfg->pop3.login_delay)
-		conn_printf(s->conn, "LOGIN-DELAY %u\r\n", s->conn->cfg->pop3.login_delay);
-	reply(s, "IMPLEMENTATION postie\r\n.\r\n");
-}
-
-static void
-cmd_stls(struct pop3_session *s, struct span arg)
-{
-	(void)arg;
-	if (!offers_stls(s)) {
-		bad_command(s, "-ERR STLS not available\r\n");
-		return;
-	}
-	reply(s, "+OK Begin TLS negotiation\r\n");
-	if (conn_starttls(s->conn)) {
-		log_msg(LOG_LEVEL_ERR, "sid=%s event=stls error=\"no TLS credentials\"", s->conn->sid);
-		conn_close_after_flush(s->conn);
-	}
-}
-
-static void
-login_failed(struct pop3_session *s, const char *text)
+void
+pop3_login_failed(struct pop3_session *s, const char *text)
 {
 	struct conn *c = s->conn;
 
-	reply(s, text);
+	pop3_reply(s, text);
 	if (++s->auth_failures >= POP3_AUTH_FAILURES_MAX) {
 		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=auth_failures ip=%s", c->sid, c->ip);
-		reply(s, "-ERR Too many authentication failures\r\n");
+		pop3_reply(s, "-ERR Too many authentication failures\r\n");
 		conn_close_after_flush(c);
 	}
 }
 
 /* PAM said yes: lock the maildrop and take its snapshot (RFC 1939 section 4). */
-static void
-logged_in(struct conn *c, enum authflow_result r, const char *login)
+void
+pop3_logged_in(struct conn *c, enum authflow_result r, const char *login)
 {
 	struct pop3_session *s = c->session;
 	int rc;
 
 	if (r == AUTHFLOW_FAIL) {
-		login_failed(s, "-ERR [AUTH] Authentication failed\r\n");
+		pop3_login_failed(s, "-ERR [AUTH] Authentication failed\r\n");
 		return;
 	}
 	if (r == AUTHFLOW_THROTTLED) {
-		login_failed(s, "-ERR [SYS/TEMP] Too many failed logins, try again later\r\n");
+		pop3_login_failed(s, "-ERR [SYS/TEMP] Too many failed logins, try again later\r\n");
 		return;
 	}
 	if (r != AUTHFLOW_OK) {
-		reply(s, "-ERR [SYS/TEMP] Temporary authentication failure, try again later\r\n");
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication failure, try again later\r\n");
 		return;
 	}
 	if (login_too_soon(login, c->cfg->pop3.login_delay, (uint64_t)time(NULL))) {
@@ -270,7 +138,7 @@ logged_in(struct conn *c, enum authflow_result r, const char *login)
 	}
 	if (store_mailbox_lock(server_store, login)) {
 		log_msg(LOG_LEVEL_INFO, "sid=%s event=mailbox_in_use login=\"%s\"", c->sid, login);
-		reply(s, "-ERR [IN-USE] Mailbox is in use by another session\r\n");
+		pop3_reply(s, "-ERR [IN-USE] Mailbox is in use by another session\r\n");
 		return;
 	}
 	rc = store_mailbox_snapshot(server_store, login, &s->msgs, &s->nmsgs);
@@ -278,7 +146,7 @@ logged_in(struct conn *c, enum authflow_result r, const char *login)
 		store_mailbox_unlock(server_store, login);
 		log_msg(LOG_LEVEL_ERR, "sid=%s event=snapshot login=\"%s\" error=\"%s\"", c->sid, login, err_str(rc));
 		/* a damaged or oversized maildrop will not get better by retrying */
-		reply(s, rc == ERR_CORRUPT || rc == ERR_LIMIT ?
+		pop3_reply(s, rc == ERR_CORRUPT || rc == ERR_LIMIT ?
 		    "-ERR [SYS/PERM] Mailbox cannot be opened; contact the administrator\r\n" :
 		    "-ERR [SYS/TEMP] Mailbox unavailable, try again later\r\n");
 		return;
@@ -290,362 +158,6 @@ logged_in(struct conn *c, enum authflow_result r, const char *login)
 	conn_set_cmd_timeout(c, c->cfg->limits.idle_timeout < c->cfg->limits.command_timeout
 	    ? c->cfg->limits.idle_timeout : c->cfg->limits.command_timeout);
 	conn_printf(c, "+OK Logged in, %zu messages\r\n", s->nmsgs);
-}
-
-static bool
-login_allowed(struct pop3_session *s)
-{
-	if (authflow_allowed(s->conn))
-		return true;
-	/* RFC 2595: no passwords before STLS; the capability list does not offer them */
-	bad_command(s, "-ERR [AUTH] Plaintext authentication disallowed; use STLS first\r\n");
-	return false;
-}
-
-static void
-cmd_user(struct pop3_session *s, struct span arg)
-{
-	if (!login_allowed(s))
-		return;
-	if (arg.len > AUTH_LOGIN_MAX) {
-		bad_command(s, "-ERR [AUTH] Login too long\r\n");
-		return;
-	}
-	memcpy(s->user, arg.p, arg.len);
-	s->user[arg.len] = '\0';
-	reply(s, "+OK\r\n");
-}
-
-static void
-cmd_pass(struct pop3_session *s, struct span arg)
-{
-	if (!login_allowed(s))
-		return;
-	if (!s->user[0]) {
-		bad_command(s, "-ERR USER first\r\n");
-		return;
-	}
-	authflow_check(s->conn, "pop3", span_cstr(s->user), arg, logged_in);
-	s->user[0] = '\0';
-}
-
-static void
-sasl_end(struct pop3_session *s)
-{
-	if (s->sasl) {
-		sasl_free(s->sasl);
-		free(s->sasl);
-		s->sasl = NULL;
-	}
-	if (s->sasl_line) {
-		explicit_bzero(s->sasl_line, SASL_LINE_MAX + 1);
-		free(s->sasl_line);
-		s->sasl_line = NULL;
-	}
-}
-
-static void
-sasl_outcome(struct pop3_session *s, enum sasl_status st)
-{
-	struct conn *c = s->conn;
-
-	switch (st) {
-	case SASL_CONTINUE:
-		conn_printf(c, "+ %s\r\n", s->sasl->challenge);
-		if (!s->sasl_line) {
-			s->sasl_line = xmalloc(SASL_LINE_MAX + 1);
-			linereader_init(&s->sasl_lr, SASL_LINE_MAX);
-		}
-		return;
-	case SASL_DONE:
-		authflow_check(c, "pop3", buf_span(&s->sasl->login), buf_span(&s->sasl->password), logged_in);
-		break;
-	case SASL_BAD_MECH:
-		bad_command(s, "-ERR Unsupported authentication mechanism\r\n");
-		break;
-	case SASL_BAD_AUTHZ:
-		throttle_log_failure(c->sid, "pop3", c->ip, "", "authzid_refused");
-		login_failed(s, "-ERR [AUTH] Authentication failed\r\n");
-		break;
-	case SASL_CANCELLED:
-		reply(s, "-ERR Authentication cancelled\r\n");
-		break;
-	default:
-		bad_command(s, "-ERR Cannot decode the response\r\n");
-		break;
-	}
-	sasl_end(s);
-}
-
-static void
-cmd_auth(struct pop3_session *s, struct span arg)
-{
-	long sp = span_find(arg, ' ');
-
-	if (!arg.len) {	/* some clients list the mechanisms this way */
-		reply(s, "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
-		return;
-	}
-	if (!login_allowed(s))
-		return;
-	s->sasl = xmalloc(sizeof(*s->sasl));
-	sasl_init(s->sasl);
-	sasl_outcome(s, sasl_start(s->sasl, sp < 0 ? arg : span_head(arg, (size_t)sp), sp >= 0,
-	    sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1)));
-}
-
-/* ------------------------------------------------------------ TRANSACTION */
-
-static void
-cmd_stat(struct pop3_session *s, struct span arg)
-{
-	uint64_t bytes = 0;
-	size_t i, n = 0;
-
-	(void)arg;
-	for (i = 0; i < s->nmsgs; i++) {
-		if (!s->deleted[i]) {
-			n++;
-			bytes += s->msgs[i].pop3_size;
-		}
-	}
-	conn_printf(s->conn, "+OK %zu %" PRIu64 "\r\n", n, bytes);
-}
-
-/*
- * LIST and UIDL: one message, or all that are not deleted, streamed by
- * pump(): a maildrop of SNAPSHOT_MAX messages makes a listing of tens of
- * megabytes, far past limits.output_buffer_max, and one cheap command must
- * not make the server hold a large answer.
- */
-static void
-listing(struct pop3_session *s, struct span arg, bool uidl)
-{
-	struct store_msg *m;
-	size_t i;
-
-	if (arg.len) {
-		if ((m = message(s, arg, &i))) {
-			if (uidl)
-				conn_printf(s->conn, "+OK %zu %s\r\n", i + 1, m->uidl);
-			else
-				conn_printf(s->conn, "+OK %zu %" PRIu64 "\r\n", i + 1, m->pop3_size);
-		}
-		return;
-	}
-	memset(&s->stream, 0, sizeof(s->stream));
-	s->stream.active = true;
-	s->stream.kind = uidl ? STREAM_UIDL : STREAM_LIST;
-	reply(s, "+OK\r\n");
-	pump(s);
-}
-
-static void cmd_list(struct pop3_session *s, struct span arg) { listing(s, arg, false); }
-static void cmd_uidl(struct pop3_session *s, struct span arg) { listing(s, arg, true); }
-
-/*
- * The listing's next lines, one per message not deleted, in snapshot
- * order, then the terminating "." (RFC 1939 section 5, LIST and UIDL).
- */
-static void
-pump_listing(struct pop3_session *s)
-{
-	struct stream *st = &s->stream;
-	struct conn *c = s->conn;
-
-	while (st->active && conn_out_pending(c) < POP3_STREAM_HIGH && !conn_is_closed(c)) {
-		size_t i = st->next_msg;
-
-		/* limits.output_buffer_max may be as small as POP3_STREAM_HIGH itself */
-		if (buf_room(&c->out) < POP3_LISTING_LINE_MAX)
-			break;	/* the drained callback comes back when the client read some */
-		if (i >= s->nmsgs) {
-			reply(s, ".\r\n");
-			st->active = false;
-			break;
-		}
-		st->next_msg++;
-		if (s->deleted[i])
-			continue;
-		if (st->kind == STREAM_UIDL)
-			conn_printf(c, "%zu %s\r\n", i + 1, s->msgs[i].uidl);
-		else
-			conn_printf(c, "%zu %" PRIu64 "\r\n", i + 1, s->msgs[i].pop3_size);
-	}
-}
-
-/*
- * The message being retrieved: dot-stuffed (RFC 1939 section 3), in store
- * pieces.
- */
-static void
-pump_body(struct pop3_session *s)
-{
-	static __thread unsigned char piece[POP3_READ_PIECE], out[2 * POP3_READ_PIECE + 8];
-	struct stream *r = &s->stream;
-	struct conn *c = s->conn;
-
-	while (r->active && conn_out_pending(c) < POP3_STREAM_HIGH && !conn_is_closed(c)) {
-		size_t got = 0, i, o = 0, want = sizeof(piece), room = buf_room(&c->out);
-		bool done = false;
-		int rc;
-
-		/* stuffing can double a piece: never queue more than the output buffer takes */
-		if (room < 2 * want + 8)
-			want = room > 24 ? (room - 8) / 2 : 0;
-		if (!want)
-			break;	/* the drained callback comes back when the client read some */
-		rc = r->offset < r->size ? store_body_read(server_store, r->body_id, r->offset, piece, want, &got) : 0;
-
-		if (rc) {
-			/* the snapshot promised this message: fail closed, say nothing more */
-			log_msg(LOG_LEVEL_ERR, "sid=%s event=retr error=\"%s\"", c->sid, err_str(rc));
-			conn_close(c, "store_read_failed");
-			break;
-		}
-		if (!r->top) {
-			/* RETR: copy whole lines, adding a dot before each that starts with one */
-			i = 0;
-			while (i < got) {
-				const unsigned char *nl;
-				size_t len;
-
-				if (r->line_start && piece[i] == '.')
-					out[o++] = '.';	/* UNSAFE: out holds two bytes per input byte */
-				nl = memchr(piece + i, '\n', got - i);
-				len = nl ? (size_t)(nl - (piece + i)) + 1 : got - i;
-				memcpy(out + o, piece + i, len);	/* UNSAFE: o + len <= 2 * got */
-				o += len;
-				i += len;
-				r->line_start = nl != NULL;
-			}
-		}
-		/* TOP: byte by byte, counting the body's lines */
-		for (i = r->top ? 0 : got; i < got && !done; i++) {
-			unsigned char b = piece[i];
-
-			if (r->line_start) {
-				if (r->top && r->in_body && r->lines_sent >= r->body_lines) {
-					done = true;
-					break;
-				}
-				if (b == '.')
-					out[o++] = '.';	/* UNSAFE: out holds two bytes per input byte */
-			}
-			out[o++] = b;
-			r->line_len++;
-			r->line_start = b == '\n';
-			if (b == '\n') {
-				if (r->top && !r->in_body && r->line_len <= 2)
-					r->in_body = true;	/* the blank line ending the headers */
-				else if (r->top && r->in_body)
-					r->lines_sent++;
-				r->line_len = 0;
-			}
-		}
-		r->offset += i;
-		if (o)
-			conn_write(c, out, o);
-		if (done || r->offset >= r->size || got == 0) {
-			if (!r->line_start)
-				conn_write(c, "\r\n", 2);
-			conn_write(c, ".\r\n", 3);
-			r->active = false;
-		}
-	}
-}
-
-/*
- * Move the stream on until POP3_STREAM_HIGH bytes wait for the client; the
- * connection's drained callback brings us back (back-pressure). Output
- * queued per session stays below POP3_STREAM_HIGH plus one piece.
- */
-static void
-pump(struct pop3_session *s)
-{
-	struct conn *c = s->conn;
-	bool saved = c->in_callback;
-
-	c->in_callback = true;	/* queue only; the loop sends */
-	if (s->stream.kind == STREAM_BODY)
-		pump_body(s);
-	else
-		pump_listing(s);
-	c->in_callback = saved;
-}
-
-static void
-retrieve(struct pop3_session *s, struct span arg, bool top)
-{
-	struct span num = arg, lines = span_make(arg.p + arg.len, 0);
-	long sp = span_find(arg, ' ');
-	struct store_msg *m;
-	uint64_t nlines = 0;
-	size_t i;
-
-	if (top) {
-		if (sp < 0) {
-			bad_command(s, "-ERR Syntax: TOP msg lines\r\n");
-			return;
-		}
-		num = span_head(arg, (size_t)sp);
-		lines = span_tail(arg, (size_t)sp + 1);
-		if (!lines.len || lines.len > 10) {
-			bad_command(s, "-ERR Syntax: TOP msg lines\r\n");
-			return;
-		}
-		for (i = 0; i < lines.len; i++) {
-			if (lines.p[i] < '0' || lines.p[i] > '9') {
-				bad_command(s, "-ERR Syntax: TOP msg lines\r\n");
-				return;
-			}
-			nlines = nlines * 10 + (uint64_t)(lines.p[i] - '0');
-		}
-	}
-	if (!(m = message(s, num, &i)))
-		return;
-	memset(&s->stream, 0, sizeof(s->stream));
-	s->stream.active = true;
-	s->stream.kind = STREAM_BODY;
-	s->stream.top = top;
-	s->stream.body_lines = nlines;
-	s->stream.body_id = m->body_id;
-	s->stream.size = m->size;
-	s->stream.line_start = true;
-	if (top)
-		reply(s, "+OK\r\n");
-	else
-		conn_printf(s->conn, "+OK %" PRIu64 " octets\r\n", m->pop3_size);
-	pump(s);
-}
-
-static void cmd_retr(struct pop3_session *s, struct span arg) { retrieve(s, arg, false); }
-static void cmd_top(struct pop3_session *s, struct span arg) { retrieve(s, arg, true); }
-
-static void
-cmd_dele(struct pop3_session *s, struct span arg)
-{
-	size_t i;
-
-	if (message(s, arg, &i)) {
-		s->deleted[i] = true;	/* only marked: QUIT applies it */
-		conn_printf(s->conn, "+OK Message %zu deleted\r\n", i + 1);
-	}
-}
-
-static void
-cmd_rset(struct pop3_session *s, struct span arg)
-{
-	(void)arg;
-	memset(s->deleted, 0, s->nmsgs * sizeof(bool));
-	conn_printf(s->conn, "+OK %zu messages\r\n", s->nmsgs);
-}
-
-static void
-cmd_noop(struct pop3_session *s, struct span arg)
-{
-	(void)arg;
-	reply(s, "+OK\r\n");
 }
 
 /* The UPDATE state's commit: owns copies of what it needs (the session may end first). */
@@ -670,7 +182,7 @@ update_done_here(void *arg)
 		if (u->rc) {
 			log_msg(LOG_LEVEL_ERR, "sid=%s event=expunge login=\"%s\" error=\"%s\"", c->sid, u->login,
 			    err_str(u->rc));
-			reply(s, "-ERR [SYS/TEMP] Deletions could not be committed; nothing was deleted\r\n");
+			pop3_reply(s, "-ERR [SYS/TEMP] Deletions could not be committed; nothing was deleted\r\n");
 		} else {
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=expunge login=\"%s\" deleted=%zu", c->sid, u->login, u->n);
 			conn_printf(c, "+OK postie POP3 server signing off (%zu messages deleted)\r\n", u->n);
@@ -692,15 +204,16 @@ update_done(void *arg, int rc)
 	worker_post(u->conn->worker, update_done_here, u);	/* from the store's writer thread */
 }
 
-static void
-cmd_quit(struct pop3_session *s, struct span arg)
+void
+pop3_quit(void *v, struct span arg)
 {
+	struct pop3_session *s = v;
 	struct update *u;
 	size_t i;
 
 	(void)arg;
 	if (s->state == POP3_STATE_AUTHORIZATION) {
-		reply(s, "+OK postie POP3 server signing off\r\n");
+		pop3_reply(s, "+OK postie POP3 server signing off\r\n");
 		conn_close_after_flush(s->conn);
 		return;
 	}
@@ -713,7 +226,7 @@ cmd_quit(struct pop3_session *s, struct span arg)
 	if (!u->n) {
 		free(u->uids);
 		free(u);
-		reply(s, "+OK postie POP3 server signing off\r\n");
+		pop3_reply(s, "+OK postie POP3 server signing off\r\n");
 		conn_close_after_flush(s->conn);
 		return;
 	}
@@ -730,60 +243,9 @@ cmd_quit(struct pop3_session *s, struct span arg)
 		conn_unref(u->conn);
 		free(u->uids);
 		free(u);
-		reply(s, "-ERR [SYS/TEMP] Server stopping; nothing was deleted\r\n");
+		pop3_reply(s, "-ERR [SYS/TEMP] Server stopping; nothing was deleted\r\n");
 		conn_close_after_flush(s->conn);
 	}
-}
-
-static const struct pop3_cmd pop3_cmds[] = {
-	{ "CAPA", POP3_STATE_ANY,           CMD_NOARG,  cmd_capa },
-	{ "STLS", POP3_STATE_AUTHORIZATION, CMD_NOARG,  cmd_stls },
-	{ "USER", POP3_STATE_AUTHORIZATION, CMD_ARG,    cmd_user },
-	{ "PASS", POP3_STATE_AUTHORIZATION, CMD_SECRET, cmd_pass },
-	{ "AUTH", POP3_STATE_AUTHORIZATION, 0,          cmd_auth },
-	{ "STAT", POP3_STATE_TRANSACTION,   CMD_NOARG,  cmd_stat },
-	{ "LIST", POP3_STATE_TRANSACTION,   0,          cmd_list },
-	{ "UIDL", POP3_STATE_TRANSACTION,   0,          cmd_uidl },
-	{ "RETR", POP3_STATE_TRANSACTION,   CMD_ARG,    cmd_retr },
-	{ "TOP",  POP3_STATE_TRANSACTION,   CMD_ARG,    cmd_top },
-	{ "DELE", POP3_STATE_TRANSACTION,   CMD_ARG,    cmd_dele },
-	{ "RSET", POP3_STATE_TRANSACTION,   CMD_NOARG,  cmd_rset },
-	{ "NOOP", POP3_STATE_TRANSACTION,   CMD_NOARG,  cmd_noop },
-	{ "QUIT", POP3_STATE_ANY,           CMD_NOARG,  cmd_quit },
-};
-
-static void
-dispatch(struct pop3_session *s, struct span line)
-{
-	const struct pop3_cmd *cmd = NULL;
-	long sp = span_find(line, ' ');
-	struct span verb = sp < 0 ? line : span_head(line, (size_t)sp);
-	struct span arg = sp < 0 ? span_make(line.p + line.len, 0) : span_tail(line, (size_t)sp + 1);
-	size_t i;
-
-	for (i = 0; i < sizeof(pop3_cmds) / sizeof(pop3_cmds[0]); i++) {
-		if (span_ieq(verb, pop3_cmds[i].verb)) {
-			cmd = &pop3_cmds[i];
-			break;
-		}
-	}
-	if (!cmd) {
-		bad_command(s, "-ERR Unknown command\r\n");
-		return;
-	}
-	if (!(cmd->states & s->state)) {
-		bad_command(s, "-ERR Command not valid in this state\r\n");
-		return;
-	}
-	if ((cmd->flags & CMD_NOARG) && arg.len) {
-		bad_command(s, "-ERR Syntax error: no arguments allowed\r\n");
-		return;
-	}
-	if ((cmd->flags & (CMD_ARG | CMD_SECRET)) && !arg.len) {
-		bad_command(s, "-ERR Syntax error: an argument is needed\r\n");
-		return;
-	}
-	cmd->run(s, arg);
 }
 
 static void *
@@ -794,6 +256,7 @@ pop3_create(struct conn *c)
 	s->conn = c;
 	s->state = POP3_STATE_AUTHORIZATION;
 	linereader_init(&s->lr, POP3_CMDLINE_MAX);
+	sasl_exchange_init(&s->sasl, &pop3_sasl_ops, c);
 	return s;
 }
 
@@ -813,30 +276,23 @@ pop3_input(struct conn *c)
 		struct span line;
 		enum lr_result r;
 
-		if (s->sasl && s->sasl_line) {
-			r = conn_next_line(c, &s->sasl_lr, s->sasl_line, &line);
-			if (r == LR_MORE)
+		if (sasl_exchange_reading(&s->sasl)) {
+			if (sasl_exchange_input(&s->sasl) == LR_MORE)
 				break;
-			if (r != LR_LINE) {
-				sasl_end(s);
-				bad_command(s, "-ERR Line too long or malformed\r\n");
-				continue;
-			}
-			sasl_outcome(s, sasl_step(s->sasl, line));
 			continue;
 		}
 		r = conn_next_line(c, &s->lr, s->line, &line);
 		if (r == LR_MORE)
 			break;
 		if (r == LR_LINE) {
-			dispatch(s, line);
+			pop3_dispatch(s, line);
 			explicit_bzero(s->line, sizeof(s->line));	/* it may have held a password */
 		} else if (r == LR_TOO_LONG) {
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=line_length ip=%s", c->sid, c->ip);
-			bad_command(s, "-ERR Line too long\r\n");
+			pop3_bad_command(s, "-ERR Line too long\r\n");
 		} else {
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=bad_line ip=%s", c->sid, c->ip);
-			bad_command(s, "-ERR Bad characters in command line\r\n");
+			pop3_bad_command(s, "-ERR Bad characters in command line\r\n");
 		}
 	}
 }
@@ -848,7 +304,7 @@ pop3_drained(struct conn *c)
 	struct pop3_session *s = c->session;
 
 	if (s->stream.active) {
-		pump(s);
+		pop3_retr_pump(s);
 		if (!s->stream.active && conn_input(c)->len)
 			conn_resume_input(c);	/* pipelined commands wait in the buffer */
 	}
@@ -861,7 +317,7 @@ pop3_tls_ready(struct conn *c)
 
 	linereader_init(&s->lr, POP3_CMDLINE_MAX);
 	s->user[0] = '\0';
-	sasl_end(s);
+	sasl_exchange_end(&s->sasl);
 }
 
 static void
@@ -885,7 +341,7 @@ pop3_destroy(struct conn *c)
 
 	if (s->locked)
 		store_mailbox_unlock(server_store, s->login);
-	sasl_end(s);
+	sasl_exchange_end(&s->sasl);
 	free(s->msgs);
 	free(s->deleted);
 	free(s);

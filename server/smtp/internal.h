@@ -5,12 +5,12 @@
 #ifndef POSTIE_SMTP_INTERNAL_H
 #define POSTIE_SMTP_INTERNAL_H
 
-#include "auth/sasl.h"
 #include "server/conn.h"
 #include "core/linereader.h"
 #include "server/smtp/data.h"
 #include "server/smtp/parse.h"
 #include "server/smtp/session.h"
+#include "server/sasl_exchange.h"
 
 struct smtp_txn;
 
@@ -24,12 +24,6 @@ enum smtp_state {
 };
 #define SMTP_STATE_ANY (SMTP_STATE_INIT | SMTP_STATE_READY | SMTP_STATE_MAIL | SMTP_STATE_RCPT)
 #define SMTP_STATE_TXN (SMTP_STATE_MAIL | SMTP_STATE_RCPT)
-
-enum {
-	CMD_NOARG    = 1u << 0,	/* an argument is a syntax error */
-	CMD_ARG      = 1u << 1,	/* an argument is required */
-	CMD_CHUNK    = 1u << 2,	/* the line announces a chunk of bytes after it (BDAT) */
-};
 
 /* Failed AUTH attempts in one session before it is closed. */
 #define SMTP_AUTH_FAILURES_MAX 3
@@ -46,13 +40,11 @@ struct smtp_session {
 	bool authenticated;
 	char login[256];	/* the authenticated login */
 	unsigned auth_failures;
-	struct sasl *sasl;	/* during an exchange only */
-	struct linereader sasl_lr;
-	char *sasl_line;	/* SASL_LINE_MAX + 1, during an exchange only */
+	struct sasl_exchange sasl;	/* the exchange in progress, if any */
 
 	/*
-	 * Bytes of a refused BDAT's chunk still to read and drop. dispatch()
-	 * sets it before any check; only smtp_cmd_bdat() taking the chunk
+	 * Bytes of a refused BDAT's chunk still to read and drop.
+	 * proto_dispatch() sets it (PROTO_CHUNK) before any check; only smtp_cmd_bdat() taking the chunk
 	 * clears it, so no refusal can leave the chunk to be read as commands.
 	 */
 	uint64_t chunk_skip;
@@ -67,7 +59,11 @@ void smtp_reply(struct smtp_session *s, const char *text);
 void smtp_bad_command(struct smtp_session *s, const char *text);
 void smtp_set_state(struct smtp_session *s, enum smtp_state st);
 
-/* mail.c */
+/*
+ * mail.c: the mail transaction's run steps, called by proto_dispatch()
+ * after the table's policy (session.c smtp_cmds[]): MAIL and RCPT get what
+ * follows "FROM:" / "TO:", and MAIL only where AUTH is not missing.
+ */
 void smtp_cmd_mail(struct smtp_session *s, struct span arg);
 void smtp_cmd_rcpt(struct smtp_session *s, struct span arg);
 void smtp_cmd_data(struct smtp_session *s, struct span arg);

@@ -203,15 +203,6 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 	struct smtp_txn *t;
 	enum smtp_parse_result r;
 
-	if (arg.len < 5 || strncasecmp((const char *)arg.p, "FROM:", 5) != 0) {
-		smtp_bad_command(s, "501 5.5.4 Syntax: MAIL FROM:<address>\r\n");
-		return;
-	}
-	arg = span_tail(arg, 5);
-	if (is_submission(c) && !s->authenticated) {
-		smtp_bad_command(s, "530 5.7.0 Authentication required\r\n");
-		return;
-	}
 	if (s->messages >= c->cfg->smtp.max_messages_per_session) {
 		log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=messages_per_session ip=%s", c->sid, c->ip);
 		conn_printf(c, "421 4.7.0 %s Too many messages in one session\r\n", c->cfg->hostname);
@@ -431,11 +422,7 @@ rcpt_parse(struct smtp_session *s, struct span arg, struct smtp_rcpt *rcpt, char
 	enum smtp_parse_result r;
 	char safe[LOG_SAFE_SIZE];
 
-	if (arg.len < 3 || strncasecmp((const char *)arg.p, "TO:", 3) != 0) {
-		smtp_bad_command(s, "501 5.5.4 Syntax: RCPT TO:<address>\r\n");
-		return false;
-	}
-	r = smtp_parse_rcpt(span_tail(arg, 3), rcpt);
+	r = smtp_parse_rcpt(arg, rcpt);	/* proto_dispatch() took "TO:" off */
 	if (r) {
 		smtp_bad_command(s, r == SMTP_PARSE_PARAM ? "555 5.5.4 Unsupported or repeated parameter\r\n" :
 		    "501 5.5.4 Syntax error in RCPT command\r\n");
@@ -583,7 +570,7 @@ smtp_cmd_data(struct smtp_session *s, struct span arg)
 }
 
 /*
- * BDAT size [LAST] (RFC 3030). dispatch() parsed the line and marked the
+ * BDAT size [LAST] (RFC 3030). proto_dispatch() parsed the line and marked the
  * chunk for dropping (s->chunk_skip); accepting it means taking it over:
  * its bytes are always read, whatever the answer will be, so they can
  * never be taken for commands.
@@ -596,7 +583,7 @@ smtp_cmd_bdat(struct smtp_session *s, struct span arg)
 	bool last = false;
 	enum smtp_parse_result r = smtp_parse_bdat(arg, &size, &last);
 
-	ASSERT(r == SMTP_PARSE_OK && size == s->chunk_skip);	/* dispatch() checked it */
+	ASSERT(r == SMTP_PARSE_OK && size == s->chunk_skip);	/* proto_dispatch() checked it */
 	s->chunk_skip = 0;
 	if (!t->chunking) {
 		t->chunking = true;

@@ -101,29 +101,133 @@ valid_literal(struct span d)
 	return inet_pton(AF_INET, buf, bin) == 1;
 }
 
-/* Parse "<...>" at the start of s; *rest is what follows. */
-static enum smtp_parse_result
-parse_path(struct span s, struct smtp_path *out, struct span *rest, bool allow_null)
+/* The closing '>' of a path starting at s.p[0] == '<', outside any quoted string. */
+static bool
+path_end(struct span s, size_t *end_out)
 {
-	struct span inner, local, domain;
-	size_t i, end;
-	bool utf8 = false;
-	long at;
+	size_t end;
 
-	memset(out, 0, sizeof(*out));
-	if (!s.len || s.p[0] != '<')
-		return SMTP_PARSE_SYNTAX;
-	/* the closing '>' outside any quoted string */
 	for (end = 1; end < s.len && s.p[end] != '>'; end++) {
 		if (s.p[end] == '"') {
 			for (end++; end < s.len && s.p[end] != '"'; end++)
 				if (s.p[end] == '\\')
 					end++;
 			if (end >= s.len)
-				return SMTP_PARSE_SYNTAX;
+				return false;
 		}
 	}
-	if (end >= s.len || end - 1 > SMTP_PATH_MAX)
+	*end_out = end;
+	return end < s.len;
+}
+
+/* A source route "@a,@b:" before the mailbox is parsed and dropped (RFC 5321 4.1.2, C.). */
+static bool
+skip_route(struct span *inner, bool *utf8)
+{
+	struct span route, hops, hop;
+	long colon = span_find(*inner, ':');
+
+	if (colon < 0)
+		return false;
+	route = span_head(*inner, (size_t)colon);
+	for (hops = route; hops.len;) {
+		span_split(hops, ',', &hop, &hops);
+		if (hop.len < 2 || hop.p[0] != '@' || !valid_domain(span_tail(hop, 1), utf8))
+			return false;
+	}
+	*inner = span_tail(*inner, (size_t)colon + 1);
+	return true;
+}
+
+/* A quoted-string local part at the start of inner ("..."), quotes included. */
+static bool
+quoted_local(struct span inner, struct span *local_out, bool *utf8)
+{
+	size_t i;
+
+	for (i = 1; i < inner.len && inner.p[i] != '"'; i++) {
+		unsigned char c = inner.p[i];
+
+		if (c == '\\') {
+			if (++i >= inner.len || inner.p[i] < 32 || inner.p[i] > 126)
+				return false;
+		} else if (c >= 0x80) {
+			size_t k = utf8_len(inner.p + i, inner.len - i);
+			if (!k)
+				return false;
+			*utf8 = true;
+			i += k - 1;
+		} else if (c < 32 || c == 127) {
+			return false;
+		}
+	}
+	if (i >= inner.len)
+		return false;
+	*local_out = span_head(inner, i + 1);
+	return true;
+}
+
+/* A dot-string local part: what precedes the last '@' of inner. */
+static bool
+dot_local(struct span inner, struct span *local_out, bool *utf8)
+{
+	struct span local;
+	long at = -1;
+	size_t i;
+
+	for (i = 0; i < inner.len; i++)
+		if (inner.p[i] == '@')
+			at = (long)i;
+	if (at <= 0)
+		return false;
+	local = span_head(inner, (size_t)at);
+	for (i = 0; i < local.len; i++) {
+		unsigned char c = local.p[i];
+
+		if (c == '.') {
+			if (i == 0 || i + 1 == local.len || local.p[i - 1] == '.')
+				return false;
+		} else if (c >= 0x80) {
+			size_t k = utf8_len(local.p + i, local.len - i);
+			if (!k)
+				return false;
+			*utf8 = true;
+			i += k - 1;
+		} else if (!is_atext(c)) {
+			return false;
+		}
+	}
+	*local_out = local;
+	return true;
+}
+
+/* The stored form: local part as given, '@', the domain lower-cased (ASCII). */
+static void
+path_store(struct smtp_path *out, struct span local, struct span domain, bool utf8)
+{
+	size_t i;
+
+	memcpy(out->addr, local.p, local.len);
+	out->addr[local.len] = '@';
+	for (i = 0; i < domain.len; i++) {
+		unsigned char c = domain.p[i];
+		out->addr[local.len + 1 + i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+	}
+	out->addr[local.len + 1 + domain.len] = '\0';
+	out->local_len = local.len;
+	out->has_utf8 = utf8;
+}
+
+/* Parse "<...>" at the start of s; *rest is what follows. */
+static enum smtp_parse_result
+parse_path(struct span s, struct smtp_path *out, struct span *rest, bool allow_null)
+{
+	struct span inner, local, domain;
+	size_t end;
+	bool utf8 = false;
+
+	memset(out, 0, sizeof(*out));
+	if (!s.len || s.p[0] != '<' || !path_end(s, &end) || end - 1 > SMTP_PATH_MAX)
 		return SMTP_PARSE_SYNTAX;
 	inner = span_make(s.p + 1, end - 1);
 	*rest = span_tail(s, end + 1);
@@ -139,71 +243,10 @@ parse_path(struct span s, struct smtp_path *out, struct span *rest, bool allow_n
 		out->local_len = 10;
 		return SMTP_PARSE_OK;
 	}
-	/* a source route "@a,@b:" is parsed and ignored (RFC 5321 4.1.2, C.) */
-	if (inner.p[0] == '@') {
-		long colon = span_find(inner, ':');
-		struct span route;
-		size_t start = 0;
-
-		if (colon < 0)
-			return SMTP_PARSE_SYNTAX;
-		route = span_head(inner, (size_t)colon);
-		while (start < route.len) {
-			long comma = span_find(span_tail(route, start), ',');
-			struct span hop = comma < 0 ? span_tail(route, start) : span_make(route.p + start, (size_t)comma);
-
-			if (hop.len < 2 || hop.p[0] != '@' || !valid_domain(span_tail(hop, 1), &utf8))
-				return SMTP_PARSE_SYNTAX;
-			start += hop.len + 1;
-		}
-		inner = span_tail(inner, (size_t)colon + 1);
-	}
-	/* the local part: a quoted string or a dot-string */
-	if (inner.len && inner.p[0] == '"') {
-		for (i = 1; i < inner.len && inner.p[i] != '"'; i++) {
-			unsigned char c = inner.p[i];
-
-			if (c == '\\') {
-				if (++i >= inner.len || inner.p[i] < 32 || inner.p[i] > 126)
-					return SMTP_PARSE_SYNTAX;
-			} else if (c >= 0x80) {
-				size_t k = utf8_len(inner.p + i, inner.len - i);
-				if (!k)
-					return SMTP_PARSE_SYNTAX;
-				utf8 = true;
-				i += k - 1;
-			} else if (c < 32 || c == 127) {
-				return SMTP_PARSE_SYNTAX;
-			}
-		}
-		if (i >= inner.len)
-			return SMTP_PARSE_SYNTAX;
-		local = span_head(inner, i + 1);
-	} else {
-		at = -1;
-		for (i = 0; i < inner.len; i++)
-			if (inner.p[i] == '@')
-				at = (long)i;
-		if (at <= 0)
-			return SMTP_PARSE_SYNTAX;
-		local = span_head(inner, (size_t)at);
-		for (i = 0; i < local.len; i++) {
-			unsigned char c = local.p[i];
-
-			if (c == '.') {
-				if (i == 0 || i + 1 == local.len || local.p[i - 1] == '.')
-					return SMTP_PARSE_SYNTAX;
-			} else if (c >= 0x80) {
-				size_t k = utf8_len(local.p + i, local.len - i);
-				if (!k)
-					return SMTP_PARSE_SYNTAX;
-				utf8 = true;
-				i += k - 1;
-			} else if (!is_atext(c)) {
-				return SMTP_PARSE_SYNTAX;
-			}
-		}
-	}
+	if (inner.p[0] == '@' && !skip_route(&inner, &utf8))
+		return SMTP_PARSE_SYNTAX;
+	if (!(inner.len && inner.p[0] == '"' ? quoted_local(inner, &local, &utf8) : dot_local(inner, &local, &utf8)))
+		return SMTP_PARSE_SYNTAX;
 	if (local.len == 0 || local.len > SMTP_LOCAL_MAX || local.len >= inner.len ||
 	    inner.p[local.len] != '@')
 		return SMTP_PARSE_SYNTAX;
@@ -217,15 +260,7 @@ parse_path(struct span s, struct smtp_path *out, struct span *rest, bool allow_n
 	}
 	if (local.len + 1 + domain.len > SMTP_PATH_MAX)
 		return SMTP_PARSE_SYNTAX;
-	memcpy(out->addr, local.p, local.len);
-	out->addr[local.len] = '@';
-	for (i = 0; i < domain.len; i++) {
-		unsigned char c = domain.p[i];
-		out->addr[local.len + 1 + i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-	}
-	out->addr[local.len + 1 + domain.len] = '\0';
-	out->local_len = local.len;
-	out->has_utf8 = utf8;
+	path_store(out, local, domain, utf8);
 	return SMTP_PARSE_OK;
 }
 
@@ -263,34 +298,24 @@ valid_xtext(struct span v)
 	return true;
 }
 
-/* Digits only, overflow detected. */
+/* SIZE= and BDAT's size: digits only, within SMTP_SIZE_DIGITS_MAX and SMTP_SIZE_MAX. */
 static bool
-parse_u64(struct span v, uint64_t *out)
+parse_size(struct span v, uint64_t *out)
 {
-	uint64_t n = 0;
-	size_t i;
-
-	if (!v.len || v.len > 20)
-		return false;
-	for (i = 0; i < v.len; i++) {
-		if (v.p[i] < '0' || v.p[i] > '9' || n > (UINT64_MAX - (uint64_t)(v.p[i] - '0')) / 10)
-			return false;
-		n = n * 10 + (uint64_t)(v.p[i] - '0');
-	}
-	*out = n;
-	return true;
+	return v.len <= SMTP_SIZE_DIGITS_MAX && span_to_u64(v, SMTP_SIZE_MAX, out);
 }
 
 enum smtp_parse_result
 smtp_parse_bdat(struct span arg, uint64_t *size_out, bool *last_out)
 {
-	long sp = span_find(arg, ' ');
-	struct span num = sp < 0 ? arg : span_head(arg, (size_t)sp);
-	struct span rest = sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1);
+	struct span num, rest;
+	bool has_rest;
 
-	if (!parse_u64(num, size_out) || (sp >= 0 && !span_ieq(rest, "LAST")))
+	span_split(arg, ' ', &num, &rest);
+	has_rest = num.len < arg.len;	/* a space, even with nothing after it */
+	if (!parse_size(num, size_out) || (has_rest && !span_ieq(rest, "LAST")))
 		return SMTP_PARSE_SYNTAX;
-	*last_out = sp >= 0;
+	*last_out = has_rest;
 	return SMTP_PARSE_OK;
 }
 
@@ -298,8 +323,7 @@ smtp_parse_bdat(struct span arg, uint64_t *size_out, bool *last_out)
 static bool
 next_param(struct span *rest, struct span *key, struct span *value, bool *has_value, bool *bad)
 {
-	long sp, eq;
-	struct span p;
+	struct span p, after;
 
 	*bad = false;
 	if (!rest->len)
@@ -308,14 +332,10 @@ next_param(struct span *rest, struct span *key, struct span *value, bool *has_va
 		*bad = true;
 		return false;
 	}
-	*rest = span_tail(*rest, 1);
-	sp = span_find(*rest, ' ');
-	p = sp < 0 ? *rest : span_head(*rest, (size_t)sp);
-	*rest = sp < 0 ? span_tail(*rest, rest->len) : span_tail(*rest, (size_t)sp);
-	eq = span_find(p, '=');
-	*key = eq < 0 ? p : span_head(p, (size_t)eq);
-	*value = eq < 0 ? span_tail(p, p.len) : span_tail(p, (size_t)eq + 1);
-	*has_value = eq >= 0;
+	span_split(span_tail(*rest, 1), ' ', &p, &after);
+	*rest = span_tail(*rest, 1 + p.len);	/* from the next space on: checked next time */
+	span_split(p, '=', key, value);
+	*has_value = key->len < p.len;
 	if (!key->len || (*has_value && !valid_value(*value)))
 		*bad = true;
 	return !*bad;
@@ -341,7 +361,7 @@ smtp_parse_mail(struct span arg, struct smtp_mail *out)
 
 		if (span_ieq(key, "SIZE") && has_value) {
 			bit = 1;
-			if (!parse_u64(value, &out->size))
+			if (!parse_size(value, &out->size))
 				return SMTP_PARSE_SYNTAX;
 		} else if (span_ieq(key, "BODY") && has_value) {
 			bit = 2;
@@ -406,9 +426,9 @@ smtp_parse_rcpt(struct span arg, struct smtp_rcpt *out)
 				out->notify = STORE_NOTIFY_NEVER;
 			} else {
 				while (v.len) {
-					long comma = span_find(v, ',');
-					struct span item = comma < 0 ? v : span_head(v, (size_t)comma);
+					struct span item, next;
 
+					span_split(v, ',', &item, &next);
 					if (span_ieq(item, "SUCCESS"))
 						out->notify |= STORE_NOTIFY_SUCCESS;
 					else if (span_ieq(item, "FAILURE"))
@@ -417,9 +437,9 @@ smtp_parse_rcpt(struct span arg, struct smtp_rcpt *out)
 						out->notify |= STORE_NOTIFY_DELAY;
 					else
 						return SMTP_PARSE_SYNTAX;	/* NEVER mixed, or unknown */
-					v = comma < 0 ? span_tail(v, v.len) : span_tail(v, (size_t)comma + 1);
-					if (comma >= 0 && !v.len)
-						return SMTP_PARSE_SYNTAX;
+					if (item.len < v.len && !next.len)
+						return SMTP_PARSE_SYNTAX;	/* a comma with nothing after it */
+					v = next;
 				}
 			}
 		} else if (span_ieq(key, "ORCPT") && has_value) {

@@ -17,6 +17,14 @@
 #define SMTP_PATH_MAX 256	/* RFC 5321 4.5.3.1.3 */
 #define SMTP_ENVID_MAX 100	/* RFC 3461 4.4 */
 #define SMTP_ORCPT_MAX 500	/* RFC 3461 4.2 */
+/*
+ * SIZE= (RFC 1870) and a BDAT chunk's size (RFC 3030): digits only, at
+ * most 20 of them (leading zeros included) and at most 2^64 - 1; more is a
+ * syntax error. The limit that matters, smtp.max_message_size, is the
+ * caller's (552 after MAIL, and the DATA decoder counts every chunk).
+ */
+#define SMTP_SIZE_DIGITS_MAX 20
+#define SMTP_SIZE_MAX UINT64_MAX
 
 enum smtp_parse_result {
 	SMTP_PARSE_OK = 0,

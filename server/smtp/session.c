@@ -5,8 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/sasl.h"
 #include "server/authflow.h"
+#include "server/dispatch.h"
+#include "server/sasl_exchange.h"
 #include "server/conn.h"
 #include "core/err.h"
 #include "core/linereader.h"
@@ -16,13 +17,6 @@
 #include "server/smtp/internal.h"
 #include "server/smtp/session.h"
 #include "core/compat.h"
-
-struct smtp_cmd {
-	const char *verb;
-	unsigned states;
-	unsigned flags;
-	void (*run)(struct smtp_session *s, struct span arg);
-};
 
 void
 smtp_reply(struct smtp_session *s, const char *text)
@@ -75,15 +69,30 @@ offers_starttls(const struct smtp_session *s)
 	return !conn_is_tls(c) && (c->proto == LISTEN_SMTP || c->proto == LISTEN_SUBMISSION);
 }
 
-static void
-cmd_ehlo(struct smtp_session *s, struct span arg)
+static bool
+check_ehlo(void *v, struct span arg)
 {
+	if (valid_helo(arg))
+		return true;
+	smtp_bad_command(v, "501 5.5.4 Syntax: EHLO hostname\r\n");
+	return false;
+}
+
+static bool
+check_helo(void *v, struct span arg)
+{
+	if (valid_helo(arg))
+		return true;
+	smtp_bad_command(v, "501 5.5.4 Syntax: HELO hostname\r\n");
+	return false;
+}
+
+static void
+cmd_ehlo(void *v, struct span arg)
+{
+	struct smtp_session *s = v;
 	struct conn *c = s->conn;
 
-	if (!valid_helo(arg)) {
-		smtp_bad_command(s, "501 5.5.4 Syntax: EHLO hostname\r\n");
-		return;
-	}
 	memcpy(s->helo, arg.p, arg.len);
 	s->helo[arg.len] = '\0';
 	smtp_txn_reset(s);	/* RFC 5321 4.1.4: EHLO resets the transaction */
@@ -100,14 +109,11 @@ cmd_ehlo(struct smtp_session *s, struct span arg)
 }
 
 static void
-cmd_helo(struct smtp_session *s, struct span arg)
+cmd_helo(void *v, struct span arg)
 {
+	struct smtp_session *s = v;
 	struct conn *c = s->conn;
 
-	if (!valid_helo(arg)) {
-		smtp_bad_command(s, "501 5.5.4 Syntax: HELO hostname\r\n");
-		return;
-	}
 	memcpy(s->helo, arg.p, arg.len);
 	s->helo[arg.len] = '\0';
 	smtp_txn_reset(s);
@@ -116,14 +122,14 @@ cmd_helo(struct smtp_session *s, struct span arg)
 }
 
 static void
-cmd_noop(struct smtp_session *s, struct span arg)
+cmd_noop(void *s, struct span arg)
 {
 	(void)arg;	/* RFC 5321 4.1.1.9: a parameter is allowed and ignored */
 	smtp_reply(s, "250 2.0.0 OK\r\n");
 }
 
 static void
-cmd_rset(struct smtp_session *s, struct span arg)
+cmd_rset(void *s, struct span arg)
 {
 	(void)arg;
 	smtp_txn_reset(s);
@@ -131,15 +137,16 @@ cmd_rset(struct smtp_session *s, struct span arg)
 }
 
 static void
-cmd_help(struct smtp_session *s, struct span arg)
+cmd_help(void *s, struct span arg)
 {
 	(void)arg;
 	smtp_reply(s, "214 2.0.0 See RFC 5321\r\n");
 }
 
 static void
-cmd_quit(struct smtp_session *s, struct span arg)
+cmd_quit(void *v, struct span arg)
 {
+	struct smtp_session *s = v;
 	struct conn *c = s->conn;
 
 	(void)arg;
@@ -147,15 +154,25 @@ cmd_quit(struct smtp_session *s, struct span arg)
 	conn_close_after_flush(c);
 }
 
-static void
-cmd_starttls(struct smtp_session *s, struct span arg)
+static bool
+check_starttls(void *v, struct span arg)
 {
+	struct smtp_session *s = v;
+
 	(void)arg;
-	if (!offers_starttls(s)) {
-		smtp_bad_command(s, conn_is_tls(s->conn) ? "503 5.5.1 Already using TLS\r\n"
-		    : "502 5.5.1 STARTTLS not offered here\r\n");
-		return;
-	}
+	if (offers_starttls(s))
+		return true;
+	smtp_bad_command(s, conn_is_tls(s->conn) ? "503 5.5.1 Already using TLS\r\n"
+	    : "502 5.5.1 STARTTLS not offered here\r\n");
+	return false;
+}
+
+static void
+cmd_starttls(void *v, struct span arg)
+{
+	struct smtp_session *s = v;
+
+	(void)arg;
 	smtp_reply(s, "220 2.0.0 Ready to start TLS\r\n");
 	if (conn_starttls(s->conn)) {
 		log_msg(LOG_LEVEL_ERR, "sid=%s event=starttls error=\"no TLS credentials\"", s->conn->sid);
@@ -164,24 +181,9 @@ cmd_starttls(struct smtp_session *s, struct span arg)
 }
 
 static void
-sasl_end(struct smtp_session *s)
+auth_failed(struct conn *c, const char *text)
 {
-	if (s->sasl) {
-		sasl_free(s->sasl);
-		free(s->sasl);
-		s->sasl = NULL;
-	}
-	if (s->sasl_line) {
-		explicit_bzero(s->sasl_line, SASL_LINE_MAX + 1);
-		free(s->sasl_line);
-		s->sasl_line = NULL;
-	}
-}
-
-static void
-auth_failed(struct smtp_session *s, const char *text)
-{
-	struct conn *c = s->conn;
+	struct smtp_session *s = c->session;
 
 	smtp_reply(s, text);
 	if (++s->auth_failures >= SMTP_AUTH_FAILURES_MAX) {
@@ -205,10 +207,10 @@ auth_done(struct conn *c, enum authflow_result r, const char *login)
 		smtp_reply(s, "235 2.7.0 Authentication successful\r\n");
 		break;
 	case AUTHFLOW_FAIL:
-		auth_failed(s, "535 5.7.8 Authentication credentials invalid\r\n");
+		auth_failed(c, "535 5.7.8 Authentication credentials invalid\r\n");
 		break;
 	case AUTHFLOW_THROTTLED:
-		auth_failed(s, "454 4.7.0 Too many failed logins, try again later\r\n");
+		auth_failed(c, "454 4.7.0 Too many failed logins, try again later\r\n");
 		break;
 	default:
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure\r\n");
@@ -216,149 +218,139 @@ auth_done(struct conn *c, enum authflow_result r, const char *login)
 	}
 }
 
-/* The SASL exchange moved on: answer, or hand the credentials to the login path. */
 static void
-sasl_outcome(struct smtp_session *s, enum sasl_status st)
+sasl_bad_command(struct conn *c, const char *text)
 {
-	struct conn *c = s->conn;
-
-	switch (st) {
-	case SASL_CONTINUE:
-		conn_printf(c, "334 %s\r\n", s->sasl->challenge);
-		if (!s->sasl_line) {
-			s->sasl_line = xmalloc(SASL_LINE_MAX + 1);
-			linereader_init(&s->sasl_lr, SASL_LINE_MAX);	/* RFC 4954 section 4 */
-		}
-		return;
-	case SASL_DONE:
-		authflow_check(c, "smtp", buf_span(&s->sasl->login), buf_span(&s->sasl->password), auth_done);
-		break;
-	case SASL_BAD_MECH:
-		smtp_bad_command(s, "504 5.5.4 Unrecognized authentication type\r\n");
-		break;
-	case SASL_BAD_AUTHZ:
-		throttle_log_failure(c->sid, "smtp", c->ip, "", "authzid_refused");
-		auth_failed(s, "535 5.7.8 Authentication credentials invalid\r\n");
-		break;
-	case SASL_CANCELLED:
-		smtp_reply(s, "501 5.0.0 Authentication cancelled\r\n");
-		break;
-	default:
-		smtp_bad_command(s, "501 5.5.2 Cannot decode the response\r\n");
-		break;
-	}
-	sasl_end(s);
+	smtp_bad_command(c->session, text);
 }
 
-static void
-cmd_auth(struct smtp_session *s, struct span arg)
-{
-	struct conn *c = s->conn;
-	long sp = span_find(arg, ' ');
-	struct span mech = sp < 0 ? arg : span_head(arg, (size_t)sp);
-	struct span ir = sp < 0 ? span_make(arg.p + arg.len, 0) : span_tail(arg, (size_t)sp + 1);
-
-	if (s->authenticated) {
-		smtp_bad_command(s, "503 5.5.1 Already authenticated\r\n");
-		return;
-	}
-	if (!authflow_allowed(c)) {
-		smtp_bad_command(s, "538 5.7.11 Encryption required for requested authentication mechanism\r\n");
-		return;
-	}
-	s->sasl = xmalloc(sizeof(*s->sasl));
-	sasl_init(s->sasl);
-	sasl_outcome(s, sasl_start(s->sasl, mech, sp >= 0, ir));
-}
-
-/* A line of the SASL exchange (not a command). */
-static void
-sasl_input(struct smtp_session *s)
-{
-	struct conn *c = s->conn;
-	struct span line;
-	enum lr_result r = conn_next_line(c, &s->sasl_lr, s->sasl_line, &line);
-
-	if (r == LR_MORE)
-		return;
-	if (r != LR_LINE) {
-		sasl_end(s);
-		smtp_bad_command(s, "500 5.5.2 Line too long or malformed\r\n");
-		return;
-	}
-	sasl_outcome(s, sasl_step(s->sasl, line));
-}
-
-/* Every command the session knows, with the states it is allowed in (STYLE 8). */
-static const struct smtp_cmd smtp_cmds[] = {
-	{ "EHLO",     SMTP_STATE_ANY,   CMD_ARG,   cmd_ehlo },
-	{ "HELO",     SMTP_STATE_ANY,   CMD_ARG,   cmd_helo },
-	{ "STARTTLS", SMTP_STATE_READY, CMD_NOARG, cmd_starttls },
-	{ "NOOP",     SMTP_STATE_ANY | SMTP_STATE_BDAT, 0, cmd_noop },
-	{ "RSET",     SMTP_STATE_ANY | SMTP_STATE_BDAT, CMD_NOARG, cmd_rset },
-	{ "HELP",     SMTP_STATE_ANY,   0,         cmd_help },
-	{ "QUIT",     SMTP_STATE_ANY | SMTP_STATE_BDAT, CMD_NOARG, cmd_quit },
-	{ "AUTH",     SMTP_STATE_READY, CMD_ARG,   cmd_auth },
-	{ "MAIL",     SMTP_STATE_READY, CMD_ARG,   smtp_cmd_mail },
-	{ "RCPT",     SMTP_STATE_TXN,   CMD_ARG,   smtp_cmd_rcpt },
-	{ "DATA",     SMTP_STATE_RCPT,  CMD_NOARG, smtp_cmd_data },
-	{ "VRFY",     SMTP_STATE_ANY,   CMD_ARG,   smtp_cmd_vrfy },
-	{ "BDAT",     SMTP_STATE_RCPT | SMTP_STATE_BDAT, CMD_CHUNK, smtp_cmd_bdat },
+/* SMTP's side of the SASL exchange (RFC 4954). */
+static const struct sasl_exchange_ops smtp_sasl_ops = {
+	.proto = "smtp",
+	.continuation = "334 ",
+	.bad_mech = "504 5.5.4 Unrecognized authentication type\r\n",
+	.bad_response = "501 5.5.2 Cannot decode the response\r\n",
+	.bad_line = "500 5.5.2 Line too long or malformed\r\n",
+	.cancelled = "501 5.0.0 Authentication cancelled\r\n",
+	.bad_authz = "535 5.7.8 Authentication credentials invalid\r\n",
+	.bad_command = sasl_bad_command,
+	.auth_failed = auth_failed,
+	.done = auth_done,
 };
 
 static void
-dispatch(struct smtp_session *s, struct span line)
+cmd_auth(void *v, struct span arg)
 {
-	const struct smtp_cmd *cmd = NULL;
-	struct span verb, arg;
-	long sp = span_find(line, ' ');
-	size_t i;
+	struct smtp_session *s = v;
 
-	verb = sp < 0 ? line : span_head(line, (size_t)sp);
-	arg = sp < 0 ? span_make(line.p + line.len, 0) : span_tail(line, (size_t)sp + 1);
-	for (i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++) {
-		if (span_ieq(verb, smtp_cmds[i].verb)) {
-			cmd = &smtp_cmds[i];
-			break;
-		}
-	}
-	if (!cmd) {
-		smtp_bad_command(s, "500 5.5.2 Command unrecognized\r\n");
-		return;
-	}
-	/*
-	 * RFC 3030 2: the chunk follows the BDAT line whatever the answer, so
-	 * its bytes belong to this command, never to the next one. They are
-	 * marked for dropping before any check below can refuse the command
-	 * (503 by state, after a refused RCPT or a 530 MAIL, ...); only
-	 * smtp_cmd_bdat() taking the chunk unmarks them.
-	 */
-	if (cmd->flags & CMD_CHUNK) {
-		uint64_t size;
-		bool last;
-
-		if (smtp_parse_bdat(arg, &size, &last)) {
-			/* the chunk's size is unknown: the session cannot be kept in step */
-			smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]; closing\r\n");
-			conn_close_after_flush(s->conn);
-			return;
-		}
-		s->chunk_skip = size;
-	}
-	if (!(cmd->states & s->state)) {
-		smtp_bad_command(s, "503 5.5.1 Bad sequence of commands\r\n");
-		return;
-	}
-	if ((cmd->flags & CMD_NOARG) && arg.len) {
-		smtp_bad_command(s, "501 5.5.4 Syntax error: no parameters allowed\r\n");
-		return;
-	}
-	if ((cmd->flags & CMD_ARG) && !arg.len) {
-		smtp_bad_command(s, "501 5.5.4 Syntax error: parameter required\r\n");
-		return;
-	}
-	cmd->run(s, arg);
+	sasl_exchange_start(&s->sasl, arg);
 }
+
+/* The mail transaction's handlers live in mail.c. */
+static void run_mail(void *s, struct span arg) { smtp_cmd_mail(s, arg); }
+static void run_rcpt(void *s, struct span arg) { smtp_cmd_rcpt(s, arg); }
+static void run_data(void *s, struct span arg) { smtp_cmd_data(s, arg); }
+static void run_vrfy(void *s, struct span arg) { smtp_cmd_vrfy(s, arg); }
+static void run_bdat(void *s, struct span arg) { smtp_cmd_bdat(s, arg); }
+
+#define SMTP_STATE_ALL (SMTP_STATE_ANY | SMTP_STATE_BDAT)
+
+/*
+ * Every command the session knows, with the states it is allowed in and
+ * its policy (STYLE 8; the order of the checks is in server/dispatch.h).
+ * PROTO_AUTH on the transaction: MAIL answers 530 on a submission
+ * listener before AUTH (RCPT, DATA and BDAT cannot come before MAIL).
+ */
+static const struct proto_cmd smtp_cmds[] = {
+	{ "EHLO",     SMTP_STATE_ANY,   PROTO_ARG,   NULL, NULL, check_ehlo, cmd_ehlo },
+	{ "HELO",     SMTP_STATE_ANY,   PROTO_ARG,   NULL, NULL, check_helo, cmd_helo },
+	{ "STARTTLS", SMTP_STATE_READY, PROTO_NOARG, NULL, NULL, check_starttls, cmd_starttls },
+	{ "NOOP",     SMTP_STATE_ALL,   0,           NULL, NULL, NULL, cmd_noop },
+	{ "RSET",     SMTP_STATE_ALL,   PROTO_NOARG, NULL, NULL, NULL, cmd_rset },
+	{ "HELP",     SMTP_STATE_ANY,   0,           NULL, NULL, NULL, cmd_help },
+	{ "QUIT",     SMTP_STATE_ALL,   PROTO_NOARG, NULL, NULL, NULL, cmd_quit },
+	{ "AUTH",     SMTP_STATE_READY, PROTO_ARG | PROTO_UNAUTH | PROTO_LOGIN, NULL, NULL, NULL, cmd_auth },
+	{ "MAIL",     SMTP_STATE_READY, PROTO_ARG | PROTO_AUTH, "FROM:",
+	    "501 5.5.4 Syntax: MAIL FROM:<address>\r\n", NULL, run_mail },
+	{ "RCPT",     SMTP_STATE_TXN,   PROTO_ARG | PROTO_AUTH, "TO:",
+	    "501 5.5.4 Syntax: RCPT TO:<address>\r\n", NULL, run_rcpt },
+	{ "DATA",     SMTP_STATE_RCPT,  PROTO_NOARG | PROTO_AUTH, NULL, NULL, NULL, run_data },
+	{ "VRFY",     SMTP_STATE_ANY,   PROTO_ARG,   NULL, NULL, NULL, run_vrfy },
+	{ "BDAT",     SMTP_STATE_RCPT | SMTP_STATE_BDAT, PROTO_CHUNK | PROTO_AUTH, NULL, NULL, NULL, run_bdat },
+};
+
+static unsigned
+rules_state(const void *s)
+{
+	return ((const struct smtp_session *)s)->state;
+}
+
+static bool
+rules_may_login(const void *s)
+{
+	return authflow_allowed(((const struct smtp_session *)s)->conn);
+}
+
+static bool
+rules_is_authenticated(const void *s)
+{
+	return ((const struct smtp_session *)s)->authenticated;
+}
+
+/* RFC 6409 4.3: a submission listener takes mail only after AUTH. */
+static bool
+rules_must_auth(const void *v)
+{
+	const struct smtp_session *s = v;
+
+	return !s->authenticated && (s->conn->proto == LISTEN_SUBMISSION || s->conn->proto == LISTEN_SUBMISSIONS);
+}
+
+static void
+rules_refuse(void *s, const char *text)
+{
+	smtp_bad_command(s, text);
+}
+
+/*
+ * BDAT: mark the chunk for dropping before any check can refuse the
+ * command (503 by state, after a refused RCPT or a 530 MAIL, ...); only
+ * smtp_cmd_bdat() taking the chunk unmarks it.
+ */
+static bool
+rules_take_chunk(void *v, struct span arg)
+{
+	struct smtp_session *s = v;
+	uint64_t size;
+	bool last;
+
+	if (smtp_parse_bdat(arg, &size, &last)) {
+		/* the chunk's size is unknown: the session cannot be kept in step */
+		smtp_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]; closing\r\n");
+		conn_close_after_flush(s->conn);
+		return false;
+	}
+	s->chunk_skip = size;
+	return true;
+}
+
+static const struct proto_rules smtp_rules = {
+	.cmds = smtp_cmds,
+	.ncmds = sizeof(smtp_cmds) / sizeof(smtp_cmds[0]),
+	.unknown = "500 5.5.2 Command unrecognized\r\n",
+	.bad_state = "503 5.5.1 Bad sequence of commands\r\n",
+	.no_arg = "501 5.5.4 Syntax error: no parameters allowed\r\n",
+	.need_arg = "501 5.5.4 Syntax error: parameter required\r\n",
+	.need_tls = "538 5.7.11 Encryption required for requested authentication mechanism\r\n",
+	.need_auth = "530 5.7.0 Authentication required\r\n",
+	.authenticated = "503 5.5.1 Already authenticated\r\n",
+	.state = rules_state,
+	.may_login = rules_may_login,
+	.must_auth = rules_must_auth,
+	.is_authenticated = rules_is_authenticated,
+	.refuse = rules_refuse,
+	.take_chunk = rules_take_chunk,
+};
 
 static void *
 smtp_create(struct conn *c)
@@ -368,6 +360,7 @@ smtp_create(struct conn *c)
 	s->conn = c;
 	s->state = SMTP_STATE_INIT;
 	linereader_init(&s->lr, SMTP_CMDLINE_MAX);
+	sasl_exchange_init(&s->sasl, &smtp_sasl_ops, c);
 	return s;
 }
 
@@ -407,11 +400,8 @@ smtp_input(struct conn *c)
 				smtp_data_input(s);
 			continue;
 		}
-		if (s->sasl && s->sasl_line) {
-			size_t before = conn_input(c)->len;
-
-			sasl_input(s);
-			if (conn_input(c)->len == before)
+		if (sasl_exchange_reading(&s->sasl)) {
+			if (sasl_exchange_input(&s->sasl) == LR_MORE)
 				break;	/* no whole line yet */
 			continue;
 		}
@@ -419,7 +409,7 @@ smtp_input(struct conn *c)
 		if (r == LR_MORE)
 			break;
 		if (r == LR_LINE) {
-			dispatch(s, line);
+			proto_dispatch(&smtp_rules, s, line);
 		} else if (r == LR_TOO_LONG) {
 			log_msg(LOG_LEVEL_INFO, "sid=%s event=limit limit=line_length ip=%s", c->sid, c->ip);
 			smtp_bad_command(s, "500 5.5.2 Line too long\r\n");
@@ -439,7 +429,7 @@ smtp_tls_ready(struct conn *c)
 	s->helo[0] = '\0';
 	s->authenticated = false;
 	s->login[0] = '\0';
-	sasl_end(s);
+	sasl_exchange_end(&s->sasl);
 	smtp_txn_reset(s);
 	linereader_init(&s->lr, SMTP_CMDLINE_MAX);
 	smtp_set_state(s, SMTP_STATE_INIT);
@@ -461,8 +451,10 @@ smtp_shutdown(struct conn *c)
 static void
 smtp_destroy(struct conn *c)
 {
-	sasl_end(c->session);
-	smtp_txn_reset(c->session);
+	struct smtp_session *s = c->session;
+
+	sasl_exchange_end(&s->sasl);
+	smtp_txn_reset(s);
 	free(c->session);
 	c->session = NULL;
 }
