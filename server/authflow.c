@@ -82,7 +82,7 @@ on_answer_here(void *arg)
 	switch (a->result) {
 	case AUTH_RESULT_OK:
 		/* PAM said yes; the mail service also needs a mailbox */
-		if (!store_valid_login(a->login) || store_user_get(server_store, a->login, &acct) ||
+		if (!store_valid_login(a->login) || store_user_get(c->srv->store, a->login, &acct) ||
 		    !acct.enabled) {
 			a->outcome = AUTHFLOW_FAIL;
 			reason = "no_mailbox";
@@ -147,7 +147,7 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 		return;
 	}
 	/* a remembered success skips PAM (and its 100 ms of yescrypt) */
-	if (c->cfg->auth.cache_ttl && store_auth_generation(server_store, &a->generation) == 0 &&
+	if (c->cfg->auth.cache_ttl && store_auth_generation(c->srv->store, &a->generation) == 0 &&
 	    (a->have_mac = logincache_mac(login, password, a->mac)) &&
 	    logincache_hit(login, a->mac, c->cfg->auth.cache_ttl, a->generation, (uint64_t)time(NULL))) {
 		a->cached = true;
@@ -155,10 +155,10 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 		worker_post(c->worker, on_answer_here, a);
 		return;
 	}
-	if (!server_auth) {
+	if (!c->srv->auth) {
 		a->result = AUTH_RESULT_TEMPFAIL;
 		worker_post(c->worker, on_answer_here, a);
 		return;
 	}
-	auth_client_check(server_auth, login, password, c->ip, on_answer, a);
+	auth_client_check(c->srv->auth, login, password, c->ip, on_answer, a);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "server.h"
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -176,7 +177,8 @@ conn_accept(struct worker *w, int fd, const struct sockaddr_storage *peer,
 	c->fd = fd;
 	c->worker = w;
 	c->proto = proto;
-	c->ops = proto_for(proto);
+	c->srv = worker_server(w);
+	c->ops = c->srv->protos[proto];
 	c->cfg = cfg;
 	c->peer = *peer;
 	c->refs = 1;	/* dropped by conn_close() */

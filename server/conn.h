@@ -65,6 +65,7 @@ struct conn {
 	struct worker *worker;
 	uint32_t events;		/* events currently registered */
 	enum listen_proto proto;
+	const struct server *srv;	/* the process-wide objects (server.h) */
 	const struct proto_ops *ops;
 	void *session;			/* the protocol's state */
 	struct config *cfg;		/* the configuration this session started with */
@@ -171,6 +172,5 @@ void conn_unref(struct conn *c);
 void conn_shutdown(struct conn *c);
 
 /* The protocol implementations, by listener protocol. */
-const struct proto_ops *proto_for(enum listen_proto proto);
 
 #endif

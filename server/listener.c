@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "listener.h"
+#include "server.h"
 #include "core/compat.h"
 
 /* Pending connections the kernel may queue per listener. */
@@ -177,9 +178,8 @@ listener_open_count(void)
 /* Too busy: a plaintext protocol gets its reply; implicit TLS just a close. */
 static void
 refuse(int fd, const struct sockaddr_storage *peer, enum listen_proto proto,
-    const struct config *cfg)
+    const struct config *cfg, const struct proto_ops *ops)
 {
-	const struct proto_ops *ops = proto_for(proto);
 	char ip[INET6_ADDRSTRLEN] = "?";
 	unsigned suppressed;
 
@@ -224,7 +224,7 @@ on_accept(struct ev_handler *h, uint32_t events)
 		}
 		cfg = config_get();
 		if (!listener_admit(&peer, cfg)) {
-			refuse(fd, &peer, l->proto, cfg);
+			refuse(fd, &peer, l->proto, cfg, worker_server(w)->protos[l->proto]);
 			config_unref(cfg);
 			continue;
 		}

@@ -96,10 +96,10 @@ raise_fd_limit(void)
 
 /* After the drop, so every store file belongs to `user` (STYLE 3). */
 static int
-open_store(const struct config *cfg)
+open_store(const struct config *cfg, struct store **out)
 {
 	struct store_opts so = { cfg->storage.path, cfg->storage.map_size, 0, false };
-	int rc = store_open(&so, &server_store);
+	int rc = store_open(&so, out);
 
 	if (rc) {
 		fprintf(stderr, "postied: cannot open the store at %s: %s\n", cfg->storage.path,
@@ -215,6 +215,7 @@ main(int argc, char **argv)
 	};
 	const char *path = CONFIG_DEFAULT_PATH;
 	bool foreground = false, check_only = false, as_root = geteuid() == 0;
+	static struct server srv;	/* what every connection shares (server.h) */
 	struct listener *listeners = NULL;
 	struct config *cfg = NULL;
 	size_t nlisteners = 0;
@@ -261,6 +262,7 @@ main(int argc, char **argv)
 	}
 
 	raise_fd_limit();
+	server_init(&srv);
 	/* one postied a store, decided before anything is bound or started */
 	if (privdrop_own_dir(cfg->storage.path, cfg->user, as_root))
 		goto out;
@@ -271,22 +273,22 @@ main(int argc, char **argv)
 	if (listener_open_all(cfg, &listeners, &nlisteners))
 		goto out;
 	/* the PAM helper keeps root: it is started before the drop */
-	if (auth_client_start(cfg->auth.helper, cfg->auth.pam_service, foreground, &server_auth)) {
+	if (auth_client_start(cfg->auth.helper, cfg->auth.pam_service, foreground, &srv.auth)) {
 		fprintf(stderr, "postied: cannot start the PAM helper %s\n", cfg->auth.helper);
 		goto out;
 	}
-	auth_client_set_on_lost(server_auth, on_helper_lost);
+	auth_client_set_on_lost(srv.auth, on_helper_lost);
 	if (as_root && privdrop_to(cfg->user))
 		goto out;
 	if (tls_global_init() || load_tls(cfg) || logincache_init())
 		goto out;
-	if (open_store(cfg))
+	if (open_store(cfg, &srv.store))
 		goto out;
 	config_set(config_ref(cfg));
-	if (runner_start(server_store))
+	if (runner_start(srv.store))
 		goto out;
-	server_queued = runner_kick;
-	if (worker_pool_start(config_threads(cfg), listeners, nlisteners))
+	srv.queued = runner_kick;
+	if (worker_pool_start(&srv, config_threads(cfg), listeners, nlisteners))
 		goto out;
 	log_msg(LOG_LEVEL_NOTICE, "event=ready version=%s threads=%u listeners=%zu uid=%u",
 	    PACKAGE_VERSION, config_threads(cfg), nlisteners, (unsigned)geteuid());
@@ -314,7 +316,7 @@ main(int argc, char **argv)
 		break;
 	}
 	worker_pool_stop(STOP_GRACE_MS);
-	server_queued = NULL;
+	srv.queued = NULL;
 	runner_stop();	/* deliveries end at their next step; their results are committed */
 	status = 0;
 	log_msg(LOG_LEVEL_NOTICE, "event=stopped");
@@ -324,12 +326,12 @@ out:
 		unlink(cfg->pid_file);
 	if (listeners)
 		listener_close_all(listeners, nlisteners);
-	auth_client_stop(server_auth);
-	server_auth = NULL;
+	auth_client_stop(srv.auth);
+	srv.auth = NULL;
 	runner_stop();
 	/* after the workers: the writer answers what is queued before it stops */
-	store_close(server_store);
-	server_store = NULL;
+	store_close(srv.store);
+	srv.store = NULL;
 	tls_creds_set_current(NULL);
 	config_set(NULL);
 	config_unref(cfg);

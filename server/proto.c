@@ -1,5 +1,7 @@
-/* proto.c: which protocol engine serves which listener. */
+/* proto.c: the protocol registry: which engine serves which kind of listener. */
 #include "config.h"
+
+#include <string.h>
 
 #include "conn.h"
 #include "server.h"
@@ -7,12 +9,11 @@
 #include "server/smtp/session.h"
 #include "core/compat.h"
 
-struct store *server_store;
-struct auth_client *server_auth;
-void (*server_queued)(void);
-
-const struct proto_ops *
-proto_for(enum listen_proto proto)
+void
+server_init(struct server *srv)
 {
-	return proto == LISTEN_POP3 || proto == LISTEN_POP3S ? &pop3_proto_ops : &smtp_proto_ops;
+	memset(srv, 0, sizeof(*srv));
+	srv->protos[LISTEN_SMTP] = srv->protos[LISTEN_SUBMISSION] = srv->protos[LISTEN_SUBMISSIONS] =
+	    &smtp_proto_ops;
+	srv->protos[LISTEN_POP3] = srv->protos[LISTEN_POP3S] = &pop3_proto_ops;
 }

@@ -46,6 +46,7 @@ struct worker {
 
 	bool stopping;
 	uint64_t stop_deadline;
+	const struct server *srv;	/* given to each connection it accepts */
 };
 
 static struct worker *workers;
@@ -341,8 +342,14 @@ worker_main(void *arg)
 	return NULL;
 }
 
+const struct server *
+worker_server(const struct worker *w)
+{
+	return w->srv;
+}
+
 int
-worker_pool_start(unsigned n, struct listener *listeners, size_t nlisteners)
+worker_pool_start(const struct server *srv, unsigned n, struct listener *listeners, size_t nlisteners)
 {
 	sigset_t all, old;
 	unsigned i;
@@ -356,6 +363,7 @@ worker_pool_start(unsigned n, struct listener *listeners, size_t nlisteners)
 		struct worker *w = &workers[i];
 
 		w->index = i;
+		w->srv = srv;
 		pthread_mutex_init(&w->post_lock, NULL);
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
 		w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -32,7 +32,11 @@ struct timer {
 
 /* Start n workers serving the given listening sockets. Main thread. 0 or ERR_IO. */
 struct listener;
-int worker_pool_start(unsigned n, struct listener *listeners, size_t nlisteners);
+struct server;
+int worker_pool_start(const struct server *srv, unsigned n, struct listener *listeners, size_t nlisteners);
+
+/* The server whose connections w serves. Any thread. */
+const struct server *worker_server(const struct worker *w);
 
 /*
  * Stop accepting and end every session (the protocol's shutdown reply),

@@ -146,7 +146,7 @@ pump_body(struct pop3_session *s)
 			want = room > 24 ? (room - 8) / 2 : 0;
 		if (!want)
 			break;	/* the drained callback comes back when the client read some */
-		rc = r->offset < r->size ? store_body_read(server_store, r->body_id, r->offset, piece, want, &got) : 0;
+		rc = r->offset < r->size ? store_body_read(c->srv->store, r->body_id, r->offset, piece, want, &got) : 0;
 		if (rc) {
 			/* the snapshot promised this message: fail closed, say nothing more */
 			log_msg(LOG_LEVEL_ERR, "sid=%s event=retr error=\"%s\"", c->sid, err_str(rc));

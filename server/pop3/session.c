@@ -136,14 +136,14 @@ pop3_logged_in(struct conn *c, enum authflow_result r, const char *login)
 		conn_printf(c, "-ERR [LOGIN-DELAY] Wait %u seconds between logins\r\n", c->cfg->pop3.login_delay);
 		return;
 	}
-	if (store_mailbox_lock(server_store, login)) {
+	if (store_mailbox_lock(c->srv->store, login)) {
 		log_msg(LOG_LEVEL_INFO, "sid=%s event=mailbox_in_use login=\"%s\"", c->sid, login);
 		pop3_reply(s, "-ERR [IN-USE] Mailbox is in use by another session\r\n");
 		return;
 	}
-	rc = store_mailbox_snapshot(server_store, login, &s->msgs, &s->nmsgs);
+	rc = store_mailbox_snapshot(c->srv->store, login, &s->msgs, &s->nmsgs);
 	if (rc) {
-		store_mailbox_unlock(server_store, login);
+		store_mailbox_unlock(c->srv->store, login);
 		log_msg(LOG_LEVEL_ERR, "sid=%s event=snapshot login=\"%s\" error=\"%s\"", c->sid, login, err_str(rc));
 		/* a damaged or oversized maildrop will not get better by retrying */
 		pop3_reply(s, rc == ERR_CORRUPT || rc == ERR_LIMIT ?
@@ -238,7 +238,7 @@ pop3_quit(void *v, struct span arg)
 	u->req.u.expunge.uids = u->uids;
 	u->req.u.expunge.nuids = u->n;
 	conn_pause(s->conn);
-	if (store_submit(server_store, &u->req, update_done, u)) {
+	if (store_submit(s->conn->srv->store, &u->req, update_done, u)) {
 		conn_resume(s->conn);
 		conn_unref(u->conn);
 		free(u->uids);
@@ -340,7 +340,7 @@ pop3_destroy(struct conn *c)
 	struct pop3_session *s = c->session;
 
 	if (s->locked)
-		store_mailbox_unlock(server_store, s->login);
+		store_mailbox_unlock(c->srv->store, s->login);
 	sasl_exchange_end(&s->sasl);
 	free(s->msgs);
 	free(s->deleted);

@@ -11,7 +11,6 @@
 #include "auth/throttle.h"
 #include "core/err.h"
 #include "core/htable.h"
-#include "server/server.h"
 #include "server/smtp/hourly.h"
 #include "storage/store.h"
 #include "core/compat.h"
@@ -79,7 +78,7 @@ hourly_find(struct hourly_table *t, const char *key, uint64_t hour, bool add)
 }
 
 int
-hourly_take(struct hourly_taken *t, const char *login, enum hourly_what what, unsigned max)
+hourly_take(struct hourly_taken *t, struct store *st, const char *login, enum hourly_what what, unsigned max)
 {
 	uint64_t hour = this_hour();
 	struct hourly_count *hc;
@@ -93,7 +92,7 @@ hourly_take(struct hourly_taken *t, const char *login, enum hourly_what what, un
 	pthread_mutex_unlock(&by_login.lock);
 	if (!hc) {
 		/* first use since start (or since its slot was reused): the store's count, read outside the lock */
-		rc = server_store ? store_rate_get(server_store, login, &saved) : ERR_NOTFOUND;
+		rc = st ? store_rate_get(st, login, &saved) : ERR_NOTFOUND;
 		if (rc && rc != ERR_NOTFOUND)
 			return rc;
 		if (rc || saved.hour != hour)

@@ -41,7 +41,8 @@ struct hourly_taken {
  * (spent), or the store's error reading the saved count (fail closed: the
  * caller gives a temporary reply).
  */
-int hourly_take(struct hourly_taken *taken, const char *login, enum hourly_what what, unsigned max);
+int hourly_take(struct hourly_taken *taken, struct store *st, const char *login, enum hourly_what what,
+    unsigned max);
 
 /* The transaction ends without delivery: what it took is given back. No error. */
 void hourly_give_back(struct hourly_taken *taken);

@@ -109,7 +109,7 @@ static bool
 rate_refused(struct smtp_session *s, struct smtp_txn *t, enum hourly_what what, unsigned max)
 {
 	struct conn *c = s->conn;
-	int rc = hourly_take(&t->rate, s->login, what, max);
+	int rc = hourly_take(&t->rate, s->conn->srv->store, s->login, what, max);
 
 	if (rc == ERR_LIMIT) {
 		log_msg(LOG_LEVEL_NOTICE, "sid=%s event=rate_limit login=\"%s\" limit=%s max=%u ip=%s", c->sid, s->login,
@@ -154,13 +154,13 @@ ctx_remote(void *arg, const char *address)
 }
 
 static int
-resolve(const struct config *cfg, const char *address, void (*local)(void *, const char *),
+resolve(const struct conn *c, const char *address, void (*local)(void *, const char *),
     void (*remote)(void *, const char *), void *arg)
 {
-	struct resolve_ctx x = { cfg, local, remote, arg };
+	struct resolve_ctx x = { c->cfg, local, remote, arg };
 	struct store_target_fns fns = { ctx_is_local, ctx_local, ctx_remote, &x };
 
-	return store_resolve(server_store, address, &fns);
+	return store_resolve(c->srv->store, address, &fns);
 }
 
 struct owner_check {
@@ -193,7 +193,7 @@ owned_by(struct smtp_session *s, const char *address)
 
 	if (!at || !config_is_local_domain(s->conn->cfg, span_cstr(at + 1)))
 		return false;
-	return resolve(s->conn->cfg, address, owner_local, ignore_remote, &oc) == 0 && oc.owned;
+	return resolve(s->conn, address, owner_local, ignore_remote, &oc) == 0 && oc.owned;
 }
 
 void
@@ -210,7 +210,7 @@ smtp_cmd_mail(struct smtp_session *s, struct span arg)
 		return;
 	}
 	t = xcalloc(1, sizeof(*t));
-	spool_init(&t->spool, server_store ? store_path(server_store) : "/tmp");
+	spool_init(&t->spool, c->srv->store ? store_path(c->srv->store) : "/tmp");
 	r = smtp_parse_mail(arg, &t->mail);
 	if (r) {
 		txn_free(t);
@@ -281,7 +281,7 @@ add_local(void *arg, const char *login)
 		if (strcmp(t->logins[i], login) == 0)
 			return;
 	/* known to be over quota now: say so at RCPT (452 4.2.2), not after DATA */
-	if (store_user_get(server_store, login, &a) == 0 && a.quota &&
+	if (store_user_get(rt->s->conn->srv->store, login, &a) == 0 && a.quota &&
 	    a.bytes + (t->mail.size ? t->mail.size : 1) > a.quota) {
 		rt->full = xrealloc(rt->full, (rt->nfull + 1) * sizeof(char *));
 		rt->full[rt->nfull++] = xstrdup(login);
@@ -480,7 +480,7 @@ rcpt_local(struct smtp_session *s, const struct smtp_rcpt *rcpt, const char *add
 	struct smtp_txn *t = s->txn;
 	struct rcpt_targets rt = { s, rcpt, 0, NULL, 0 };
 	char safe[LOG_SAFE_SIZE];
-	int rc = resolve(c->cfg, addr, add_local, add_remote, &rt);
+	int rc = resolve(c, addr, add_local, add_remote, &rt);
 
 	/* no room in any mailbox it reaches (a direct one, or every member): the client keeps it */
 	if (rc == 0 && rt.nfull && rt.nfull == rt.ntargets) {
@@ -673,8 +673,8 @@ delivered_here(void *arg)
 			    d->req.u.deliver.prefix_len + d->txn->spool.len, d->req.u.deliver.body_id_out);
 			conn_printf(c, "250 2.0.0 Ok: queued as %016" PRIx64 "\r\n", d->req.u.deliver.body_id_out);
 			log_deferred(d);
-			if ((d->txn->nremote || d->txn->nreports) && server_queued)
-				server_queued();	/* outbound: the runner looks now, not at its next tick */
+			if ((d->txn->nremote || d->txn->nreports) && c->srv->queued)
+				c->srv->queued();	/* outbound: the runner looks now, not at its next tick */
 			break;
 		case ERR_QUOTA:
 			/* the login is ours, not the client's: it goes to the log only */
@@ -822,7 +822,7 @@ finish(struct smtp_session *s)
 	}
 	d = delivery_new(s);
 	conn_pause(c);	/* no command is read until the commit answered */
-	if (store_submit(server_store, &d->req, delivered, d)) {
+	if (store_submit(c->srv->store, &d->req, delivered, d)) {
 		d->rc = ERR_STATE;
 		delivered_here(d);
 	}

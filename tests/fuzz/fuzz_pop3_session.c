@@ -38,10 +38,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fake_config_init(&cfg);
 		if (testlib_store_open(&store, "postie-fuzz-pop3", 0, 0, logins))
 			abort();
-		server_store = store.st;
+		fake_server.store = store.st;
 		atexit(cleanup);
 		for (int i = 0; i < 5; i++)
-			testlib_deliver(server_store, "alice", "Subject: x\r\n\r\n.body\r\n");
+			testlib_deliver(fake_server.store, "alice", "Subject: x\r\n\r\n.body\r\n");
 		ready = 1;
 	}
 	fake_conn_init(&c, &cfg, size && (data[0] & 1) ? LISTEN_POP3S : LISTEN_POP3, &pop3_proto_ops);

@@ -39,7 +39,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (testlib_store_open(&store, "postie-fuzz-smtp", 0, 0, logins) ||
 		    store_user_add(store.st, "bob", 1000))
 			abort();
-		server_store = store.st;
+		fake_server.store = store.st;
 		atexit(cleanup);
 		ready = 1;
 	}

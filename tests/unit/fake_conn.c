@@ -73,6 +73,7 @@ fake_conn_init(struct conn *c, struct config *cfg, enum listen_proto proto,
 {
 	memset(c, 0, sizeof(*c));
 	c->proto = proto;
+	c->srv = &fake_server;
 	c->ops = ops;
 	c->cfg = cfg;
 	c->refs = 1;
@@ -195,10 +196,8 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 	    : AUTHFLOW_FAIL, name);
 }
 
-/* What the engines reach beyond the connection: no store, no workers here. */
-struct store *server_store;
-struct auth_client *server_auth;
-void (*server_queued)(void);
+/* What the engines reach beyond the connection: a test sets the store it wants. */
+struct server fake_server;
 
 size_t
 conn_out_pending(const struct conn *c)

@@ -7,6 +7,10 @@
 #define POSTIE_FAKE_CONN_H
 
 #include "server/conn.h"
+#include "server/server.h"
+
+/* The server every fake connection points to: a test sets .store (and .queued) as it needs. */
+extern struct server fake_server;
 
 void fake_config_init(struct config *cfg);	/* minimal values the engines read */
 void fake_conn_init(struct conn *c, struct config *cfg, enum listen_proto proto,

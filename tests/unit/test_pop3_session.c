@@ -108,11 +108,11 @@ test_maildrop(void)
 	rc = testlib_store_open(&ts, "postie-test-pop3", 0, 0, alice_only);
 	if (rc == ERR_IO)
 		return;
-	server_store = ts.st;
+	fake_server.store = ts.st;
 	CHECK(rc == 0);
-	testlib_deliver(server_store, "alice", "Subject: one\r\n\r\nhello\r\n.dot line\r\n..two dots\r\n");
-	testlib_deliver(server_store, "alice", "Subject: two\r\nX: y\r\n\r\nl1\r\nl2\r\nl3\r\n");
-	testlib_deliver(server_store, "alice", "no final newline");
+	testlib_deliver(fake_server.store, "alice", "Subject: one\r\n\r\nhello\r\n.dot line\r\n..two dots\r\n");
+	testlib_deliver(fake_server.store, "alice", "Subject: two\r\nX: y\r\n\r\nl1\r\nl2\r\nl3\r\n");
+	testlib_deliver(fake_server.store, "alice", "no final newline");
 
 	/* before TLS: no passwords */
 	fake_conn_init(&c, &cfg, LISTEN_POP3, &pop3_proto_ops);
@@ -167,7 +167,7 @@ test_maildrop(void)
 	fake_conn_feed_str(&c, "TOP 1 0\r\nNOOP\r\nQUIT\r\n");
 	CHECK(testlib_has(fake_conn_out(&c), "+OK\r\nSubject: two\r\nX: y\r\n\r\n.\r\n+OK\r\n+OK postie"));
 	fake_conn_free(&c);
-	CHECK(store_verify(server_store, NULL, NULL) == 0);
+	CHECK(store_verify(fake_server.store, NULL, NULL) == 0);
 
 	/* LOGIN-DELAY: advertised when configured, and a login too soon is refused */
 	cfg.pop3.login_delay = 60;
@@ -183,7 +183,7 @@ test_maildrop(void)
 	cfg.pop3.login_delay = 0;
 
 	testlib_store_close(&ts);
-	server_store = NULL;
+	fake_server.store = NULL;
 }
 
 /* Deliveries waiting for their commit (deliver_many), on the store's writer thread. */
@@ -230,7 +230,7 @@ deliver_many(const char *text, size_t n)
 			pthread_mutex_lock(&w.m);
 			w.pending++;
 			pthread_mutex_unlock(&w.m);
-			if (store_submit(server_store, r, delivered, &w))
+			if (store_submit(fake_server.store, r, delivered, &w))
 				delivered(&w, ERR_STATE);
 		}
 		pthread_mutex_lock(&w.m);
@@ -277,7 +277,7 @@ test_listing_streams(void)
 	rc = testlib_store_open(&ts, "postie-test-pop3", 0, 0, alice_only);
 	if (rc == ERR_IO)
 		return;
-	server_store = ts.st;
+	fake_server.store = ts.st;
 	CHECK(rc == 0);
 	deliver_many(LISTING_TEXT, LISTING_MSGS);
 	for (k = 0; k < sizeof(limits) / sizeof(limits[0]); k++) {
@@ -336,7 +336,7 @@ test_listing_streams(void)
 		fake_conn_free(&c);
 	}
 	testlib_store_close(&ts);
-	server_store = NULL;
+	fake_server.store = NULL;
 }
 
 int

@@ -46,14 +46,14 @@ newest(const char *login, size_t *n_out)
 	size_t n = 0, got, at = 0;
 
 	*n_out = 0;
-	if (store_mailbox_snapshot(server_store, login, &msgs, &n) || n == 0) {
+	if (store_mailbox_snapshot(fake_server.store, login, &msgs, &n) || n == 0) {
 		free(msgs);
 		return NULL;
 	}
 	*n_out = n;
 	text = calloc(1, msgs[n - 1].size + 1);
 	while (text && at < msgs[n - 1].size &&
-	    store_body_read(server_store, msgs[n - 1].body_id, at, text + at, msgs[n - 1].size - at, &got) == 0 && got)
+	    store_body_read(fake_server.store, msgs[n - 1].body_id, at, text + at, msgs[n - 1].size - at, &got) == 0 && got)
 		at += got;
 	free(msgs);
 	return text;
@@ -184,10 +184,10 @@ test_alias_member_full(void)
 	char *alice, *dave_msg;
 
 	/* dave's mailbox holds more than his quota: full for any message */
-	CHECK(testlib_deliver(server_store, "dave", "Subject: filler\r\n\r\n0123456789012345678901234567890123456789\r\n") == 0);
-	CHECK(store_user_set_quota(server_store, "dave", 40) == 0);
-	CHECK(store_user_get(server_store, "dave", &dave) == 0 && dave.bytes > dave.quota);
-	CHECK(store_queue_list(server_store, queue_add, &before) == 0);
+	CHECK(testlib_deliver(fake_server.store, "dave", "Subject: filler\r\n\r\n0123456789012345678901234567890123456789\r\n") == 0);
+	CHECK(store_user_set_quota(fake_server.store, "dave", 40) == 0);
+	CHECK(store_user_get(fake_server.store, "dave", &dave) == 0 && dave.bytes > dave.quota);
+	CHECK(store_queue_list(fake_server.store, queue_add, &before) == 0);
 
 	start_mail(&c, "");
 	fake_conn_feed_str(&c, "RCPT TO:<pair@example.test>\r\nDATA\r\n");
@@ -206,11 +206,11 @@ test_alias_member_full(void)
 	free(dave_msg);
 
 	/* dave's copy waits in the queue: the alias address, with his login */
-	CHECK(store_queue_list(server_store, queue_add, &after) == 0);
+	CHECK(store_queue_list(fake_server.store, queue_add, &after) == 0);
 	CHECK(after.entries == before.entries + 1);
 	CHECK(testlib_has(after.text, "pair@example.test dave|"));
 	CHECK(!testlib_has(after.text, " alice|"));	/* alice's copy is in her mailbox */
-	CHECK(store_verify(server_store, NULL, NULL) == 0);
+	CHECK(store_verify(fake_server.store, NULL, NULL) == 0);
 }
 
 int
@@ -227,10 +227,10 @@ main(void)
 	CHECK(rc == 0);
 	if (rc)
 		return tap_done();
-	server_store = ts.st;
-	CHECK(store_alias_add(server_store, "team@example.test", team, 2) == 0);
-	CHECK(store_alias_add(server_store, "pair@example.test", pair, 2) == 0);
-	CHECK(store_user_set_quota(server_store, "carol", 1000) == 0);
+	fake_server.store = ts.st;
+	CHECK(store_alias_add(fake_server.store, "team@example.test", team, 2) == 0);
+	CHECK(store_alias_add(fake_server.store, "pair@example.test", pair, 2) == 0);
+	CHECK(store_user_set_quota(fake_server.store, "carol", 1000) == 0);
 
 	test_rcpt();
 	test_data();
@@ -238,7 +238,7 @@ main(void)
 	test_quota_at_rcpt();
 	test_alias_member_full();
 
-	server_store = NULL;
+	fake_server.store = NULL;
 	testlib_store_close(&ts);
 	return tap_done();
 }
