@@ -142,13 +142,112 @@ nap(struct auth_client *c, unsigned seconds)
 	poll(&p, 1, (int)seconds * 1000);
 }
 
+/* What the reader thread keeps between reads: bytes of a reply not yet complete, and the restart pace. */
+struct reader {
+	unsigned char in[4096];
+	size_t inlen;
+	unsigned backoff;	/* seconds before the next restart of a dead helper */
+};
+
+/* The helper is down: wait, then start a new one (unless lost); false when the thread should end. */
+static bool
+restart_helper(struct auth_client *c, struct reader *rd, bool stopping)
+{
+	bool lost;
+
+	if (stopping)
+		return false;
+	pthread_mutex_lock(&c->lock);
+	lost = c->lost;
+	pthread_mutex_unlock(&c->lock);
+	if (lost) {	/* postied is stopping: wait for auth_client_stop() */
+		nap(c, RESTART_BACKOFF_MAX);
+		return true;
+	}
+	nap(c, rd->backoff);
+	pthread_mutex_lock(&c->lock);
+	if (c->stopping) {
+		pthread_mutex_unlock(&c->lock);
+		return false;
+	}
+	if (spawn(c) == 0) {
+		log_msg(LOG_LEVEL_NOTICE, "event=auth_helper action=restarted pid=%ld%s", (long)c->pid,
+		    geteuid() ? " note=\"without root: PAM modules that need it will refuse\"" : "");
+		rd->inlen = 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	rd->backoff = rd->backoff * 2 > RESTART_BACKOFF_MAX ? RESTART_BACKOFF_MAX : rd->backoff * 2;
+	return true;
+}
+
+/* The helper's socket closed: reap it, fail all pending, and call on_lost if it can't come back with root. */
+static void
+helper_gone(struct auth_client *c, struct reader *rd)
+{
+	bool stopping;
+	int status = 0;
+	pid_t pid;
+
+	pthread_mutex_lock(&c->lock);
+	close(c->fd);
+	c->fd = -1;	/* from now on, new requests get TEMPFAIL at once */
+	pid = c->pid;
+	stopping = c->stopping;
+	pthread_mutex_unlock(&c->lock);
+	/* only this thread spawns, so pid stays ours; the helper may still be ending */
+	waitpid(pid, &status, 0);
+	if (!stopping)
+		log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"postie-auth exited (status %d); pending logins get a temporary failure\"",
+		    status);
+	fail_all(c);
+	rd->inlen = 0;
+	if (!stopping && !auth_client_may_restart(c->started_as_root, geteuid() == 0)) {
+		void (*on_lost)(void);
+
+		pthread_mutex_lock(&c->lock);
+		on_lost = c->on_lost;
+		c->lost = on_lost != NULL;
+		pthread_mutex_unlock(&c->lock);
+		if (on_lost) {
+			log_msg(LOG_LEVEL_CRIT, "event=auth_helper action=exit reason=\"postie-auth ran as root and postied no longer has root to start it again (PAM modules such as pam_unix would refuse every login); stopping so that the service manager starts postied again as root\"");
+			on_lost();
+		}
+	}
+}
+
+/* Hand each complete reply to its request (done runs unlocked); a malformed one kills the helper. */
+static void
+route_replies(struct auth_client *c, struct reader *rd)
+{
+	for (;;) {
+		struct span body;
+		long n = auth_proto_frame(span_make(rd->in, rd->inlen), &body);
+		uint32_t id;
+		enum auth_result res;
+
+		if (n == 0)
+			break;
+		if (n < 0 || auth_proto_decode_reply(body, &id, &res)) {
+			log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"malformed reply; restarting it\"");
+			pthread_mutex_lock(&c->lock);
+			kill(c->pid, SIGKILL);
+			pthread_mutex_unlock(&c->lock);
+			rd->inlen = 0;
+			break;
+		}
+		deliver_reply(c, id, res);
+		memmove(rd->in, rd->in + n, rd->inlen - (size_t)n);
+		rd->inlen -= (size_t)n;
+		rd->backoff = 1;
+	}
+}
+
+/* The reader thread: read the helper's replies, restart it when it dies, until stopped. */
 static void *
 reader_main(void *arg)
 {
 	struct auth_client *c = arg;
-	unsigned char in[4096];
-	size_t inlen = 0;
-	unsigned backoff = 1;
+	struct reader rd = { .inlen = 0, .backoff = 1 };
 
 	for (;;) {
 		bool stopping;
@@ -160,88 +259,19 @@ reader_main(void *arg)
 		stopping = c->stopping;
 		pthread_mutex_unlock(&c->lock);
 		if (fd < 0) {
-			bool lost;
-
-			if (stopping)
+			if (!restart_helper(c, &rd, stopping))
 				return NULL;
-			pthread_mutex_lock(&c->lock);
-			lost = c->lost;
-			pthread_mutex_unlock(&c->lock);
-			if (lost) {	/* postied is stopping: wait for auth_client_stop() */
-				nap(c, RESTART_BACKOFF_MAX);
-				continue;
-			}
-			nap(c, backoff);
-			pthread_mutex_lock(&c->lock);
-			if (c->stopping) {
-				pthread_mutex_unlock(&c->lock);
-				return NULL;
-			}
-			if (spawn(c) == 0) {
-				log_msg(LOG_LEVEL_NOTICE, "event=auth_helper action=restarted pid=%ld%s", (long)c->pid,
-				    geteuid() ? " note=\"without root: PAM modules that need it will refuse\"" : "");
-				inlen = 0;
-			}
-			pthread_mutex_unlock(&c->lock);
-			backoff = backoff * 2 > RESTART_BACKOFF_MAX ? RESTART_BACKOFF_MAX : backoff * 2;
 			continue;
 		}
-		r = read(fd, in + inlen, sizeof(in) - inlen);
+		r = read(fd, rd.in + rd.inlen, sizeof(rd.in) - rd.inlen);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0) {
-			int status = 0;
-			pid_t pid;
-
-			pthread_mutex_lock(&c->lock);
-			close(c->fd);
-			c->fd = -1;	/* from now on, new requests get TEMPFAIL at once */
-			pid = c->pid;
-			stopping = c->stopping;
-			pthread_mutex_unlock(&c->lock);
-			/* only this thread spawns, so pid stays ours; the helper may still be ending */
-			waitpid(pid, &status, 0);
-			if (!stopping)
-				log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"postie-auth exited (status %d); pending logins get a temporary failure\"",
-				    status);
-			fail_all(c);
-			inlen = 0;
-			if (!stopping && !auth_client_may_restart(c->started_as_root, geteuid() == 0)) {
-				void (*on_lost)(void);
-
-				pthread_mutex_lock(&c->lock);
-				on_lost = c->on_lost;
-				c->lost = on_lost != NULL;
-				pthread_mutex_unlock(&c->lock);
-				if (on_lost) {
-					log_msg(LOG_LEVEL_CRIT, "event=auth_helper action=exit reason=\"postie-auth ran as root and postied no longer has root to start it again (PAM modules such as pam_unix would refuse every login); stopping so that the service manager starts postied again as root\"");
-					on_lost();
-				}
-			}
+			helper_gone(c, &rd);
 			continue;
 		}
-		inlen += (size_t)r;
-		for (;;) {
-			struct span body;
-			long n = auth_proto_frame(span_make(in, inlen), &body);
-			uint32_t id;
-			enum auth_result res;
-
-			if (n == 0)
-				break;
-			if (n < 0 || auth_proto_decode_reply(body, &id, &res)) {
-				log_msg(LOG_LEVEL_ERR, "event=auth_helper error=\"malformed reply; restarting it\"");
-				pthread_mutex_lock(&c->lock);
-				kill(c->pid, SIGKILL);
-				pthread_mutex_unlock(&c->lock);
-				inlen = 0;
-				break;
-			}
-			deliver_reply(c, id, res);
-			memmove(in, in + n, inlen - (size_t)n);
-			inlen -= (size_t)n;
-			backoff = 1;
-		}
+		rd.inlen += (size_t)r;
+		route_replies(c, &rd);
 	}
 }
 

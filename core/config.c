@@ -575,52 +575,58 @@ load_schedule(struct loader *ld, struct config *cfg, const config_setting_t *st,
 
 /* --- scalar keys --- */
 
+/* A string key: the setting's text, or the default, replacing what was there. */
 static void
-store_scalar(struct loader *ld, struct config *cfg, const struct key *k,
-    const config_setting_t *st, const char *def)
+store_string(struct loader *ld, const struct key *k, const config_setting_t *st, const char *def, char *base)
 {
-	char *base = (char *)cfg + k->off;
+	if (st && config_setting_type(st) != CONFIG_TYPE_STRING) {
+		problem(ld, st, "%s: expected a string", k->path);
+		return;
+	}
+	free(*(char **)base);
+	*(char **)base = xstrdup(st ? config_setting_get_string(st) : def);
+}
+
+/* A boolean key: true or false, or the default ("true" or not). */
+static void
+store_bool(struct loader *ld, const struct key *k, const config_setting_t *st, const char *def, char *base)
+{
+	if (st && config_setting_type(st) != CONFIG_TYPE_BOOL) {
+		problem(ld, st, "%s: expected true or false", k->path);
+		return;
+	}
+	*(bool *)base = st ? config_setting_get_bool(st) : strcmp(def, "true") == 0;
+}
+
+/* A log level key: one of level_names, stored as its index. */
+static void
+store_loglevel(struct loader *ld, const struct key *k, const config_setting_t *st, const char *def, char *base)
+{
+	const char *name = def;
+	size_t i;
+
+	if (st && config_setting_type(st) != CONFIG_TYPE_STRING) {
+		problem(ld, st, "%s: expected a string", k->path);
+		return;
+	}
+	if (st)
+		name = config_setting_get_string(st);
+	for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
+		if (strcmp(name, level_names[i]) == 0) {
+			*(int *)base = (int)i;
+			return;
+		}
+	}
+	problem(ld, st, "%s: \"%s\" is not one of crit, err, warn, notice, info, debug", k->path, name);
+}
+
+/* A number key (count, size or duration): parsed, checked against min and max, stored at its width. */
+static void
+store_number(struct loader *ld, const struct key *k, const config_setting_t *st, const char *def, char *base)
+{
 	uint64_t v = 0;
 	int rc = 0;
 
-	switch (k->type) {
-	case K_STRING:
-		if (st && config_setting_type(st) != CONFIG_TYPE_STRING) {
-			problem(ld, st, "%s: expected a string", k->path);
-			return;
-		}
-		free(*(char **)base);
-		*(char **)base = xstrdup(st ? config_setting_get_string(st) : def);
-		return;
-	case K_BOOL:
-		if (st && config_setting_type(st) != CONFIG_TYPE_BOOL) {
-			problem(ld, st, "%s: expected true or false", k->path);
-			return;
-		}
-		*(bool *)base = st ? config_setting_get_bool(st) : strcmp(def, "true") == 0;
-		return;
-	case K_LOGLEVEL: {
-		const char *name = def;
-		size_t i;
-
-		if (st && config_setting_type(st) != CONFIG_TYPE_STRING) {
-			problem(ld, st, "%s: expected a string", k->path);
-			return;
-		}
-		if (st)
-			name = config_setting_get_string(st);
-		for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-			if (strcmp(name, level_names[i]) == 0) {
-				*(int *)base = (int)i;
-				return;
-			}
-		}
-		problem(ld, st, "%s: \"%s\" is not one of crit, err, warn, notice, info, debug", k->path, name);
-		return;
-	}
-	default:
-		break;
-	}
 	if (st) {
 		rc = setting_number(ld, st, k, &v);
 	} else {
@@ -643,6 +649,29 @@ store_scalar(struct loader *ld, struct config *cfg, const struct key *k,
 		*(size_t *)base = (size_t)v;
 	else
 		*(unsigned *)base = (unsigned)v;
+}
+
+/* Set one scalar key in cfg from its setting st, or from def when st is NULL (the key is absent). */
+static void
+store_scalar(struct loader *ld, struct config *cfg, const struct key *k,
+    const config_setting_t *st, const char *def)
+{
+	char *base = (char *)cfg + k->off;
+
+	switch (k->type) {
+	case K_STRING:
+		store_string(ld, k, st, def, base);
+		return;
+	case K_BOOL:
+		store_bool(ld, k, st, def, base);
+		return;
+	case K_LOGLEVEL:
+		store_loglevel(ld, k, st, def, base);
+		return;
+	default:
+		store_number(ld, k, st, def, base);
+		return;
+	}
 }
 
 static const struct key *

@@ -464,61 +464,69 @@ emit(struct expansion *x, bool local, const char *what)
 		x->fns->remote(x->fns->arg, what);
 }
 
-static int
-expand(struct expansion *x, const char *target, unsigned depth)
-{
-	char addr[STORE_ADDRESS_MAX + 1], login[STORE_LOGIN_MAX + 1];
-	struct store_account a;
-	const char *at;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	unsigned i;
-	int rc;
+static int expand(struct expansion *x, const char *target, unsigned depth);
 
-	if (depth > STORE_EXPAND_DEPTH || ++x->count > STORE_EXPAND_MAX)
-		return ERR_LIMIT;
-	if (strlen(target) > STORE_ADDRESS_MAX)
-		return ERR_SYNTAX;
-	lower(addr, target, sizeof(addr));
-	at = strrchr(addr, '@');
-	if (!at) {	/* a bare login */
-		if (!x->checking && accounts_load(x->st, x->txn, addr, &a))
-			return ERR_NOTFOUND;
-		emit(x, true, addr);
-		return 0;
-	}
-	if (!x->checking && !x->fns->is_local(x->fns->arg, at + 1)) {
-		emit(x, false, target);
-		return 0;
-	}
+/* A bare login: it must have an account (unless only checking). */
+static int
+expand_login(struct expansion *x, const char *login)
+{
+	struct store_account a;
+
+	if (!x->checking && accounts_load(x->st, x->txn, login, &a))
+		return ERR_NOTFOUND;
+	emit(x, true, login);
+	return 0;
+}
+
+/* Is addr one of the aliases being expanded (a loop)? */
+static bool
+is_in_path(const struct expansion *x, const char *addr, unsigned depth)
+{
+	unsigned i;
+
 	for (i = 0; i < depth; i++)
 		if (strcmp(x->path[i], addr) == 0)
-			return ERR_LIMIT;	/* a loop */
-	k = sval(addr);
-	rc = mdb_get(x->txn, x->st->aliases, &k, &v);
-	if (rc == 0) {
-		x->path[depth] = addr;
-		if ((rc = mdb_cursor_open(x->txn, x->st->aliases, &cur)))
-			return store_err(rc, "cursor");
-		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-		while (rc == 0) {
-			char next[STORE_ADDRESS_MAX + 1];
+			return true;
+	return false;
+}
 
-			if (v.mv_size > STORE_ADDRESS_MAX) {
-				rc = ERR_CORRUPT;
-				break;
-			}
-			memcpy(next, v.mv_data, v.mv_size);
-			next[v.mv_size] = '\0';
-			if ((rc = expand(x, next, depth + 1)))
-				break;
-			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
+/* Expand each target of alias addr, one level deeper; addr stays valid while it is on the path. */
+static int
+expand_alias(struct expansion *x, const char *addr, unsigned depth)
+{
+	MDB_cursor *cur;
+	MDB_val k = sval(addr), v;
+	int rc;
+
+	x->path[depth] = addr;
+	if ((rc = mdb_cursor_open(x->txn, x->st->aliases, &cur)))
+		return store_err(rc, "cursor");
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
+	while (rc == 0) {
+		char next[STORE_ADDRESS_MAX + 1];
+
+		if (v.mv_size > STORE_ADDRESS_MAX) {
+			rc = ERR_CORRUPT;
+			break;
 		}
-		mdb_cursor_close(cur);
-		return rc == MDB_NOTFOUND ? 0 : rc;
+		memcpy(next, v.mv_data, v.mv_size);
+		next[v.mv_size] = '\0';
+		if ((rc = expand(x, next, depth + 1)))
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_DUP);
 	}
-	if (x->checking)
-		return 0;
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* A local address that is no alias: an extra address of a login, else LOGIN@D for a local domain D. */
+static int
+expand_local_address(struct expansion *x, const char *addr, const char *at)
+{
+	char login[STORE_LOGIN_MAX + 1];
+	struct store_account a;
+	MDB_val k = sval(addr), v;
+
 	if (mdb_get(x->txn, x->st->addresses, &k, &v) == 0 && v.mv_size <= STORE_LOGIN_MAX) {
 		memcpy(login, v.mv_data, v.mv_size);
 		login[v.mv_size] = '\0';
@@ -535,6 +543,36 @@ expand(struct expansion *x, const char *target, unsigned depth)
 		}
 	}
 	return ERR_NOTFOUND;
+}
+
+/* Resolve target into logins and remote addresses (emit), following aliases up to the limits. */
+static int
+expand(struct expansion *x, const char *target, unsigned depth)
+{
+	char addr[STORE_ADDRESS_MAX + 1];
+	const char *at;
+	MDB_val k, v;
+
+	if (depth > STORE_EXPAND_DEPTH || ++x->count > STORE_EXPAND_MAX)
+		return ERR_LIMIT;
+	if (strlen(target) > STORE_ADDRESS_MAX)
+		return ERR_SYNTAX;
+	lower(addr, target, sizeof(addr));
+	at = strrchr(addr, '@');
+	if (!at)	/* a bare login */
+		return expand_login(x, addr);
+	if (!x->checking && !x->fns->is_local(x->fns->arg, at + 1)) {
+		emit(x, false, target);
+		return 0;
+	}
+	if (is_in_path(x, addr, depth))
+		return ERR_LIMIT;	/* a loop */
+	k = sval(addr);
+	if (mdb_get(x->txn, x->st->aliases, &k, &v) == 0)
+		return expand_alias(x, addr, depth);
+	if (x->checking)
+		return 0;
+	return expand_local_address(x, addr, at);
 }
 
 static void

@@ -237,6 +237,64 @@ insert_queued(struct store *st, MDB_txn *txn, struct store_delivery *d, const bo
 	return rc;
 }
 
+/* Every mailbox must exist and have room before anything is written; one full with a stand-in is deferred (RCPT said 250). */
+static int
+load_mailboxes(struct store *st, MDB_txn *txn, struct store_delivery *d, uint64_t size,
+    struct store_account *accts, bool *deferred, size_t *ndeferred_out, size_t *takers_out)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < d->nlogins; i++) {
+		if ((rc = accounts_load(st, txn, d->logins[i], &accts[i]))) {
+			d->failed_login_out = d->logins[i];
+			return rc;
+		}
+		if (has_room(&accts[i], size)) {
+			(*takers_out)++;
+			continue;
+		}
+		if (!d->defer || !d->defer[i] || !d->queue) {
+			d->failed_login_out = d->logins[i];
+			return ERR_QUOTA;
+		}
+		deferred[i] = true;
+		(*ndeferred_out)++;
+	}
+	return 0;
+}
+
+/* Remote recipients of the delivery's queue entry (each one takes the message). */
+static size_t
+remote_takers(const struct store_delivery *d)
+{
+	size_t i, n = 0;
+
+	for (i = 0; d->queue && i < d->queue->nrcpts; i++)
+		n += d->queue->rcpts[i].state == STORE_RCPT_PENDING;	/* remote */
+	return n;
+}
+
+/* With the body stored: a mail record per mailbox that took it, the queue entry, the hourly counts. */
+static int
+write_entries(struct store *st, MDB_txn *txn, struct store_delivery *d, struct store_account *accts,
+    const bool *deferred, size_t ndeferred, uint64_t body, uint64_t size, uint64_t pop3_size)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < d->nlogins; i++)
+		if (!deferred[i] && (rc = put_mail(st, txn, &accts[i], body, size, pop3_size, d->now)))
+			return rc;
+	if (d->queue && (d->queue->nrcpts || ndeferred))
+		rc = insert_queued(st, txn, d, deferred, ndeferred, body, size);
+	if (rc == 0 && d->deferred_out)
+		memcpy(d->deferred_out, deferred, d->nlogins * sizeof(*deferred));
+	if (rc == 0 && d->rate_login)
+		rc = rates_apply_add(st, txn, d->rate_login, d->rate_hour, d->rate_recipients);
+	return rc;
+}
+
 int
 mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
 {
@@ -250,27 +308,9 @@ mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
 	d->failed_login_out = NULL;
 	accts = xcalloc(d->nlogins ? d->nlogins : 1, sizeof(*accts));
 	deferred = xcalloc(d->nlogins ? d->nlogins : 1, sizeof(*deferred));
-	/* every mailbox must exist and have room before anything is written;
-	   one that has no room but a stand-in is queued instead (RCPT said 250) */
-	for (i = 0; i < d->nlogins; i++) {
-		if ((rc = accounts_load(st, txn, d->logins[i], &accts[i]))) {
-			d->failed_login_out = d->logins[i];
-			goto out;
-		}
-		if (has_room(&accts[i], size)) {
-			takers++;
-			continue;
-		}
-		if (!d->defer || !d->defer[i] || !d->queue) {
-			d->failed_login_out = d->logins[i];
-			rc = ERR_QUOTA;
-			goto out;
-		}
-		deferred[i] = true;
-		ndeferred++;
-	}
-	for (i = 0; d->queue && i < d->queue->nrcpts; i++)
-		takers += d->queue->rcpts[i].state == STORE_RCPT_PENDING;	/* remote */
+	if ((rc = load_mailboxes(st, txn, d, size, accts, deferred, &ndeferred, &takers)))
+		goto out;
+	takers += remote_takers(d);
 	if (ndeferred && !takers) {
 		/* nobody would take it now: the client keeps it and tries later, as for one full mailbox */
 		for (i = 0; !deferred[i]; i++)
@@ -289,15 +329,7 @@ mailbox_apply_deliver(struct store *st, MDB_txn *txn, struct store_delivery *d)
 	if ((rc = write_body(st, txn, d, size, refs, &body, &pop3_size)))
 		goto out;
 	d->body_id_out = body;
-	for (i = 0; i < d->nlogins; i++)
-		if (!deferred[i] && (rc = put_mail(st, txn, &accts[i], body, size, pop3_size, d->now)))
-			goto out;
-	if (d->queue && (d->queue->nrcpts || ndeferred))
-		rc = insert_queued(st, txn, d, deferred, ndeferred, body, size);
-	if (rc == 0 && d->deferred_out)
-		memcpy(d->deferred_out, deferred, d->nlogins * sizeof(*deferred));
-	if (rc == 0 && d->rate_login)
-		rc = rates_apply_add(st, txn, d->rate_login, d->rate_hour, d->rate_recipients);
+	rc = write_entries(st, txn, d, accts, deferred, ndeferred, body, size, pop3_size);
 out:
 	free(deferred);
 	free(accts);

@@ -145,16 +145,11 @@ check_queue(struct store *st, MDB_txn *txn, struct check *c)
 		problem(c, "queue: %" PRIu64 " entries but %zu in the time index", entries, (size_t)ms.ms_entries);
 }
 
-/* Bodies: reference counts equal references; chunks complete; no orphans. */
-static void
-check_bodies(struct store *st, MDB_txn *txn, struct check *c)
+/* Sort the references seen and fold them into one entry per body with its count; returns how many bodies. */
+static size_t
+count_references(struct check *c)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	size_t i, j, nuniq = 0, seen = 0;
-	int op = MDB_FIRST;
-	MDB_stat ms;
-	uint64_t chunks = 0;
+	size_t i, j, nuniq = 0;
 
 	if (c->nbodies)
 		qsort(c->bodies, c->nbodies, sizeof(*c->bodies), cmp_body);
@@ -164,12 +159,66 @@ check_bodies(struct store *st, MDB_txn *txn, struct check *c)
 		c->bodies[nuniq].id = c->bodies[i].id;
 		c->bodies[nuniq++].refs = (uint32_t)(j - i);
 	}
+	return nuniq;
+}
+
+/* Compare a body's recorded reference count with the references found; true when any were found. */
+static bool
+check_refs(struct check *c, size_t nuniq, uint64_t id, uint32_t refs)
+{
+	struct bodycount key, *found;
+
+	key.id = id;
+	found = nuniq ? bsearch(&key, c->bodies, nuniq, sizeof(key), cmp_body) : NULL;
+	if (!found)
+		problem(c, "body %016" PRIx64 ": orphan (%u references recorded, none found)", id, refs);
+	else if (found->refs != refs)
+		problem(c, "body %016" PRIx64 ": %u references recorded, %u found", id, refs, found->refs);
+	return found != NULL;
+}
+
+/* Every chunk of a body present, all but the last full, and together its recorded size. */
+static void
+check_chunks(struct store *st, MDB_txn *txn, struct check *c, uint64_t id, const struct bodyref *br)
+{
+	uint64_t total = 0;
+	uint32_t n = br->chunks, ch;
+
+	for (ch = 0; ch < n; ch++) {
+		unsigned char ckey[12];
+		MDB_val ck = { 12, ckey }, cv;
+
+		key_chunk(ckey, id, ch);
+		if (mdb_get(txn, st->bodies, &ck, &cv)) {
+			problem(c, "body %016" PRIx64 ": chunk %u missing", id, ch);
+			break;
+		}
+		/* reads find an offset's chunk by division: all but the last are full */
+		if (ch + 1 < n && cv.mv_size != st->chunk_size)
+			problem(c, "body %016" PRIx64 ": chunk %u holds %zu bytes, not %u", id, ch,
+			    cv.mv_size, st->chunk_size);
+		total += cv.mv_size;
+	}
+	if (ch == n && total != br->size)
+		problem(c, "body %016" PRIx64 ": %" PRIu64 " bytes in chunks, %" PRIu64 " recorded", id, total, br->size);
+}
+
+/* Bodies: reference counts equal references; chunks complete; no orphans. */
+static void
+check_bodies(struct store *st, MDB_txn *txn, struct check *c)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t nuniq, seen = 0;
+	int op = MDB_FIRST;
+	MDB_stat ms;
+	uint64_t chunks = 0;
+
+	nuniq = count_references(c);
 	if (mdb_cursor_open(txn, st->bodyref, &cur))
 		return;
 	while (mdb_cursor_get(cur, &k, &v, op) == 0) {
-		uint64_t id, size, total = 0;
-		uint32_t refs, n, ch;
-		struct bodycount key, *found;
+		uint64_t id;
 		struct bodyref br;
 
 		op = MDB_NEXT;
@@ -178,35 +227,10 @@ check_bodies(struct store *st, MDB_txn *txn, struct check *c)
 			continue;
 		}
 		id = key_get_u64(k.mv_data);
-		refs = br.refs;
-		size = br.size;
-		n = br.chunks;
-		key.id = id;
-		found = nuniq ? bsearch(&key, c->bodies, nuniq, sizeof(key), cmp_body) : NULL;
-		if (!found)
-			problem(c, "body %016" PRIx64 ": orphan (%u references recorded, none found)", id, refs);
-		else if (found->refs != refs)
-			problem(c, "body %016" PRIx64 ": %u references recorded, %u found", id, refs, found->refs);
-		if (found)
+		if (check_refs(c, nuniq, id, br.refs))
 			seen++;
-		for (ch = 0; ch < n; ch++) {
-			unsigned char ckey[12];
-			MDB_val ck = { 12, ckey }, cv;
-
-			key_chunk(ckey, id, ch);
-			if (mdb_get(txn, st->bodies, &ck, &cv)) {
-				problem(c, "body %016" PRIx64 ": chunk %u missing", id, ch);
-				break;
-			}
-			/* reads find an offset's chunk by division: all but the last are full */
-			if (ch + 1 < n && cv.mv_size != st->chunk_size)
-				problem(c, "body %016" PRIx64 ": chunk %u holds %zu bytes, not %u", id, ch,
-				    cv.mv_size, st->chunk_size);
-			total += cv.mv_size;
-		}
-		chunks += n;
-		if (ch == n && total != size)
-			problem(c, "body %016" PRIx64 ": %" PRIu64 " bytes in chunks, %" PRIu64 " recorded", id, total, size);
+		check_chunks(st, txn, c, id, &br);
+		chunks += br.chunks;
 	}
 	mdb_cursor_close(cur);
 	if (seen != nuniq)

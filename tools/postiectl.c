@@ -147,74 +147,102 @@ list_user(void *arg, const struct store_account *a)
 	return 0;
 }
 
+/* user add LOGIN [--address ADDR]... [--quota SIZE]: the account, then its addresses, all or nothing. */
+static int
+user_add(struct store *st, int argc, char **argv)
+{
+	const char *login = argv[1];
+	uint64_t quota = 0;
+	int rc, i;
+
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--quota") == 0 && i + 1 < argc) {
+			if (config_parse_size(argv[++i], &quota))
+				fail("--quota: \"%s\" is not a size (digits with an optional K, M, G or T)", argv[i]);
+		} else if (strcmp(argv[i], "--address") == 0 && i + 1 < argc) {
+			i++;
+		} else {
+			fail("user add: unexpected \"%s\"", argv[i]);
+		}
+	}
+	if ((rc = store_user_add(st, login, quota)))
+		fail("user add %s: %s%s", login, what(rc),
+		    rc == ERR_SYNTAX ? " (a login is 1-255 of a-z 0-9 . _ -)" : "");
+	for (i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--address") != 0) {
+			i += strcmp(argv[i], "--quota") == 0;
+			continue;
+		}
+		if ((rc = store_address_add(st, argv[++i], login))) {
+			store_user_del(st, login, true);	/* all or nothing */
+			fail("user add %s: address %s: %s", login, argv[i], what(rc));
+		}
+	}
+	if (!json)
+		printf("added %s\n", login);
+	else
+		printf("{\"added\":\"%s\"}\n", login);
+	return 0;
+}
+
+/* user del LOGIN [--purge] */
+static int
+user_del(struct store *st, int argc, char **argv)
+{
+	bool purge = argc == 3 && strcmp(argv[2], "--purge") == 0;
+	int rc;
+
+	if (argc > 3 || (argc == 3 && !purge))
+		fail("usage: user del LOGIN [--purge]");
+	if ((rc = store_user_del(st, argv[1], purge)))
+		fail("user del %s: %s", argv[1], what(rc));
+	if (!json)
+		printf("deleted %s\n", argv[1]);
+	return 0;
+}
+
+/* user list */
+static int
+user_list(struct store *st)
+{
+	int rc;
+
+	if (json)
+		putchar('[');
+	rc = store_user_list(st, list_user, st);
+	if (json)
+		puts("]");
+	if (rc)
+		fail("user list: %s", what(rc));
+	return 0;
+}
+
+/* user show LOGIN */
+static int
+user_show(struct store *st, const char *login)
+{
+	struct store_account a;
+	int rc;
+
+	if ((rc = store_user_get(st, login, &a)))
+		fail("user show %s: %s", login, what(rc));
+	show_account(st, &a, true);
+	if (json)
+		putchar('\n');
+	return 0;
+}
+
 static int
 cmd_user(struct store *st, int argc, char **argv)
 {
-	struct store_account a;
-	int rc, i;
-
-	if (argc >= 2 && strcmp(argv[0], "add") == 0) {
-		const char *login = argv[1];
-		uint64_t quota = 0;
-
-		for (i = 2; i < argc; i++) {
-			if (strcmp(argv[i], "--quota") == 0 && i + 1 < argc) {
-				if (config_parse_size(argv[++i], &quota))
-					fail("--quota: \"%s\" is not a size (digits with an optional K, M, G or T)", argv[i]);
-			} else if (strcmp(argv[i], "--address") == 0 && i + 1 < argc) {
-				i++;
-			} else {
-				fail("user add: unexpected \"%s\"", argv[i]);
-			}
-		}
-		if ((rc = store_user_add(st, login, quota)))
-			fail("user add %s: %s%s", login, what(rc),
-			    rc == ERR_SYNTAX ? " (a login is 1-255 of a-z 0-9 . _ -)" : "");
-		for (i = 2; i < argc; i++) {
-			if (strcmp(argv[i], "--address") != 0) {
-				i += strcmp(argv[i], "--quota") == 0;
-				continue;
-			}
-			if ((rc = store_address_add(st, argv[++i], login))) {
-				store_user_del(st, login, true);	/* all or nothing */
-				fail("user add %s: address %s: %s", login, argv[i], what(rc));
-			}
-		}
-		if (!json)
-			printf("added %s\n", login);
-		else
-			printf("{\"added\":\"%s\"}\n", login);
-		return 0;
-	}
-	if (argc >= 2 && strcmp(argv[0], "del") == 0) {
-		bool purge = argc == 3 && strcmp(argv[2], "--purge") == 0;
-
-		if (argc > 3 || (argc == 3 && !purge))
-			fail("usage: user del LOGIN [--purge]");
-		if ((rc = store_user_del(st, argv[1], purge)))
-			fail("user del %s: %s", argv[1], what(rc));
-		if (!json)
-			printf("deleted %s\n", argv[1]);
-		return 0;
-	}
-	if (argc == 1 && strcmp(argv[0], "list") == 0) {
-		if (json)
-			putchar('[');
-		rc = store_user_list(st, list_user, st);
-		if (json)
-			puts("]");
-		if (rc)
-			fail("user list: %s", what(rc));
-		return 0;
-	}
-	if (argc == 2 && strcmp(argv[0], "show") == 0) {
-		if ((rc = store_user_get(st, argv[1], &a)))
-			fail("user show %s: %s", argv[1], what(rc));
-		show_account(st, &a, true);
-		if (json)
-			putchar('\n');
-		return 0;
-	}
+	if (argc >= 2 && strcmp(argv[0], "add") == 0)
+		return user_add(st, argc, argv);
+	if (argc >= 2 && strcmp(argv[0], "del") == 0)
+		return user_del(st, argc, argv);
+	if (argc == 1 && strcmp(argv[0], "list") == 0)
+		return user_list(st);
+	if (argc == 2 && strcmp(argv[0], "show") == 0)
+		return user_show(st, argv[1]);
 	fail("usage: user add|del|list|show ... (postiectl --help)");
 }
 
