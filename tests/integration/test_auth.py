@@ -97,8 +97,7 @@ def test_throttle_and_fail2ban_filter():
 def test_burst_reaches_pam_at_most_the_limit():
     """Attempts in flight count: 60 wrong passwords for one login sent at once,
     3 from each of 20 addresses, get at most the per-login limit (3 x 3) to PAM."""
-    sleeper = os.path.join(harness.LIBDIR, "security", "pam_exec.so")
-    matrix = os.path.join(harness.LIBDIR, "pam_wrapper", "pam_matrix.so")
+    sleeper = harness.pam_module("pam_exec.so")
     with harness.Server(auth={"failure_delay": "100ms", "max_failures": 3, "cache_ttl": 0},
                         pam_stack=None) as srv:
         passdb = os.path.join(srv.pam_dir, "passdb")
@@ -108,8 +107,7 @@ def test_burst_reaches_pam_at_most_the_limit():
             f.write("#!/bin/sh\necho \"$PAM_USER\" >> %s\nexec /bin/sleep 0.5\n" % calls)
         os.chmod(script, 0o755)
         with open(os.path.join(srv.pam_dir, "postie"), "w") as f:
-            f.write("auth required %s %s\nauth required %s passdb=%s\n"
-                    "account required %s passdb=%s\n" % (sleeper, script, matrix, passdb, matrix, passdb))
+            f.write("auth required %s %s\n" % (sleeper, script) + harness.pam_matrix_stack(passdb))
         srv.add_users("alice")
         sessions = []
         for i in range(60):
@@ -138,8 +136,7 @@ def test_pam_service_changes_only_on_restart():
     with harness.Server(auth={"failure_delay": "100ms", "cache_ttl": 0}) as srv:
         srv.add_users("alice")
         with open(os.path.join(srv.pam_dir, "permit"), "w") as f:
-            permit = os.path.join(harness.LIBDIR, "security", "pam_permit.so")
-            f.write("auth required %s\naccount required %s\n" % (permit, permit))
+            f.write(harness.pam_service(harness.pam_module("pam_permit.so")))
         with open(srv.config_path) as f:
             text = f.read()
         assert "auth = { " in text
@@ -222,13 +219,11 @@ def children_of(pid):
 
 def test_pam_worker_death_mid_request_is_tempfail():
     """A PAM worker that dies holding a request answers TEMPFAIL, never a success."""
-    sleeper = os.path.join(harness.LIBDIR, "security", "pam_exec.so")
-    matrix = os.path.join(harness.LIBDIR, "pam_wrapper", "pam_matrix.so")
+    sleeper = harness.pam_module("pam_exec.so")
     with harness.Server(auth={"failure_delay": "100ms", "cache_ttl": 0}, pam_stack=None) as srv:
         passdb = os.path.join(srv.pam_dir, "passdb")
         with open(os.path.join(srv.pam_dir, "postie"), "w") as f:  # a PAM module that takes its time
-            f.write("auth required %s /bin/sleep 5\nauth required %s passdb=%s\n"
-                    "account required %s passdb=%s\n" % (sleeper, matrix, passdb, matrix, passdb))
+            f.write("auth required %s /bin/sleep 5\n" % sleeper + harness.pam_matrix_stack(passdb))
         srv.add_users("alice")
         s = submission(srv)
         token = base64.b64encode(b"\0alice\0alice-password").decode()
@@ -269,8 +264,8 @@ def test_login_cache():
         srv.wait_log(r'login="alice" cached=no')
         srv.wait_log(r'login="alice" cached=yes')
         # PAM now says otherwise: the cached hash still matches the old password
-        with open(os.path.join(srv.pam_dir, "passdb"), "w") as f:
-            f.write("alice:new-password:postie\nbob:bob-password:postie\n")
+        harness.write_passdb(os.path.join(srv.pam_dir, "passdb"),
+                             {"alice": "new-password", "bob": "bob-password"})
         s = submission(srv)
         assert auth_plain(s, "alice", "alice-password")[0] == 235
         s.quit()
@@ -302,8 +297,7 @@ def test_real_system_user_through_pam_unix():
     subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user], check=True)
     try:
         subprocess.run(["chpasswd"], input="%s:%s\n" % (user, password), text=True, check=True)
-        unix = os.path.join(harness.LIBDIR, "security", "pam_unix.so")
-        stack = "auth required %s\naccount required %s\n" % (unix, unix)
+        stack = harness.pam_service(harness.pam_module("pam_unix.so"))
         with harness.Server(pam_stack=stack, auth={"failure_delay": "100ms"}) as srv:
             srv.add_users(user)
             s = submission(srv)
