@@ -8,6 +8,12 @@ temporary directory, and a small TAP runner.
             ... srv.ports["smtp"] ...
     if __name__ == "__main__":
         harness.main(globals())
+
+Server side: free_ports()/free_port(), certificates (make_certificate,
+make_ca, make_issued_certificate), the pam_wrapper directory
+(write_pam_setup and its pieces), Server, main(). The client side (TLS
+context, raw-socket readers, SMTP submission and AUTH PLAIN, POP3 login and
+fetching a mailbox) is in clients.py.
 """
 
 import os
@@ -45,6 +51,12 @@ def free_ports(n):
     for s in socks:
         s.close()
     return ports
+
+
+def free_port():
+    """One free TCP port on 127.0.0.1, for a remote end a test starts itself
+    (or leaves closed on purpose)."""
+    return free_ports(1)[0]
 
 
 def make_certificate(directory, cn="localhost", dns_names=("localhost",), ips=("127.0.0.1",)):
