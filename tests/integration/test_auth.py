@@ -3,35 +3,14 @@ real system user through pam_unix (as root). SMTP AUTH over TLS, the
 failure delay, the throttle, the mailbox requirement, plaintext refusal,
 and the fail2ban filter against the real log line."""
 
-import base64
 import os
-import poplib
 import re
 import smtplib
-import ssl
 import subprocess
 import time
 
 import harness
-
-
-def tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def submission(srv):
-    s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=20)
-    s.starttls(context=tls())
-    s.ehlo("client.test")
-    return s
-
-
-def auth_plain(s, login, password):
-    token = base64.b64encode(("\0%s\0%s" % (login, password)).encode()).decode()
-    return s.docmd("AUTH", "PLAIN " + token)
+from clients import auth_plain, auth_plain_token, pop3_login, submission, tls_context
 
 
 def test_login_good_bad_unknown_no_mailbox():
@@ -113,10 +92,10 @@ def test_burst_reaches_pam_at_most_the_limit():
         for i in range(60):
             s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30,
                              source_address=("127.0.0.%d" % (1 + i // 3), 0))
-            s.starttls(context=tls())
+            s.starttls(context=tls_context())
             s.ehlo("client.test")
             sessions.append(s)
-        token = base64.b64encode(b"\0alice\0wrong").decode()
+        token = auth_plain_token("alice", "wrong")
         for s in sessions:  # all sent before the first answer can come back
             s.send(("AUTH PLAIN %s\r\n" % token).encode())
         codes = [s.getreply()[0] for s in sessions]
@@ -194,10 +173,7 @@ def test_helper_restart_gives_tempfail_never_success():
         assert "event=stopped" in text and "action=restarted" not in text
         srv.log.close()
         srv.start()  # what systemd does on 75: postied as root again, with a root helper
-        p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=20)
-        p.stls(context=tls())
-        p.user("alice")
-        p.pass_("alice-password")
+        p = pop3_login(srv, "alice", "alice-password")
         assert p.stat()[0] == 1
         assert b"kept across the stop" in b"\r\n".join(p.retr(1)[1])
         p.quit()
@@ -226,7 +202,7 @@ def test_pam_worker_death_mid_request_is_tempfail():
             f.write("auth required %s /bin/sleep 5\n" % sleeper + harness.pam_matrix_stack(passdb))
         srv.add_users("alice")
         s = submission(srv)
-        token = base64.b64encode(b"\0alice\0alice-password").decode()
+        token = auth_plain_token("alice", "alice-password")
         s.send(("AUTH PLAIN %s\r\n" % token).encode())
         helper = [k for k in children_of(srv.proc.pid)]
         deadline = time.time() + 5
