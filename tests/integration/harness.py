@@ -8,6 +8,12 @@ temporary directory, and a small TAP runner.
             ... srv.ports["smtp"] ...
     if __name__ == "__main__":
         harness.main(globals())
+
+Server side: free_ports()/free_port(), certificates (make_certificate,
+make_ca, make_issued_certificate), the pam_wrapper directory
+(write_pam_setup and its pieces), Server, main(). The client side (TLS
+context, raw-socket readers, SMTP submission and AUTH PLAIN, POP3 login and
+fetching a mailbox) is in clients.py.
 """
 
 import os
@@ -45,6 +51,12 @@ def free_ports(n):
     for s in socks:
         s.close()
     return ports
+
+
+def free_port():
+    """One free TCP port on 127.0.0.1, for a remote end a test starts itself
+    (or leaves closed on purpose)."""
+    return free_ports(1)[0]
 
 
 def make_certificate(directory, cn="localhost", dns_names=("localhost",), ips=("127.0.0.1",)):
@@ -116,6 +128,47 @@ def give_to_server(path, mode):
     os.chmod(path, mode)
 
 
+PAM_MATRIX = os.path.join(LIBDIR, "pam_wrapper", "pam_matrix.so")
+
+
+def pam_module(name):
+    """The path of a system PAM module (pam_deny.so, pam_unix.so, ...)."""
+    return os.path.join(LIBDIR, "security", name)
+
+
+def pam_service(module, args=""):
+    """A PAM service file text: module required for auth and account."""
+    line = module + (" " + args if args else "")
+    return "auth required %s\naccount required %s\n" % (line, line)
+
+
+def pam_matrix_stack(passdb):
+    """The "postie" service the tests use: pam_matrix against passdb."""
+    return pam_service(PAM_MATRIX, "passdb=" + passdb)
+
+
+def write_passdb(path, users):
+    """A pam_matrix password file: {login: password}, service "postie"."""
+    with open(path, "w") as f:
+        for user, password in users.items():
+            f.write("%s:%s:postie\n" % (user, password))
+
+
+def write_pam_setup(directory, users, stack=None):
+    """The pam_wrapper service directory postied is given (what tools/dev
+    writes too): passdb for users, the "postie" service (pam_matrix, or
+    stack), and "other", PAM's fallback, refusing everyone. Returns directory,
+    the value of PAM_WRAPPER_SERVICE_DIR."""
+    os.mkdir(directory)
+    passdb = os.path.join(directory, "passdb")
+    write_passdb(passdb, users)
+    with open(os.path.join(directory, "postie"), "w") as f:
+        f.write(stack or pam_matrix_stack(passdb))
+    with open(os.path.join(directory, "other"), "w") as f:
+        f.write(pam_service(pam_module("pam_deny.so")))
+    return directory
+
+
 def conf_value(v):
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -145,20 +198,7 @@ class Server:
         self._write_config(limits or {}, auth or {}, smtp or {}, relay or {}, extra, domains)
 
     def _pam_setup(self, pam_stack):
-        pam = os.path.join(self.dir, "pam")
-        os.mkdir(pam)
-        passdb = os.path.join(pam, "passdb")
-        with open(passdb, "w") as f:
-            for user, password in self.users.items():
-                f.write("%s:%s:postie\n" % (user, password))
-        with open(os.path.join(pam, "postie"), "w") as f:
-            mod = os.path.join(LIBDIR, "pam_wrapper", "pam_matrix.so")
-            f.write(pam_stack or "auth required %s passdb=%s\naccount required %s passdb=%s\n"
-                    % (mod, passdb, mod, passdb))
-        with open(os.path.join(pam, "other"), "w") as f:  # PAM's fallback: refuse
-            deny = os.path.join(LIBDIR, "security", "pam_deny.so")
-            f.write("auth required %s\naccount required %s\n" % (deny, deny))
-        self.pam_dir = pam
+        self.pam_dir = write_pam_setup(os.path.join(self.dir, "pam"), self.users, pam_stack)
 
     def _write_config(self, limits, auth, smtp, relay, extra, domains):
         def group(name, values):

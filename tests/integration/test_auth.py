@@ -3,35 +3,14 @@ real system user through pam_unix (as root). SMTP AUTH over TLS, the
 failure delay, the throttle, the mailbox requirement, plaintext refusal,
 and the fail2ban filter against the real log line."""
 
-import base64
 import os
-import poplib
 import re
 import smtplib
-import ssl
 import subprocess
 import time
 
 import harness
-
-
-def tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def submission(srv):
-    s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=20)
-    s.starttls(context=tls())
-    s.ehlo("client.test")
-    return s
-
-
-def auth_plain(s, login, password):
-    token = base64.b64encode(("\0%s\0%s" % (login, password)).encode()).decode()
-    return s.docmd("AUTH", "PLAIN " + token)
+from clients import auth_plain, auth_plain_token, pop3_login, submission, tls_context
 
 
 def test_login_good_bad_unknown_no_mailbox():
@@ -97,8 +76,7 @@ def test_throttle_and_fail2ban_filter():
 def test_burst_reaches_pam_at_most_the_limit():
     """Attempts in flight count: 60 wrong passwords for one login sent at once,
     3 from each of 20 addresses, get at most the per-login limit (3 x 3) to PAM."""
-    sleeper = os.path.join(harness.LIBDIR, "security", "pam_exec.so")
-    matrix = os.path.join(harness.LIBDIR, "pam_wrapper", "pam_matrix.so")
+    sleeper = harness.pam_module("pam_exec.so")
     with harness.Server(auth={"failure_delay": "100ms", "max_failures": 3, "cache_ttl": 0},
                         pam_stack=None) as srv:
         passdb = os.path.join(srv.pam_dir, "passdb")
@@ -108,17 +86,16 @@ def test_burst_reaches_pam_at_most_the_limit():
             f.write("#!/bin/sh\necho \"$PAM_USER\" >> %s\nexec /bin/sleep 0.5\n" % calls)
         os.chmod(script, 0o755)
         with open(os.path.join(srv.pam_dir, "postie"), "w") as f:
-            f.write("auth required %s %s\nauth required %s passdb=%s\n"
-                    "account required %s passdb=%s\n" % (sleeper, script, matrix, passdb, matrix, passdb))
+            f.write("auth required %s %s\n" % (sleeper, script) + harness.pam_matrix_stack(passdb))
         srv.add_users("alice")
         sessions = []
         for i in range(60):
             s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30,
                              source_address=("127.0.0.%d" % (1 + i // 3), 0))
-            s.starttls(context=tls())
+            s.starttls(context=tls_context())
             s.ehlo("client.test")
             sessions.append(s)
-        token = base64.b64encode(b"\0alice\0wrong").decode()
+        token = auth_plain_token("alice", "wrong")
         for s in sessions:  # all sent before the first answer can come back
             s.send(("AUTH PLAIN %s\r\n" % token).encode())
         codes = [s.getreply()[0] for s in sessions]
@@ -138,8 +115,7 @@ def test_pam_service_changes_only_on_restart():
     with harness.Server(auth={"failure_delay": "100ms", "cache_ttl": 0}) as srv:
         srv.add_users("alice")
         with open(os.path.join(srv.pam_dir, "permit"), "w") as f:
-            permit = os.path.join(harness.LIBDIR, "security", "pam_permit.so")
-            f.write("auth required %s\naccount required %s\n" % (permit, permit))
+            f.write(harness.pam_service(harness.pam_module("pam_permit.so")))
         with open(srv.config_path) as f:
             text = f.read()
         assert "auth = { " in text
@@ -197,10 +173,7 @@ def test_helper_restart_gives_tempfail_never_success():
         assert "event=stopped" in text and "action=restarted" not in text
         srv.log.close()
         srv.start()  # what systemd does on 75: postied as root again, with a root helper
-        p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=20)
-        p.stls(context=tls())
-        p.user("alice")
-        p.pass_("alice-password")
+        p = pop3_login(srv, "alice", "alice-password")
         assert p.stat()[0] == 1
         assert b"kept across the stop" in b"\r\n".join(p.retr(1)[1])
         p.quit()
@@ -222,16 +195,14 @@ def children_of(pid):
 
 def test_pam_worker_death_mid_request_is_tempfail():
     """A PAM worker that dies holding a request answers TEMPFAIL, never a success."""
-    sleeper = os.path.join(harness.LIBDIR, "security", "pam_exec.so")
-    matrix = os.path.join(harness.LIBDIR, "pam_wrapper", "pam_matrix.so")
+    sleeper = harness.pam_module("pam_exec.so")
     with harness.Server(auth={"failure_delay": "100ms", "cache_ttl": 0}, pam_stack=None) as srv:
         passdb = os.path.join(srv.pam_dir, "passdb")
         with open(os.path.join(srv.pam_dir, "postie"), "w") as f:  # a PAM module that takes its time
-            f.write("auth required %s /bin/sleep 5\nauth required %s passdb=%s\n"
-                    "account required %s passdb=%s\n" % (sleeper, matrix, passdb, matrix, passdb))
+            f.write("auth required %s /bin/sleep 5\n" % sleeper + harness.pam_matrix_stack(passdb))
         srv.add_users("alice")
         s = submission(srv)
-        token = base64.b64encode(b"\0alice\0alice-password").decode()
+        token = auth_plain_token("alice", "alice-password")
         s.send(("AUTH PLAIN %s\r\n" % token).encode())
         helper = [k for k in children_of(srv.proc.pid)]
         deadline = time.time() + 5
@@ -269,8 +240,8 @@ def test_login_cache():
         srv.wait_log(r'login="alice" cached=no')
         srv.wait_log(r'login="alice" cached=yes')
         # PAM now says otherwise: the cached hash still matches the old password
-        with open(os.path.join(srv.pam_dir, "passdb"), "w") as f:
-            f.write("alice:new-password:postie\nbob:bob-password:postie\n")
+        harness.write_passdb(os.path.join(srv.pam_dir, "passdb"),
+                             {"alice": "new-password", "bob": "bob-password"})
         s = submission(srv)
         assert auth_plain(s, "alice", "alice-password")[0] == 235
         s.quit()
@@ -302,8 +273,7 @@ def test_real_system_user_through_pam_unix():
     subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user], check=True)
     try:
         subprocess.run(["chpasswd"], input="%s:%s\n" % (user, password), text=True, check=True)
-        unix = os.path.join(harness.LIBDIR, "security", "pam_unix.so")
-        stack = "auth required %s\naccount required %s\n" % (unix, unix)
+        stack = harness.pam_service(harness.pam_module("pam_unix.so"))
         with harness.Server(pam_stack=stack, auth={"failure_delay": "100ms"}) as srv:
             srv.add_users(user)
             s = submission(srv)

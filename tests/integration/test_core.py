@@ -16,53 +16,9 @@ import time
 import warnings
 
 import harness
+from clients import connect, pop3_login, read_line, read_smtp_reply, read_until_eof, tls_context
 
 warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1 on purpose
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def connect(port, timeout=10):
-    return socket.create_connection(("127.0.0.1", port), timeout=timeout)
-
-
-def read_line(sock, limit=4096):
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            break
-        data += chunk
-        assert len(data) < limit, "reply line too long"
-    return data
-
-
-def read_smtp_reply(sock):
-    lines = []
-    while True:
-        line = read_line(sock)
-        assert line, "connection closed while reading a reply: %r" % lines
-        lines.append(line)
-        if len(line) < 4 or line[3:4] != b"-":
-            return b"".join(lines)
-
-
-def read_until_eof(sock, limit=1 << 20):
-    data = b""
-    while len(data) < limit:
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def test_greetings():
@@ -387,10 +343,7 @@ def test_restart_right_after_kill_9():
         srv.log.close()
         srv.start()
         assert srv.proc.pid != old.pid
-        pop = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=10)
-        pop.stls(context=tls_context())
-        pop.user("alice")
-        pop.pass_("alice-password")
+        pop = pop3_login(srv, "alice", "alice-password")
         assert pop.stat()[0] == 1
         pop.quit()
         old.wait(5)

@@ -20,13 +20,7 @@ import time
 
 import harness
 import sinks
-
-
-def tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+from clients import fetch_messages, pop3_login, submission, wait_mailbox
 
 
 def relay_conf(routes=(), **keys):
@@ -42,31 +36,9 @@ def relay_conf(routes=(), **keys):
 
 def submit(srv, rcpts, body=b"Subject: test\r\n\r\nhello\r\n", sender="alice@example.test",
            mail_options=(), rcpt_options=()):
-    s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
-    s.starttls(context=tls())
-    s.login(sender.split("@")[0], sender.split("@")[0] + "-password")
+    s = submission(srv, sender.split("@")[0])
     s.sendmail(sender, rcpts, body, mail_options=list(mail_options), rcpt_options=list(rcpt_options))
     s.quit()
-
-
-def mailbox(srv, user="alice"):
-    import poplib
-    p = poplib.POP3_SSL("127.0.0.1", srv.ports["pop3s"], context=tls(), timeout=30)
-    p.user(user)
-    p.pass_(user + "-password")
-    out = [b"".join(line + b"\r\n" for line in p.retr(i)[1]) for i in range(1, p.stat()[0] + 1)]
-    p.quit()
-    return out
-
-
-def wait_mailbox(srv, n, user="alice", timeout=20):
-    deadline = time.time() + timeout
-    while True:
-        got = mailbox(srv, user)
-        if len(got) >= n or time.time() > deadline:
-            assert len(got) >= n, "%s has %d of %d messages\n%s" % (user, len(got), n, srv.log_text()[-3000:])
-            return got
-        time.sleep(0.2)
 
 
 def queue(srv):
@@ -95,7 +67,7 @@ def report_of(dsn):
 
 
 def test_route_delivery_pipelined_with_dsn_parameters_and_tls():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     with harness.Server(extra=relay_conf([("remote.test", "127.0.0.1", port)])) as srv, \
             sinks.Sink("127.0.0.1", port, tls=(srv.cert, srv.key)) as sink:
         srv.add_users("alice")
@@ -121,21 +93,19 @@ def test_route_delivery_pipelined_with_dsn_parameters_and_tls():
         wait_queue_empty(srv)
         srv.wait_log(r"event=relay_delivered .*to=\"carol@remote.test\"")
         # NOTIFY=SUCCESS went on to a server that offers DSN: reporting is its job, not ours
-        assert mailbox(srv) == [], "a DSN for a delivery the next server reports itself"
+        assert fetch_messages(srv) == [], "a DSN for a delivery the next server reports itself"
         rc, out, err = srv.ctl("verify")
         assert rc == 0, out + err
 
 
 def test_relayed_dsn_when_the_next_server_lacks_dsn():
     # RFC 3461 5.2.2: NOTIFY=SUCCESS cannot go on, so we report "relayed" ourselves
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     no_dsn = tuple(e for e in sinks.DEFAULT_EHLO if e != "DSN")
     with harness.Server(extra=relay_conf([("remote.test", "127.0.0.1", port)])) as srv, \
             sinks.Sink("127.0.0.1", port, ehlo=no_dsn) as sink:
         srv.add_users("alice")
-        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
-        s.starttls(context=tls())
-        s.login("alice", "alice-password")
+        s = submission(srv, "alice")
         s.mail("alice@example.test", ["ENVID=env-relayed", "RET=HDRS"])
         assert s.rcpt("ann@remote.test", ["NOTIFY=SUCCESS", "ORCPT=rfc822;ann@remote.test"])[0] == 250
         assert s.rcpt("bob@remote.test")[0] == 250	# no NOTIFY: failures only
@@ -159,20 +129,18 @@ def test_relayed_dsn_when_the_next_server_lacks_dsn():
         headers = [p for p in m.walk() if p.get_content_type() == "text/rfc822-headers"]
         assert headers and b"X-Marker: relayed-headers" in headers[0].get_payload(decode=True)
         assert b"body text" not in dsn, "RET=HDRS returned the body"
-        assert len(mailbox(srv)) == 1, "more than one report"
+        assert len(fetch_messages(srv)) == 1, "more than one report"
 
 
 def test_success_dsns_for_local_delivery_and_an_expanding_alias():
     # RFC 3461 5.2.3 and 5.2.7.3: "delivered" for a mailbox, "expanded" for an
     # alias with several targets, whose targets are not asked for success again
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     with harness.Server(extra=relay_conf([("remote.test", "127.0.0.1", port)]),
                         users={"carl": "carl-password"}) as srv, sinks.Sink("127.0.0.1", port) as sink:
         srv.add_users("alice", "bob", "carl")
         assert srv.ctl("alias", "add", "team@example.test", "carl", "dora@remote.test")[0] == 0
-        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
-        s.starttls(context=tls())
-        s.login("alice", "alice-password")
+        s = submission(srv, "alice")
         s.mail("alice@example.test", ["ENVID=env-local"])
         assert s.rcpt("bob@example.test", ["NOTIFY=SUCCESS", "ORCPT=rfc822;bob@example.test"])[0] == 250
         assert s.rcpt("team@example.test", ["NOTIFY=SUCCESS"])[0] == 250
@@ -191,11 +159,11 @@ def test_success_dsns_for_local_delivery_and_an_expanding_alias():
             "Action: delivered\nStatus: 2.0.0" in report, report
         assert "Final-Recipient: rfc822; team@example.test\nAction: expanded\nStatus: 2.0.0" in report, report
         assert "carl" not in report and "dora" not in report, report
-        assert len(mailbox(srv)) == 1, "more than one report"
+        assert len(fetch_messages(srv)) == 1, "more than one report"
         # without NOTIFY=SUCCESS no report at all, and no queue entry for a local delivery
         submit(srv, ["bob@example.test"])
         assert len(wait_mailbox(srv, 2, user="bob")) == 2
-        assert queue(srv) == [] and len(mailbox(srv)) == 1
+        assert queue(srv) == [] and len(fetch_messages(srv)) == 1
         # from another server on port 25: the report goes back out, from the null sender
         s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=30)
         s.ehlo("mx.remote.test")
@@ -228,7 +196,7 @@ def test_success_reports_for_strangers_carry_headers_only_and_are_limited():
         assert len(wait_mailbox(srv, 3, user="bob")) == 3  # the mail itself goes through
         dsns = wait_mailbox(srv, 2)
         wait_queue_empty(srv)
-        assert len(mailbox(srv)) == 2, "a report past the limit"
+        assert len(fetch_messages(srv)) == 2, "a report past the limit"
         for dsn in dsns:
             m = parse(dsn)
             assert m["Subject"] == "Successful Mail Delivery Report", m
@@ -238,9 +206,7 @@ def test_success_reports_for_strangers_carry_headers_only_and_are_limited():
             assert not any(p.get_content_type() == "message/rfc822" for p in m.walk()), dsn
             assert b"STRANGER-BODY" not in dsn, "a stranger's content reflected in a success report"
         # an authenticated submission keeps RET=FULL: the whole message comes back
-        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
-        s.starttls(context=tls())
-        s.login("alice", "alice-password")
+        s = submission(srv, "alice")
         s.mail("alice@example.test", ["RET=FULL"])
         assert s.rcpt("bob@example.test", ["NOTIFY=SUCCESS"])[0] == 250
         assert s.data(b"Subject: own\r\n\r\nSUBMITTED-BODY\r\n")[0] == 250
@@ -254,14 +220,12 @@ def test_success_reports_for_strangers_carry_headers_only_and_are_limited():
 
 
 def test_connection_reuse_and_per_destination_limit():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1h"], max_per_destination=2)
     with harness.Server(extra=conf) as srv:
         srv.add_users("alice")
         # the destination is down: thirty messages wait for it
-        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
-        s.starttls(context=tls())
-        s.login("alice", "alice-password")
+        s = submission(srv, "alice")
         for i in range(30):
             s.sendmail("alice@example.test", ["r%d@remote.test" % i, "s%d@remote.test" % i],
                        b"Subject: m%d\r\n\r\nx\r\n" % i)
@@ -314,7 +278,7 @@ def test_mx_preference_fallback_implicit_null_and_missing():
 
 
 def test_retry_after_4xx_then_success():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     tries = {}
 
     def rcpt(address):
@@ -332,11 +296,11 @@ def test_retry_after_4xx_then_success():
         assert tries["once@remote.test"] == 2
         wait_queue_empty(srv)
         srv.wait_log(r"event=relay_delivered .*to=\"once@remote.test\" attempt=2")
-        assert mailbox(srv) == [], "a retried delivery bounced"
+        assert fetch_messages(srv) == [], "a retried delivery bounced"
 
 
 def test_bounce_after_5xx_with_its_content():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
 
     def rcpt(address):
         return b"550 5.1.1 <%s>: no such user here\r\n" % address.encode() if address.startswith("nobody") \
@@ -372,7 +336,7 @@ def test_bounce_after_5xx_with_its_content():
 
 
 def test_expiry_bounce_and_no_bounce_to_null_sender():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1s"], queue_lifetime="3s",
                       delay_warning="0")
     with sinks.Sink("127.0.0.1", port, rcpt=lambda a: b"451 4.2.1 Mailbox busy\r\n") as sink, \
@@ -395,7 +359,7 @@ def test_expiry_bounce_and_no_bounce_to_null_sender():
         assert "gone@remote.test" in report_of(notice)
         wait_queue_empty(srv)
         assert all(not c.startswith(b"MAIL FROM:<>") or b"gone" not in c for c in sink.commands)
-        assert len(mailbox(srv)) == 1, "alice got more than her own bounce"
+        assert len(fetch_messages(srv)) == 1, "alice got more than her own bounce"
 
 
 def text_of(octets, ch=b"x"):
@@ -454,12 +418,9 @@ def test_alias_member_over_quota_is_queued_then_delivered():
         rc, out, err = srv.ctl("queue", "show", q[0]["id"])
         assert rc == 0 and "pending team@example.test (local mailbox alice) 452 4.2.2" in out, out + err
         assert srv.log_text().count("event=local_deferred") == 4, srv.log_text()[-3000:]
-        assert len(mailbox(srv)) == 1  # only the filler
+        assert len(fetch_messages(srv)) == 1  # only the filler
         # room again (the filler deleted), flushed: alice gets both, the queue empties
-        import poplib
-        p = poplib.POP3_SSL("127.0.0.1", srv.ports["pop3s"], context=tls(), timeout=30)
-        p.user("alice")
-        p.pass_("alice-password")
+        p = pop3_login(srv, "alice", "alice-password", implicit_tls=True)
         p.dele(1)
         p.quit()
         assert srv.ctl("queue", "flush")[0] == 0
@@ -468,7 +429,7 @@ def test_alias_member_over_quota_is_queued_then_delivered():
         wait_queue_empty(srv)
         srv.wait_log(r"event=local_delivered queue=[0-9a-f]{16} from=\"eve@remote.test\" "
                      r"to=\"team@example.test\" login=\"alice\"")
-        assert len(mailbox(srv, "bob")) == 2
+        assert len(fetch_messages(srv, "bob")) == 2
         rc, out, err = srv.ctl("verify")
         assert rc == 0, out + err
 
@@ -489,13 +450,13 @@ def test_alias_member_over_quota_bounces_at_queue_lifetime():
         assert b"delivery time expired" in dsn and b"Mailbox full" in dsn, dsn
         wait_queue_empty(srv)
         srv.wait_log(r"event=local_failed queue=[0-9a-f]{16} from=\"carl@example.test\" to=\"team@example.test\"")
-        assert len(mailbox(srv)) == 1  # the filler only
+        assert len(fetch_messages(srv)) == 1  # the filler only
         rc, out, err = srv.ctl("verify")
         assert rc == 0, out + err
 
 
 def test_delay_warning():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1s"], delay_warning="1s")
     with sinks.Sink("127.0.0.1", port, rcpt=lambda a: b"452 4.2.2 Over quota for now\r\n"), \
             harness.Server(extra=conf) as srv:
@@ -506,7 +467,7 @@ def test_delay_warning():
         assert "Action: delayed" in report and "Will-Retry-Until:" in report, report
         assert parse(warning)["Subject"].startswith("Delayed Mail"), warning[:400]
         time.sleep(3)
-        assert len(mailbox(srv)) == 1, "more than one delay warning"
+        assert len(fetch_messages(srv)) == 1, "more than one delay warning"
         assert len(queue(srv)) == 1, "a delayed message left the queue"
 
 
@@ -514,7 +475,7 @@ def test_smarthost_with_auth_over_starttls():
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     received = []
 
     class Handler:
@@ -557,7 +518,7 @@ def test_smarthost_with_auth_over_starttls():
 
 
 def test_smarthost_refusing_our_password_keeps_the_mail():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     with Pki() as pki, harness.Server(extra=relay_conf(
             smarthost="127.0.0.1:%d" % port, smarthost_user="relayuser", smarthost_password="wrong",
             smarthost_ca=pki.ca[0], retry_schedule=["1s"])) as srv, \
@@ -569,7 +530,7 @@ def test_smarthost_refusing_our_password_keeps_the_mail():
         q = queue(srv)
         assert len(q) == 1 and q[0]["recipients"][0]["state"] == "pending", q
         assert "535" in q[0]["recipients"][0]["reply"], q
-        assert sink.messages == [] and mailbox(srv) == [], "refused credentials must not bounce"
+        assert sink.messages == [] and fetch_messages(srv) == [], "refused credentials must not bounce"
 
 
 class Pki:
@@ -614,11 +575,12 @@ def assert_deferred_without_auth(srv, sink, reason, event="relay_tls_verify resu
     rc, out, err = srv.ctl("queue", "show", q[0]["id"])
     assert rc == 0 and re.search(reason, out), out + err
     assert sink.auths == [] and not any(c.upper().startswith(b"AUTH") for c in sink.commands), sink.commands
-    assert sink.messages == [] and mailbox(srv) == [], "a failed verification must defer, not deliver or bounce"
+    assert sink.messages == [] and fetch_messages(srv) == [], \
+        "a failed verification must defer, not deliver or bounce"
 
 
 def test_smarthost_certificate_from_smarthost_ca_is_verified_then_auth():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     with Pki() as pki, harness.Server(extra=smarthost_conf(port, smarthost_ca=pki.ca[0])) as srv, \
             sinks.Sink("127.0.0.1", port, tls=pki.good, auth=("relayuser", "relay-secret")) as sink:
         srv.add_users("alice")
@@ -631,7 +593,7 @@ def test_smarthost_certificate_from_smarthost_ca_is_verified_then_auth():
 
 def test_self_signed_smarthost_naming_another_host_gets_no_auth():
     # the outside review's case: any certificate was accepted, and AUTH PLAIN followed
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     with Pki() as pki, harness.Server(extra=smarthost_conf(port)) as srv, \
             sinks.Sink("127.0.0.1", port, tls=pki.self_signed, auth=("relayuser", "relay-secret")) as sink:
         srv.add_users("alice")
@@ -641,7 +603,7 @@ def test_self_signed_smarthost_naming_another_host_gets_no_auth():
 
 
 def test_smarthost_ca_but_wrong_host_name_gets_no_auth():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     with Pki() as pki, harness.Server(extra=smarthost_conf(port, smarthost_ca=pki.ca[0])) as srv, \
             sinks.Sink("127.0.0.1", port, tls=pki.wrong_name, auth=("relayuser", "relay-secret")) as sink:
         srv.add_users("alice")
@@ -651,7 +613,7 @@ def test_smarthost_ca_but_wrong_host_name_gets_no_auth():
 
 
 def test_smarthost_without_starttls_gets_no_auth():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     with harness.Server(extra=smarthost_conf(port)) as srv, \
             sinks.Sink("127.0.0.1", port, auth=("relayuser", "relay-secret")) as sink:
         srv.add_users("alice")
@@ -660,7 +622,7 @@ def test_smarthost_without_starttls_gets_no_auth():
 
 
 def test_smarthost_ca_reloaded_on_sighup():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     with Pki() as pki:
         ca_file = os.path.join(pki.dir, "smarthost-ca.pem")
         shutil_copy(pki.other_ca[0], ca_file)
@@ -757,17 +719,17 @@ def test_hostile_remote_servers_are_temporary_failures():
                              % (domain, port), timeout=20)
             q = queue(srv)
             assert len(q) == len(routes) and all(r["recipients"][0]["state"] == "pending" for r in q), q
-            assert mailbox(srv) == [], "a hostile server's failure bounced"
+            assert fetch_messages(srv) == [], "a hostile server's failure bounced"
             # the server keeps serving everyone else meanwhile
             submit(srv, ["alice@example.test"])
-            assert len(mailbox(srv)) == 1
+            assert len(fetch_messages(srv)) == 1
     finally:
         for port, state in servers.values():
             state["stop"] = True
 
 
 def test_bytes_sent_ahead_of_tls_are_discarded():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     # CVE-2021-38371 class: a reply injected in plaintext with the 220 to STARTTLS
     with harness.Server(extra=relay_conf([("remote.test", "127.0.0.1", port)])) as srv, \
             sinks.Sink("127.0.0.1", port, tls=(srv.cert, srv.key),
@@ -789,15 +751,11 @@ def test_a_slow_destination_cannot_take_every_slot():
     with sinks.Sink("127.0.0.1", slow_port, data_delay=2) as slow, sinks.Sink("127.0.0.1", fast_port) as fast, \
             harness.Server(extra=conf, smtp={"max_messages_per_hour": 0}) as srv:
         srv.add_users("alice")
-        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
-        s.starttls(context=tls())
-        s.login("alice", "alice-password")
+        s = submission(srv, "alice")
         for i in range(1030):
             if i and i % 100 == 0:  # smtp.max_messages_per_session
                 s.quit()
-                s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
-                s.starttls(context=tls())
-                s.login("alice", "alice-password")
+                s = submission(srv, "alice")
             s.sendmail("alice@example.test", ["r%d@slow.test" % i], b"Subject: s\r\n\r\nx\r\n")
         s.sendmail("alice@example.test", ["someone@fast.test"], b"Subject: f\r\n\r\nx\r\n")
         s.quit()
@@ -817,7 +775,7 @@ def test_failed_tls_handshake_falls_back_only_when_configured():
         return False
 
     for fallback in (False, True):
-        port = harness.free_ports(1)[0]
+        port = harness.free_port()
         conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1h"], tls_fallback_plain=fallback)
         with harness.Server(extra=conf) as srv, \
                 sinks.Sink("127.0.0.1", port, tls=(srv.cert, srv.key), on_command=broken_tls) as sink:
@@ -858,7 +816,7 @@ def test_malformed_dns_answer_is_a_temporary_failure():
             srv.wait_log(r"event=relay_deferred .*to=\"x@garbled.test\" .*DNS")
             q = queue(srv)
             assert len(q) == 1 and q[0]["recipients"][0]["state"] == "pending", q
-            assert mailbox(srv) == [], "a DNS failure bounced"
+            assert fetch_messages(srv) == [], "a DNS failure bounced"
     finally:
         stop.append(1)
         t.join(2)
@@ -866,7 +824,7 @@ def test_malformed_dns_answer_is_a_temporary_failure():
 
 
 def test_kill_9_during_delivery_then_restart():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1s"])
     with sinks.Sink("127.0.0.1", port) as fast:
         srv = harness.Server(extra=conf)
@@ -906,7 +864,7 @@ def test_kill_9_during_delivery_then_restart():
 
 
 def test_postiectl_queue_commands():
-    port = harness.free_ports(1)[0]
+    port = harness.free_port()
     conf = relay_conf([("remote.test", "127.0.0.1", port)], retry_schedule=["1h"])
     with harness.Server(extra=conf) as srv:
         srv.add_users("alice")

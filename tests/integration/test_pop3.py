@@ -9,21 +9,14 @@ import os
 import poplib
 import re
 import socket
-import ssl
 import subprocess
 import tempfile
 import time
 
 import harness
+from clients import pop3_login, retr_bytes, tls_context
 
 SEED = os.path.join(harness.TOP_BUILDDIR, "tests", "integration", "postie-seed")
-
-
-def tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def seed(srv, login, data, count=1):
@@ -42,30 +35,16 @@ def seed(srv, login, data, count=1):
         os.unlink(f.name)
 
 
-def pop3(srv, user="alice", password="alice-password"):
-    p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=60)
-    p.stls(context=tls())
-    p.user(user)
-    p.pass_(password)
-    return p
-
-
 def login_when_unlocked(srv, seconds=10):
     """The server notices a dropped connection asynchronously; then the lock goes."""
     deadline = time.time() + seconds
     while True:
         try:
-            return pop3(srv)
+            return pop3_login(srv)
         except poplib.error_proto as e:
             if b"[IN-USE]" not in e.args[0] or time.time() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def retr_bytes(p, n):
-    # poplib splits lines and undoes dot-stuffing: join them back with CRLF
-    resp, lines, octets = p.retr(n)
-    return b"".join(line + b"\r\n" for line in lines), octets
 
 
 MESSAGE = (b"Subject: dots\r\nX-8bit: \xc3\xa9t\xc3\xa9\r\n\r\n.leading dot\r\n..two\r\n"
@@ -77,7 +56,7 @@ def test_login_and_retrieve_byte_exact():
         srv.add_users("alice", "bob")
         seed(srv, "alice", MESSAGE)
         seed(srv, "alice", b"Subject: second\r\n\r\nbody\r\n")
-        p = pop3(srv)
+        p = pop3_login(srv)
         count, size = p.stat()
         assert count == 2
         data, octets = retr_bytes(p, 1)
@@ -88,9 +67,7 @@ def test_login_and_retrieve_byte_exact():
         uidls = p.uidl()[1]
         p.quit()
         # the same UIDLs next time, and over implicit TLS too
-        q = poplib.POP3_SSL("127.0.0.1", srv.ports["pop3s"], context=tls(), timeout=60)
-        q.user("alice")
-        q.pass_("alice-password")
+        q = pop3_login(srv, "alice", "alice-password", implicit_tls=True)
         assert q.uidl()[1] == uidls
         assert b"Subject: second" in b"\r\n".join(q.top(2, 0)[1])
         q.quit()
@@ -108,7 +85,7 @@ def test_wrong_password_and_plaintext():
             assert b"[AUTH]" in e.args[0]
         p.quit()
         p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=30)
-        p.stls(context=tls())
+        p.stls(context=tls_context())
         assert "USER" in p.capa() and "SASL" in p.capa()
         p.user("alice")
         try:
@@ -123,9 +100,9 @@ def test_in_use_and_deletion_semantics():
     with harness.Server() as srv:
         srv.add_users("alice")
         seed(srv, "alice", b"Subject: m\r\n\r\nx\r\n", count=3)
-        p = pop3(srv)
+        p = pop3_login(srv)
         try:
-            pop3(srv)
+            pop3_login(srv)
             raise AssertionError("second session got the mailbox")
         except poplib.error_proto as e:
             assert e.args[0].startswith(b"-ERR [IN-USE]")
@@ -140,7 +117,7 @@ def test_in_use_and_deletion_semantics():
         p.dele(3)
         p.quit()  # UPDATE: one commit
         srv.wait_log(r"event=expunge login=\"alice\" deleted=1")
-        p = pop3(srv)
+        p = pop3_login(srv)
         assert p.stat()[0] == 2
         p.quit()
         assert "store OK" in srv.ctl("verify")[1]
@@ -152,7 +129,7 @@ def test_large_message_streams():
         line = b"0123456789" * 9 + b"\r\n"
         big = b"Subject: big\r\n\r\n" + line * (25 * 1024 * 1024 // len(line))
         seed(srv, "alice", big)
-        p = pop3(srv)
+        p = pop3_login(srv)
         data, octets = retr_bytes(p, 1)
         assert hashlib.sha256(data).digest() == hashlib.sha256(big).digest()
         p.quit()
@@ -181,7 +158,7 @@ def test_listings_of_50000_messages_stream():
         srv.add_users("alice")
         message = b"Subject: many\r\n\r\n.x\r\n"
         seed(srv, "alice", message, count=LISTING_MSGS)
-        p = pop3(srv)
+        p = pop3_login(srv)
         assert p.stat() == (LISTING_MSGS, LISTING_MSGS * (len(message) + 1))
         p.dele(2)
         numbers = [n for n in range(1, LISTING_MSGS + 1) if n != 2]
@@ -251,12 +228,12 @@ def test_fetchmail_keep_and_nokeep():
         got, log = fetchmail(srv, d, srv.ports["pop3"], "stls", keep=True)
         assert got.count(b"Subject: dots") == 2 and b"after a lone dot" in got, log[-2000:]
         assert "STLS" in log or "starttls" in log.lower() or "TLS" in log, log[-2000:]
-        p = pop3(srv)
+        p = pop3_login(srv)
         assert p.stat()[0] == 2  # kept
         p.quit()
         got, log = fetchmail(srv, tempfile.mkdtemp(), srv.ports["pop3s"], "implicit", keep=False)
         assert got.count(b"Subject: dots") == 2, log[-2000:]
-        p = pop3(srv)
+        p = pop3_login(srv)
         assert p.stat()[0] == 0  # deleted at QUIT
         p.quit()
 
@@ -273,7 +250,7 @@ def test_damaged_maildrop_is_sys_perm():
                            capture_output=True, timeout=30)
         assert r.returncode == 0, r.stderr
         p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=60)
-        p.stls(context=tls())
+        p.stls(context=tls_context())
         p.user("alice")
         try:
             p.pass_("alice-password")
@@ -283,7 +260,7 @@ def test_damaged_maildrop_is_sys_perm():
         srv.wait_log(r"event=snapshot login=\"alice\" error=")
         # other mailboxes are served as ever
         seed(srv, "bob", b"Subject: fine\r\n\r\nx\r\n")
-        q = pop3(srv, "bob", "bob-password")
+        q = pop3_login(srv, "bob", "bob-password")
         assert q.stat()[0] == 1
         q.quit()
         rc, out, err = srv.ctl("verify")

@@ -4,33 +4,12 @@ AUTH, no open relay, the smuggling variants, limits, pipelining, a 25 MB
 message, and the queue for authenticated relaying."""
 
 import hashlib
-import poplib
 import smtplib
-import socket
-import ssl
 import subprocess
 import time
 
 import harness
-
-
-def tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-def fetch_all(srv, user="alice", password="alice-password"):
-    """Every message in a mailbox, as RETR sends it (stuffing undone), oldest first."""
-    p = poplib.POP3_SSL("127.0.0.1", srv.ports["pop3s"], context=tls(), timeout=60)
-    p.user(user)
-    p.pass_(password)
-    out = []
-    for i in range(1, p.stat()[0] + 1):
-        out.append(b"".join(line + b"\r\n" for line in p.retr(i)[1]))
-    p.quit()
-    return out
+from clients import fetch_messages, smtp_dialogue, submission
 
 
 def body_of(stored):
@@ -41,21 +20,6 @@ def body_of(stored):
                               or lines[i].startswith(b"\t")):
         i += 1
     return b"\r\n".join(lines[i:])
-
-
-def raw(srv, port, data, read_for=1.0):
-    s = socket.create_connection(("127.0.0.1", srv.ports[port]), timeout=10)
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-    out = b""
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-    s.close()
-    return out
 
 
 MSG = (b"From: bob@example.test\r\nTo: alice@example.test\r\nSubject: hello\r\n\r\n"
@@ -71,7 +35,7 @@ def test_inbound_delivery_byte_exact():
             assert s.has_extn(ext), ext
         s.sendmail("someone@remote.test", ["alice@example.test", "Alice@EXAMPLE.test"], MSG)
         s.quit()
-        msgs = fetch_all(srv)
+        msgs = fetch_messages(srv)
         assert len(msgs) == 1, "one delivery for two spellings of one mailbox"
         assert body_of(msgs[0]) == MSG, msgs[0]
         assert msgs[0].startswith(b"Return-Path: <someone@remote.test>\r\nReceived: from mx.remote.test ([127.0.0.1])")
@@ -93,7 +57,7 @@ def test_utf8_addresses_with_smtputf8():
         s.send(b"Subject: utf-8\r\n\r\nf\xc3\xbcr dich\r\n.\r\n")
         assert s.getreply()[0] == 250
         s.quit()
-        got = fetch_all(srv, "bob", "bob-password")
+        got = fetch_messages(srv, "bob", "bob-password")
         assert len(got) == 1 and b"f\xc3\xbcr dich" in got[0] and "Return-Path: <s\u00e9nder@remote.test>".encode() in got[0]
         # a broken UTF-8 sequence (Latin-1 \xf6) is no address
         r = subprocess.run([srv.postiectl, "-c", srv.config_path, "alias", "add", b"j\xf6rg@example.test", "bob"],
@@ -117,9 +81,7 @@ def test_refusals_no_open_relay():
         assert s.docmd("DATA")[0] == 503  # no valid recipient
         s.quit()
         # submission ports need AUTH before MAIL
-        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
-        s.starttls(context=tls())
-        s.ehlo("x.test")
+        s = submission(srv)
         assert s.docmd("MAIL FROM:<alice@example.test>")[0] == 530
         s.quit()
         srv.wait_log(r"event=relay_denied")
@@ -133,10 +95,10 @@ def test_smuggling_variants_refused():
                     b"Subject: first\r\n\r\nbody" + variant +
                     b"MAIL FROM:<evil@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
                     b"Subject: smuggled\r\n\r\nx\r\n.\r\nQUIT\r\n")
-            out = raw(srv, "smtp", data)
+            out = smtp_dialogue(srv.ports["smtp"], data)
             assert b"550 5.6.0" in out, (variant, out)
             assert out.count(b"250 2.0.0") == 0, (variant, out)
-        assert fetch_all(srv) == [], "a smuggled message was delivered"
+        assert fetch_messages(srv) == [], "a smuggled message was delivered"
 
 
 def test_bdat_chunking():
@@ -152,17 +114,18 @@ def test_bdat_chunking():
                 # a bare LF inside a chunk refuses the message at LAST
                 b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nBDAT 6 LAST\r\nbad\nx\n"
                 b"QUIT\r\n")
-        out = raw(srv, "smtp", data)
+        out = smtp_dialogue(srv.ports["smtp"], data)
         assert b"250-CHUNKING" in out
         assert b"250 2.0.0 %d octets received" % len(part1) in out, out
         assert out.count(b"250 2.0.0 Ok: queued") == 2, out
         assert b"550 5.6.0" in out, out
-        msgs = fetch_all(srv)
+        msgs = fetch_messages(srv)
         assert len(msgs) == 2
         assert body_of(msgs[0]) == part1 + part2, msgs[0]
         assert body_of(msgs[1]) == b"MAIL FROM:<evil@remote.test>\r\nDATA\r\n\r\n", msgs[1]
-        out = raw(srv, "smtp", b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
-                  b"BDAT 1x\r\nNOOP\r\n")
+        out = smtp_dialogue(srv.ports["smtp"],
+                            b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
+                            b"BDAT 1x\r\nNOOP\r\n")
         assert b"501 5.5.4 Syntax: BDAT" in out and b"250 2.0.0 OK" not in out, out
 
 
@@ -177,18 +140,19 @@ def test_refused_bdat_chunk_is_never_run():
     with harness.Server() as srv:
         srv.add_users("alice")
         bdat = b"BDAT %d LAST\r\n" % len(SMUGGLED) + SMUGGLED
-        out = raw(srv, "smtp", b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<nosuchuser@example.test>\r\n" +
-                  bdat + b"QUIT\r\n")
+        out = smtp_dialogue(srv.ports["smtp"],
+                            b"EHLO x\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<nosuchuser@example.test>\r\n" +
+                            bdat + b"QUIT\r\n")
         assert b"550 5.1.1" in out and b"503 5.5.1" in out, out
         assert out.count(b"250 2.1.0") == 1 and b"354 " not in out and b"221 2.0.0" in out, out
         # submission without AUTH: MAIL 530, RCPT and BDAT 503; the chunk is dropped all the same
-        out = raw(srv, "submission", b"EHLO x\r\nMAIL FROM:<alice@example.test>\r\n"
-                  b"RCPT TO:<alice@example.test>\r\n" + bdat + b"QUIT\r\n")
+        out = smtp_dialogue(srv.ports["submission"], b"EHLO x\r\nMAIL FROM:<alice@example.test>\r\n"
+                            b"RCPT TO:<alice@example.test>\r\n" + bdat + b"QUIT\r\n")
         assert out.count(b"530 5.7.0") == 1 and out.count(b"503 5.5.1") == 2, out
         assert b"500 5.5.2" not in out and b"221 2.0.0" in out, out
         rc, text, err = srv.ctl("--json", "mailbox", "show", "alice")
         assert rc == 0 and '"messages":0' in text, text + err
-        assert fetch_all(srv) == [], "a smuggled message was delivered"
+        assert fetch_messages(srv) == [], "a smuggled message was delivered"
 
 
 def test_over_quota_at_rcpt_or_data():
@@ -230,9 +194,9 @@ def test_limits_and_pipelining():
         # three transactions in one write; replies come back in order
         tx = (b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n"
               b"Subject: p\r\n\r\nx\r\n.\r\n")
-        out = raw(srv, "smtp", b"EHLO x\r\n" + tx * 3 + b"QUIT\r\n")
+        out = smtp_dialogue(srv.ports["smtp"], b"EHLO x\r\n" + tx * 3 + b"QUIT\r\n")
         assert out.count(b"250 2.0.0 Ok: queued") == 3, out
-        assert len(fetch_all(srv)) == 3
+        assert len(fetch_messages(srv)) == 3
 
 
 def test_submission_swaks_msmtp_and_headers():
@@ -259,14 +223,12 @@ def test_submission_swaks_msmtp_and_headers():
                             "--to", "alice@example.test", "--header", "Subject: via swaks on 25"],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
-        msgs = fetch_all(srv)
+        msgs = fetch_messages(srv)
         assert len(msgs) == 4 and b"Subject: via swaks on 25" in msgs[3] and b"with ESMTP id" in msgs[3], msgs[3:]
         assert b"with ESMTPSA" in msgs[0] and b"(authenticated as bob)" in msgs[0]
         assert b"Message-ID: <" in msgs[2] and b"\r\nDate: " in msgs[2]  # added on submission
         # an authenticated user sends only as itself
-        s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=30)
-        s.starttls(context=tls())
-        s.login("bob", "bob-password")
+        s = submission(srv, "bob")
         assert s.docmd("MAIL FROM:<alice@example.test>")[0] == 553
         # nor as nobody: the null sender is refused (smtp.sender_must_match, postie.conf(5))
         code, text = s.docmd("MAIL FROM:<>")
@@ -278,8 +240,7 @@ def test_submission_swaks_msmtp_and_headers():
 def test_messages_per_hour_per_login():
     with harness.Server(smtp={"max_messages_per_hour": 2}) as srv:
         srv.add_users("alice", "bob")
-        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
-        s.login("bob", "bob-password")
+        s = submission(srv, "bob", implicit_tls=True)
         s.mail("bob@example.test")
         s.rset()  # a transaction that delivers nothing gives its message back
         for _ in range(2):
@@ -290,13 +251,11 @@ def test_messages_per_hour_per_login():
         srv.wait_log(r'event=rate_limit login="bob" limit=messages_per_hour max=2')
         # the count is in the store: a restart gives no fresh hour
         srv.restart()
-        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
-        s.login("bob", "bob-password")
+        s = submission(srv, "bob", implicit_tls=True)
         assert s.docmd("MAIL FROM:<bob@example.test>")[0] == 450
         s.quit()
         # another login counts on its own
-        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
-        s.login("alice", "alice-password")
+        s = submission(srv, "alice", implicit_tls=True)
         s.sendmail("alice@example.test", ["bob@example.test"], b"Subject: a\r\n\r\nx\r\n")
         s.quit()
         # unauthenticated inbound mail is not counted against anyone
@@ -308,8 +267,7 @@ def test_messages_per_hour_per_login():
 def test_recipients_per_hour_per_login():
     with harness.Server(smtp={"max_recipients_per_hour": 3}) as srv:
         srv.add_users("alice", "bob")
-        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
-        s.login("bob", "bob-password")
+        s = submission(srv, "bob", implicit_tls=True)
         s.sendmail("bob@example.test", ["alice@example.test", "bob@example.test"], b"Subject: two\r\n\r\nx\r\n")
         s.mail("bob@example.test")
         assert s.rcpt("alice@example.test")[0] == 250
@@ -318,10 +276,9 @@ def test_recipients_per_hour_per_login():
         srv.wait_log(r'event=rate_limit login="bob" limit=recipients_per_hour max=3')
         assert s.data(b"Subject: third\r\n\r\nx\r\n")[0] == 250  # the recipient accepted still gets it
         s.quit()
-        assert len(fetch_all(srv, "alice")) == 2 and len(fetch_all(srv, "bob", "bob-password")) == 1
+        assert len(fetch_messages(srv, "alice")) == 2 and len(fetch_messages(srv, "bob", "bob-password")) == 1
         srv.restart()
-        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
-        s.login("bob", "bob-password")
+        s = submission(srv, "bob", implicit_tls=True)
         s.mail("bob@example.test")
         assert s.rcpt("alice@example.test")[0] == 450
         s.quit()
@@ -329,19 +286,18 @@ def test_recipients_per_hour_per_login():
 
 def test_authenticated_relay_is_queued():
     # the remote end is down (nothing listens on its port): the message waits in the queue
-    closed = harness.free_ports(1)[0]
+    closed = harness.free_port()
     conf = 'relay = { routes = ( { domain = "remote.test"; host = "127.0.0.1"; port = %d; } ); ' \
         'retry_schedule = [ "1h" ]; };\n' % closed
     with harness.Server(extra=conf) as srv:
         srv.add_users("alice", "bob")
-        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
-        s.login("bob", "bob-password")
+        s = submission(srv, "bob", implicit_tls=True)
         s.sendmail("bob@example.test", ["friend@remote.test", "alice@example.test"],
                    b"Subject: out\r\n\r\nhello\r\n", rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
         s.quit()
         rc, out, err = srv.ctl("--json", "queue", "list")
         assert rc == 0 and '"friend@remote.test"' in out and '"sender":"bob@example.test"' in out, out + err
-        assert len(fetch_all(srv)) == 1
+        assert len(fetch_messages(srv)) == 1
         assert "store OK" in srv.ctl("verify")[1]
 
 
@@ -349,7 +305,7 @@ def test_hostile_addresses_are_escaped_in_the_log():
     """A quoted local part may hold quotes, backslashes and spaces: in the log
     it goes through the same escaping as all client text, so it cannot close
     its value and forge a key (event=forged)."""
-    closed = harness.free_ports(1)[0]
+    closed = harness.free_port()
     conf = 'relay = { routes = ( { domain = "remote.test"; host = "127.0.0.1"; port = %d; } ); ' \
         'retry_schedule = [ "1h" ]; };\n' % closed
     with harness.Server(extra=conf) as srv:
@@ -364,8 +320,7 @@ def test_hostile_addresses_are_escaped_in_the_log():
         s.quit()
         srv.wait_log(r'event=accepted from="\\x22x\\x5c\\x22 event=forged\\x22@remote\.test" ')
         # the queue runner logs the recipient of a relayed message the same way
-        s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], context=tls(), timeout=30)
-        s.login("bob", "bob-password")
+        s = submission(srv, "bob", implicit_tls=True)
         assert s.docmd("MAIL FROM:<bob@example.test>")[0] == 250
         assert s.docmd('RCPT TO:<"y\\" event=forged"@remote.test>')[0] == 250
         assert s.docmd("DATA")[0] == 354
@@ -410,7 +365,7 @@ def test_kill_9_loses_no_acknowledged_message():
             t.join(15)
         assert acked, "nothing was acknowledged before the kill"
         srv.start()  # the same store
-        subjects = [m.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for m in fetch_all(srv)]
+        subjects = [m.split(b"Subject: ")[1].split(b"\r\n")[0].decode() for m in fetch_messages(srv)]
         missing = [tag for tag in acked if tag not in subjects]
         assert not missing, "acknowledged but lost: %s" % missing[:5]
         assert len(subjects) == len(set(subjects)), "a message was delivered twice"
@@ -425,7 +380,7 @@ def test_25mb_message():
         s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=120)
         s.sendmail("a@remote.test", ["alice@example.test"], big)
         s.quit()
-        got = fetch_all(srv)[0]
+        got = fetch_messages(srv)[0]
         assert hashlib.sha256(body_of(got)).digest() == hashlib.sha256(big).digest()
 
 
