@@ -22,6 +22,7 @@ struct attempt {
 	enum authflow_result outcome;
 	unsigned char mac[32];	/* the login cache's hash of the credentials, not the password */
 	bool have_mac, cached;
+	bool counted;		/* throttle_begin() counted it (a cached success is not counted) */
 	uint64_t generation;
 	uint64_t started;	/* when throttle_begin() counted this attempt */
 	struct timer delay;
@@ -73,7 +74,7 @@ on_answer_here(void *arg)
 
 	if (conn_is_closed(c)) {
 		/* nobody hears the answer; a failed guess still counts */
-		if (a->result != AUTH_RESULT_FAIL)
+		if (a->result != AUTH_RESULT_FAIL && a->counted)
 			throttle_release(c->ip, a->login, &lim, a->started, (uint64_t)time(NULL));
 		conn_unref(c);
 		free(a);
@@ -105,11 +106,14 @@ on_answer_here(void *arg)
 	}
 	if (a->outcome != AUTHFLOW_FAIL) {
 		/* not a failed guess: give back the attempt counted at the start */
-		throttle_release(c->ip, a->login, &lim, a->started, (uint64_t)time(NULL));
+		if (a->counted)
+			throttle_release(c->ip, a->login, &lim, a->started, (uint64_t)time(NULL));
 		finish(a);
 		return;
 	}
 	/* a failure stays counted: throttle_begin() counted it when it started */
+	if (!a->counted)
+		throttle_record_failure(c->ip, a->login, &lim, (uint64_t)time(NULL));
 	throttle_log_failure(c->sid, a->proto, c->ip, a->login, reason);
 	a->delay.fn = on_delay;
 	worker_timer_set(c->worker, &a->delay, c->cfg->auth.failure_delay_ms);
@@ -125,6 +129,18 @@ on_answer(void *arg, enum auth_result result)
 	worker_post(a->conn->worker, on_answer_here, a);
 }
 
+/* Refused by the throttle: logged as a failure (fail2ban counts it), answered after the delay. */
+static void
+throttled(struct attempt *a, const char *proto)
+{
+	struct conn *c = a->conn;
+
+	throttle_log_failure(c->sid, proto, c->ip, a->login, "throttled");
+	a->outcome = AUTHFLOW_THROTTLED;
+	a->delay.fn = on_delay;
+	worker_timer_set(c->worker, &a->delay, c->cfg->auth.failure_delay_ms);
+}
+
 void
 authflow_check(struct conn *c, const char *proto, struct span login, struct span password,
     void (*done)(struct conn *c, enum authflow_result r, const char *login))
@@ -137,16 +153,16 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 	a->done = done;
 	memcpy(a->login, login.p, login.len > AUTH_LOGIN_MAX ? AUTH_LOGIN_MAX : login.len);
 	conn_pause(c);
-	/* counted now, under the throttle's lock: attempts in flight count against the limit */
 	a->started = (uint64_t)time(NULL);
-	if (!throttle_begin(c->ip, a->login, &lim, a->started)) {
-		throttle_log_failure(c->sid, proto, c->ip, a->login, "throttled");
-		a->outcome = AUTHFLOW_THROTTLED;
-		a->delay.fn = on_delay;
-		worker_timer_set(c->worker, &a->delay, c->cfg->auth.failure_delay_ms);
+	if (throttle_is_blocked(c->ip, a->login, &lim, a->started)) {
+		throttled(a, proto);
 		return;
 	}
-	/* a remembered success skips PAM (and its 100 ms of yescrypt) */
+	/*
+	 * A remembered success skips PAM (and its 100 ms of yescrypt). It is
+	 * no guess (the password is one PAM accepted), so it is not counted:
+	 * a client's many connections at once do not fill the limit.
+	 */
 	if (c->cfg->auth.cache_ttl && store_auth_generation(c->srv->store, &a->generation) == 0 &&
 	    (a->have_mac = logincache_mac(login, password, a->mac)) &&
 	    logincache_hit(login, a->mac, c->cfg->auth.cache_ttl, a->generation, (uint64_t)time(NULL))) {
@@ -155,6 +171,12 @@ authflow_check(struct conn *c, const char *proto, struct span login, struct span
 		worker_post(c->worker, on_answer_here, a);
 		return;
 	}
+	/* counted now, under the throttle's lock: attempts in flight count against the limit */
+	if (!throttle_begin(c->ip, a->login, &lim, a->started)) {
+		throttled(a, proto);
+		return;
+	}
+	a->counted = true;
 	if (!c->srv->auth) {
 		a->result = AUTH_RESULT_TEMPFAIL;
 		worker_post(c->worker, on_answer_here, a);

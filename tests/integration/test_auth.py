@@ -108,6 +108,26 @@ def test_burst_reaches_pam_at_most_the_limit():
         srv.wait_log(r"reason=throttled")
 
 
+def test_burst_of_remembered_logins_is_not_throttled():
+    """A remembered success (the login cache) is no guess and is not counted:
+    a client's 20 connections logging in at once from one address all get in,
+    where 3 attempts in flight is the limit, and nothing is logged as failed."""
+    with harness.Server(auth={"failure_delay": "100ms", "max_failures": 3}) as srv:
+        srv.add_users("alice")
+        s = submission(srv)
+        assert auth_plain(s, "alice", "alice-password")[0] == 235  # PAM once: now remembered
+        s.quit()
+        sessions = [submission(srv) for _ in range(20)]
+        token = auth_plain_token("alice", "alice-password")
+        for s in sessions:  # all sent before the first answer can come back
+            s.send(("AUTH PLAIN %s\r\n" % token).encode())
+        codes = [s.getreply()[0] for s in sessions]
+        for s in sessions:
+            s.close()
+        assert codes == [235] * 20, codes
+        assert "event=auth result=fail" not in srv.log_text()
+
+
 def test_pam_service_changes_only_on_restart():
     """The root helper is given its PAM service once, at start: a SIGHUP that
     names another one is logged as needing a restart, and logins keep using
