@@ -8,11 +8,10 @@ auth_libauth_a_SOURCES = auth/proto.c auth/proto.h auth/client.c auth/client.h \
 # RTLD_DEEPBIND, which the sanitizer runtime cannot run under
 # (google/sanitizers#611). Its decoder is fuzzed and tested sanitized.
 libexec_PROGRAMS += auth/helper/postie-auth
-auth_helper_postie_auth_SOURCES = auth/helper/postie-auth.c auth/proto.c \
-	core/buf.c core/cursor.c core/err.c core/log.c core/xmalloc.c
+auth_helper_postie_auth_SOURCES = auth/helper/postie-auth.c auth/proto.c
 auth_helper_postie_auth_CFLAGS = -std=gnu11 $(WARN_CFLAGS) $(HARDEN_CFLAGS)
 auth_helper_postie_auth_LDFLAGS = $(HARDEN_LDFLAGS)
-auth_helper_postie_auth_LDADD = $(PAM_LIBS)
+auth_helper_postie_auth_LDADD = core/libcore-plain.a $(PAM_LIBS)
 
 EXTRA_DIST += packaging/fail2ban/filter.d/postie.conf packaging/fail2ban/jail.d/postie.conf
 

@@ -14,6 +14,12 @@ core_libcore_a_SOURCES = \
 	core/clock.c core/clock.h \
 	core/htable.c core/htable.h \
 	core/privdrop.c core/privdrop.h
+# The same library without the sanitizers, for the root helper postie-auth,
+# which cannot run under them (pam_wrapper dlopens libpam with RTLD_DEEPBIND).
+# In a build without sanitizers (a release, the package) the two are alike.
+noinst_LIBRARIES += core/libcore-plain.a
+core_libcore_plain_a_SOURCES = $(core_libcore_a_SOURCES)
+core_libcore_plain_a_CFLAGS = -std=gnu11 $(WARN_CFLAGS) $(HARDEN_CFLAGS)
 
 EXTRA_DIST += tests/unit/tap.h
 check_PROGRAMS += tests/unit/test_buf
