@@ -208,6 +208,12 @@ dkim_keyset_unref(struct dkim_keyset *ks)
 	free(ks);
 }
 
+size_t
+dkim_keyset_count(const struct dkim_keyset *ks)
+{
+	return ks ? ks->n : 0;
+}
+
 const struct dkim_key *
 dkim_keyset_find(const struct dkim_keyset *ks, const char *domain, enum tls_key_alg alg)
 {

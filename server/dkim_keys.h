@@ -47,6 +47,9 @@ int dkim_keyset_load(const char *dir, struct dkim_keyset **out);
 struct dkim_keyset *dkim_keyset_ref(struct dkim_keyset *ks);
 void dkim_keyset_unref(struct dkim_keyset *ks);
 
+/* How many keys ks holds (0: nothing is signed, no message is read for it). */
+size_t dkim_keyset_count(const struct dkim_keyset *ks);
+
 /*
  * The key to sign for domain (lower case) with alg: of several, the
  * greatest selector (date-based names: the newest). NULL when none.
