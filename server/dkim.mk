@@ -9,3 +9,9 @@ TESTS += tests/unit/test_dkim
 tests_unit_test_dkim_SOURCES = tests/unit/test_dkim.c
 tests_unit_test_dkim_LDADD = tests/unit/libtesthelp.a $(DKIM_LIBS) core/libcore.a $(GNUTLS_LIBS) $(PTHREAD_LIBS)
 tests_unit_test_dkim_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+
+FUZZ_TARGETS += tests/fuzz/fuzz_dkim
+tests_fuzz_fuzz_dkim_SOURCES = tests/fuzz/fuzz_dkim.c tests/fuzz/replay.c
+tests_fuzz_fuzz_dkim_CFLAGS = $(AM_CFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_dkim_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_CFLAGS)
+tests_fuzz_fuzz_dkim_LDADD = $(DKIM_LIBS) core/libcore.a $(GNUTLS_LIBS)
