@@ -278,6 +278,22 @@ test_sign(const char *dir)
 		CHECK(dkim_signer_from(&s, from, sizeof(from)) == ERR_LIMIT);
 		dkim_signer_free(&s);
 	}
+	{	/* the limit exactly: fields of DKIM_HEAD_MAX - 2 octets and the empty line fit, one more does not */
+		size_t fields = DKIM_HEAD_MAX - 2, k;
+		for (k = 0; k < 2; k++) {
+			size_t n = fields + k;
+			char *m = malloc(n + 2);
+			memcpy(m, "From: a@x.test\r\nX: ", 19);
+			memset(m + 19, 'a', n - 21);
+			memcpy(m + n - 2, "\r\n\r\n", 4);
+			CHECK(dkim_signer_init(&s) == 0);
+			dkim_signer_feed(&s, (const unsigned char *)m, n + 2);
+			CHECK_MSG(dkim_signer_from(&s, from, sizeof(from)) == (k ? ERR_LIMIT : 0),
+			    k ? "header section one octet past DKIM_HEAD_MAX" : "header section at DKIM_HEAD_MAX");
+			dkim_signer_free(&s);
+			free(m);
+		}
+	}
 	tls_privkey_free(key[0]);
 	tls_privkey_free(key[1]);
 }
