@@ -463,6 +463,12 @@ dkim_signer_feed(struct dkim_signer *s, const unsigned char *p, size_t n)
 		dkim_body_feed(&s->body, p, n);
 }
 
+bool
+dkim_signer_in_body(const struct dkim_signer *s)
+{
+	return s->in_body;
+}
+
 static int
 finish(struct dkim_signer *s)
 {
@@ -484,8 +490,9 @@ dkim_signer_from(struct dkim_signer *s, char *out, size_t cap)
 	size_t n, i, found = 0, at = 0;
 	int rc;
 
-	if ((rc = finish(s)))
-		return rc;
+	/* only the header section is needed: in the body, the rest need not be read */
+	if (s->err || (!s->in_body && (rc = finish(s))))
+		return s->err;
 	fields = fields_of(buf_span(&s->head), &n, &rc);
 	for (i = 0; !rc && i < n; i++)
 		if (field_is(fields[i], "from")) {

@@ -101,8 +101,12 @@ int dkim_signer_init(struct dkim_signer *s);
 /* The next n octets of the message as it will be sent (CRLF line ends, not dot-stuffed). */
 void dkim_signer_feed(struct dkim_signer *s, const unsigned char *p, size_t n);
 
+/* Whether the header section has ended (the first empty line was fed). */
+bool dkim_signer_in_body(const struct dkim_signer *s);
+
 /*
- * After the last piece: the From: domain into out (as dkim_from_domain),
+ * Once the header section has ended (dkim_signer_in_body), or after the
+ * last piece: the From: domain into out (as dkim_from_domain),
  * or ERR_NOTFOUND (no From:), ERR_SYNTAX (several From: fields, or as
  * dkim_from_domain), or the signer's error.
  */

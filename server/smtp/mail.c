@@ -637,11 +637,30 @@ build_prefix(struct smtp_session *s, struct buf *b)
 		buf_printf(b, "Message-ID: <%s.%u.%ld@%s>\r\n", c->sid, s->messages + 1, (long)now, c->cfg->hostname);
 }
 
+/* Reading the message back for the signer: the From: domain is decided when the header ends. */
+struct dkim_read {
+	struct dkim_signer sg;
+	const struct dkim_keyset *ks;
+	char domain[DKIM_DOMAIN_MAX + 1];
+	int from_rc;		/* 1 until decided */
+};
+
 static int
 dkim_feed(void *arg, const unsigned char *p, size_t n)
 {
-	dkim_signer_feed(arg, p, n);
-	return 0;
+	struct dkim_read *r = arg;
+
+	dkim_signer_feed(&r->sg, p, n);
+	if (r->sg.err)
+		return r->from_rc = r->sg.err;	/* the header section too long: nothing to sign */
+	if (r->from_rc == 1 && dkim_signer_in_body(&r->sg)) {
+		r->from_rc = dkim_signer_from(&r->sg, r->domain, sizeof(r->domain));
+		/* no keys for that domain: the body need not be read at all */
+		if (!r->from_rc && !dkim_keyset_find(r->ks, r->domain, TLS_KEY_ED25519) &&
+		    !dkim_keyset_find(r->ks, r->domain, TLS_KEY_RSA))
+			return ERR_NOTFOUND;
+	}
+	return r->from_rc == 1 ? 0 : r->from_rc;	/* a From: that cannot be signed: stop too */
 }
 
 /* Why a message with keys for no From: domain goes unsigned, for the log. */
@@ -674,9 +693,9 @@ dkim_sign(struct smtp_session *s, struct buf *prefix)
 	struct conn *c = s->conn;
 	struct smtp_txn *t = s->txn;
 	struct dkim_keyset *ks;
-	struct dkim_signer sg;
+	struct dkim_read r;
 	struct buf out;
-	char domain[DKIM_DOMAIN_MAX + 1], selectors[2 * DKIM_SELECTOR_MAX + 2] = "";
+	char selectors[2 * DKIM_SELECTOR_MAX + 2] = "";
 	const unsigned char *rest;
 	size_t first, i;
 	int rc;
@@ -692,19 +711,24 @@ dkim_sign(struct smtp_session *s, struct buf *prefix)
 	ASSERT(rest);
 	first = (size_t)(rest + 1 - prefix->data);
 	buf_init(&out, 0);
-	rc = dkim_signer_init(&sg);
-	dkim_signer_feed(&sg, prefix->data + first, prefix->len - first);
+	r.ks = ks;
+	r.from_rc = 1;
+	rc = dkim_signer_init(&r.sg);
 	if (!rc)
-		rc = spool_each(&t->spool, dkim_feed, &sg);
-	if (!rc && (rc = dkim_signer_from(&sg, domain, sizeof(domain))))
+		rc = dkim_feed(&r, prefix->data + first, prefix->len - first);
+	if (!rc)
+		rc = spool_each(&t->spool, dkim_feed, &r);
+	if (!rc && r.from_rc == 1)	/* a message without a body: the header ends at its end */
+		rc = r.from_rc = dkim_signer_from(&r.sg, r.domain, sizeof(r.domain));
+	if (rc && rc == r.from_rc)	/* not "no keys for the domain": that is silent */
 		log_msg(LOG_LEVEL_INFO, "sid=%s event=dkim_unsigned reason=\"%s\"", c->sid, dkim_unsigned_reason(rc));
 	for (i = 0; !rc && i < sizeof(algs) / sizeof(algs[0]); i++) {
-		const struct dkim_key *k = dkim_keyset_find(ks, domain, algs[i]);
+		const struct dkim_key *k = dkim_keyset_find(ks, r.domain, algs[i]);
 
 		if (!k)
 			continue;
-		if ((rc = dkim_signer_sign(&sg, k, (uint64_t)time(NULL), &out)))
-			log_msg(LOG_LEVEL_ERR, "sid=%s event=dkim_unsigned domain=%s error=\"%s\"", c->sid, domain, err_str(rc));
+		if ((rc = dkim_signer_sign(&r.sg, k, (uint64_t)time(NULL), &out)))
+			log_msg(LOG_LEVEL_ERR, "sid=%s event=dkim_unsigned domain=%s error=\"%s\"", c->sid, r.domain, err_str(rc));
 		else
 			snprintf(selectors + strlen(selectors), sizeof(selectors) - strlen(selectors), "%s%s",
 			    *selectors ? "," : "", k->selector);
@@ -719,13 +743,13 @@ dkim_sign(struct smtp_session *s, struct buf *prefix)
 		if (!next.err) {
 			buf_free(prefix);
 			*prefix = next;
-			log_msg(LOG_LEVEL_INFO, "sid=%s event=dkim_signed domain=%s selectors=%s", c->sid, domain, selectors);
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=dkim_signed domain=%s selectors=%s", c->sid, r.domain, selectors);
 		} else {
 			buf_free(&next);
 		}
 	}
 	/* a failure leaves the message unsigned, never refused: receivers treat it as before */
-	dkim_signer_free(&sg);
+	dkim_signer_free(&r.sg);
 	buf_free(&out);
 	dkim_keyset_unref(ks);
 }

@@ -95,6 +95,9 @@ DOTS = (b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: dots\r\n\r
         b".leading dot\r\n..two dots\r\n.\r\nx\r\n. \r\n...\r\n")
 
 
+EMPTY = b"From: alice@example.test\r\nTo: bob@remote.test\r\nSubject: empty body\r\n\r\n"
+
+
 def test_keys_generate_list_retire_and_modes():
     port = harness.free_ports(1)[0]
     with server(port) as srv:
@@ -141,7 +144,7 @@ def test_signed_messages_verify():
     with server(port) as srv, sinks.Sink("127.0.0.1", port) as sink:
         srv.add_users("alice")
         records = with_keys(srv)
-        bodies = [PLAIN, MULTIPART, FOLDED, DOTS]
+        bodies = [PLAIN, MULTIPART, FOLDED, DOTS, EMPTY]
         for i, body in enumerate(bodies):
             submit(srv, ["bob@remote.test"], body)
             sink.wait_messages(i + 1)
