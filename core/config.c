@@ -75,6 +75,10 @@ static const struct key keys[] = {
 	{ "tls.key",         K_STRING, "/etc/postie/tls/key.pem",  0, 0, F(tls.key) },
 	{ "tls.priority",    K_STRING, TLS_DEFAULT_PRIORITY,       0, 0, F(tls.priority) },
 
+	/* DIRECTORY/DOMAIN/SELECTOR.key (server/dkim_keys.h); read at start and on SIGHUP */
+	{ "dkim",           K_GROUP,  NULL, 0, 0, 0, 0 },
+	{ "dkim.directory", K_STRING, SYSCONFDIR "/postie/dkim", 0, 0, F(dkim.directory) },
+
 	{ "auth",                          K_GROUP,    NULL,     0, 0, 0, 0 },
 	{ "auth.pam_service",              K_STRING,   "postie", 0, 0, F(auth.pam_service) },
 	{ "auth.helper",                   K_STRING,   LIBEXECDIR "/postie-auth", 0, 0, F(auth.helper) },

@@ -71,6 +71,10 @@ struct config {
 	} tls;
 
 	struct {
+		char *directory;	/* DKIM keys: DIRECTORY/DOMAIN/SELECTOR.key */
+	} dkim;
+
+	struct {
 		char *pam_service;
 		char *helper;			/* path of postie-auth */
 		bool allow_plaintext_loopback;	/* logins without TLS from 127/8 and ::1 */

@@ -19,7 +19,7 @@ server_libserver_a_CFLAGS = $(AM_CFLAGS)
 
 sbin_PROGRAMS += server/postied
 server_postied_SOURCES = server/main.c
-server_postied_LDADD = server/libserver.a $(DELIVERY_LIBS) auth/libauth.a server/libtls.a storage/libstore.a auth/libauth.a core/libconf.a \
+server_postied_LDADD = server/libserver.a $(DELIVERY_LIBS) auth/libauth.a server/libdkim.a server/libtls.a storage/libstore.a auth/libauth.a core/libconf.a \
 	core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 server_postied_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
@@ -31,8 +31,8 @@ server_postied_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 # call from an engine into one of them shows up as a duplicate symbol here,
 # and fake_conn.c needs the fake of it. Sources added to libserver.a reach
 # the tests and fuzz targets without another list to keep in step.
-ENGINE_TEST_LIBS = tests/unit/libtesthelp.a server/libserver.a auth/libauth.a storage/libstore.a \
-	core/libconf.a core/libcore.a $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+ENGINE_TEST_LIBS = tests/unit/libtesthelp.a server/libserver.a $(DKIM_LIBS) storage/libstore.a \
+	core/libconf.a core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 # With --enable-fuzzers the engines are instrumented for coverage: a copy of
 # libserver.a (same source list) built with -fsanitize=fuzzer-no-link, only then.
 if FUZZERS
@@ -43,8 +43,8 @@ FUZZ_SERVER_LIB = tests/fuzz/libserver-fuzz.a
 else
 FUZZ_SERVER_LIB = server/libserver.a
 endif
-FUZZ_ENGINE_LIBS = tests/unit/libtesthelp.a $(FUZZ_SERVER_LIB) auth/libauth.a storage/libstore.a \
-	core/libconf.a core/libcore.a $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+FUZZ_ENGINE_LIBS = tests/unit/libtesthelp.a $(FUZZ_SERVER_LIB) $(DKIM_LIBS) storage/libstore.a \
+	core/libconf.a core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 
 check_PROGRAMS += tests/unit/test_smtp_session tests/unit/test_pop3_session
 TESTS += tests/unit/test_smtp_session tests/unit/test_pop3_session
@@ -74,7 +74,7 @@ EXTRA_DIST += packaging/postied.8
 check_PROGRAMS += tests/unit/test_listener
 TESTS += tests/unit/test_listener
 tests_unit_test_listener_SOURCES = tests/unit/test_listener.c
-tests_unit_test_listener_LDADD = server/libserver.a $(DELIVERY_LIBS) server/libtls.a storage/libstore.a auth/libauth.a \
+tests_unit_test_listener_LDADD = server/libserver.a $(DELIVERY_LIBS) server/libdkim.a server/libtls.a auth/libauth.a storage/libstore.a auth/libauth.a \
 	core/libconf.a core/libcore.a $(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tests_unit_test_listener_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 

@@ -31,6 +31,7 @@
 #include "core/privdrop.h"
 #include "server.h"
 #include "storage/store.h"
+#include "server/dkim_keys.h"
 #include "tls.h"
 #include "worker.h"
 #include "core/compat.h"
@@ -79,6 +80,26 @@ load_tls(const struct config *cfg)
 	}
 	tls_creds_set_current(creds);
 	return 0;
+}
+
+/*
+ * Load the DKIM keys under dkim.directory and make them current (a bad key
+ * file is logged and skipped inside). At start, each local domain without
+ * a key is said once: its mail leaves unsigned.
+ */
+static void
+load_dkim(const struct config *cfg, bool at_start)
+{
+	struct dkim_keyset *ks;
+	size_t i;
+
+	dkim_keyset_load(cfg->dkim.directory, &ks);
+	for (i = 0; at_start && i < cfg->ndomains; i++)
+		if (!dkim_keyset_find(ks, cfg->domains[i], TLS_KEY_ED25519) &&
+		    !dkim_keyset_find(ks, cfg->domains[i], TLS_KEY_RSA))
+			log_msg(LOG_LEVEL_NOTICE, "event=dkim_no_key domain=%s directory=\"%s\"", cfg->domains[i],
+			    cfg->dkim.directory);
+	dkim_keys_set_current(ks);
 }
 
 /* Every connection is a descriptor: take all the kernel allows this process. */
@@ -199,6 +220,7 @@ reload(const char *path)
 	log_set_level((enum log_level)next->log_level);
 	logincache_flush();
 	runner_tls_set(relay_creds);	/* new outbound connections verify with it */
+	load_dkim(next, false);		/* messages accepted from now on are signed with these */
 	config_set(next);
 	config_unref(cur);
 	log_msg(LOG_LEVEL_NOTICE, "event=reload result=ok");
@@ -282,6 +304,7 @@ main(int argc, char **argv)
 		goto out;
 	if (tls_global_init() || load_tls(cfg) || logincache_init())
 		goto out;
+	load_dkim(cfg, true);	/* after the drop: the key files are readable by user's group */
 	if (open_store(cfg, &srv.store))
 		goto out;
 	config_set(config_ref(cfg));
@@ -333,6 +356,7 @@ out:
 	store_close(srv.store);
 	srv.store = NULL;
 	tls_creds_set_current(NULL);
+	dkim_keys_set_current(NULL);
 	config_set(NULL);
 	config_unref(cfg);
 	tls_global_deinit();

@@ -11,9 +11,11 @@
 
 #include <arpa/inet.h>
 #include <gnutls/crypto.h>
+#include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,4 +451,201 @@ tls_hmac_sha256(const void *key, size_t key_len, const void *data, size_t n,
     unsigned char out[TLS_HMAC_LEN])
 {
 	return gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, key_len, data, n, out) < 0 ? ERR_TLS : 0;
+}
+
+/* ------------------------------------------------------------ signing keys (DKIM) */
+
+struct tls_privkey {
+	gnutls_privkey_t key;
+	enum tls_key_alg alg;
+};
+
+struct tls_sha256 {
+	gnutls_hash_hd_t h;
+};
+
+int
+tls_privkey_load(const char *file, struct tls_privkey **out)
+{
+	gnutls_datum_t pem = { NULL, 0 };
+	struct tls_privkey *k;
+	unsigned bits = 0;
+	int rc, pk;
+
+	*out = NULL;
+	if ((rc = gnutls_load_file(file, &pem)) < 0)
+		return ERR_IO;
+	k = xcalloc(1, sizeof(*k));
+	if ((rc = gnutls_privkey_init(&k->key)) < 0 ||
+	    (rc = gnutls_privkey_import_x509_raw(k->key, &pem, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0) {
+		log_msg(LOG_LEVEL_DEBUG, "event=key_load file=\"%s\" error=\"%s\"", file, gnutls_strerror(rc));
+		rc = ERR_SYNTAX;
+		goto out;
+	}
+	pk = gnutls_privkey_get_pk_algorithm(k->key, &bits);
+	if (pk == GNUTLS_PK_EDDSA_ED25519)
+		k->alg = TLS_KEY_ED25519;
+	else if (pk == GNUTLS_PK_RSA && bits >= TLS_RSA_BITS_MIN && bits <= TLS_RSA_BITS_MAX)
+		k->alg = TLS_KEY_RSA;
+	else {
+		rc = ERR_PERM;
+		goto out;
+	}
+	*out = k;
+	k = NULL;
+	rc = 0;
+out:
+	if (pem.data) {
+		gnutls_memset(pem.data, 0, pem.size);
+		gnutls_free(pem.data);
+	}
+	tls_privkey_free(k);
+	return rc;
+}
+
+void
+tls_privkey_free(struct tls_privkey *k)
+{
+	if (!k)
+		return;
+	if (k->key)
+		gnutls_privkey_deinit(k->key);
+	free(k);
+}
+
+enum tls_key_alg
+tls_privkey_alg(const struct tls_privkey *k)
+{
+	return k->alg;
+}
+
+int
+tls_privkey_sign(const struct tls_privkey *k, const void *data, size_t n,
+    unsigned char *out, size_t cap, size_t *len_out)
+{
+	gnutls_datum_t in = { (unsigned char *)(uintptr_t)data, (unsigned)n }, sig = { NULL, 0 };
+	gnutls_sign_algorithm_t algo = k->alg == TLS_KEY_ED25519 ? GNUTLS_SIGN_EDDSA_ED25519 :
+	    GNUTLS_SIGN_RSA_SHA256;
+	int rc;
+
+	if (n > UINT32_MAX)
+		return ERR_TLS;
+	rc = gnutls_privkey_sign_data2(k->key, algo, 0, &in, &sig);
+	if (rc < 0) {
+		log_msg(LOG_LEVEL_ERR, "event=tls_error where=sign error=\"%s\"", gnutls_strerror(rc));
+		return ERR_TLS;
+	}
+	if (sig.size > cap) {
+		gnutls_free(sig.data);
+		return ERR_TLS;
+	}
+	memcpy(out, sig.data, sig.size);
+	*len_out = sig.size;
+	gnutls_free(sig.data);
+	return 0;
+}
+
+int
+tls_privkey_public(const struct tls_privkey *k, unsigned char *out, size_t cap, size_t *len_out)
+{
+	gnutls_pubkey_t pub = NULL;
+	gnutls_datum_t der = { NULL, 0 }, x = { NULL, 0 };
+	gnutls_ecc_curve_t curve;
+	const gnutls_datum_t *d;
+	int rc;
+
+	if (gnutls_pubkey_init(&pub) < 0)
+		return ERR_TLS;
+	if ((rc = gnutls_pubkey_import_privkey(pub, k->key, 0, 0)) < 0)
+		goto fail;
+	if (k->alg == TLS_KEY_RSA)
+		rc = gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &der);	/* SubjectPublicKeyInfo */
+	else
+		rc = gnutls_pubkey_export_ecc_raw(pub, &curve, &x, NULL);	/* RFC 8463 4: the raw key */
+	if (rc < 0)
+		goto fail;
+	d = k->alg == TLS_KEY_RSA ? &der : &x;
+	rc = d->size > cap ? ERR_LIMIT : 0;
+	if (!rc) {
+		memcpy(out, d->data, d->size);
+		*len_out = d->size;
+	}
+	gnutls_free(der.data);
+	gnutls_free(x.data);
+	gnutls_pubkey_deinit(pub);
+	return rc;
+fail:
+	log_msg(LOG_LEVEL_ERR, "event=tls_error where=public_key error=\"%s\"", gnutls_strerror(rc));
+	gnutls_pubkey_deinit(pub);
+	return ERR_TLS;
+}
+
+int
+tls_privkey_generate(enum tls_key_alg alg, struct buf *pem_out)
+{
+	gnutls_x509_privkey_t k;
+	gnutls_datum_t pem = { NULL, 0 };
+	int rc;
+
+	if (gnutls_x509_privkey_init(&k) < 0)
+		return ERR_TLS;
+	if (alg == TLS_KEY_ED25519)
+		rc = gnutls_x509_privkey_generate(k, GNUTLS_PK_EDDSA_ED25519,
+		    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_ED25519), 0);
+	else
+		rc = gnutls_x509_privkey_generate(k, GNUTLS_PK_RSA, TLS_RSA_BITS_GEN, 0);
+	if (rc >= 0)
+		rc = gnutls_x509_privkey_export2_pkcs8(k, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &pem);
+	gnutls_x509_privkey_deinit(k);
+	if (rc < 0) {
+		log_msg(LOG_LEVEL_ERR, "event=tls_error where=generate error=\"%s\"", gnutls_strerror(rc));
+		return ERR_TLS;
+	}
+	buf_append(pem_out, pem.data, pem.size);
+	gnutls_memset(pem.data, 0, pem.size);
+	gnutls_free(pem.data);
+	return pem_out->err ? pem_out->err : 0;
+}
+
+int
+tls_sha256(const void *data, size_t n, unsigned char out[TLS_SHA256_LEN])
+{
+	return gnutls_hash_fast(GNUTLS_DIG_SHA256, data, n, out) < 0 ? ERR_TLS : 0;
+}
+
+int
+tls_sha256_new(struct tls_sha256 **out)
+{
+	struct tls_sha256 *h = xcalloc(1, sizeof(*h));
+
+	if (gnutls_hash_init(&h->h, GNUTLS_DIG_SHA256) < 0) {
+		free(h);
+		*out = NULL;
+		return ERR_TLS;
+	}
+	*out = h;
+	return 0;
+}
+
+void
+tls_sha256_update(struct tls_sha256 *h, const void *data, size_t n)
+{
+	if (n)
+		gnutls_hash(h->h, data, n);
+}
+
+void
+tls_sha256_final(struct tls_sha256 *h, unsigned char out[TLS_SHA256_LEN])
+{
+	gnutls_hash_deinit(h->h, out);
+	free(h);
+}
+
+void
+tls_sha256_free(struct tls_sha256 *h)
+{
+	if (!h)
+		return;
+	gnutls_hash_deinit(h->h, NULL);
+	free(h);
 }

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "core/buf.h"
+
 #define TLS_WANT_READ  (-100)
 #define TLS_WANT_WRITE (-101)
 
@@ -124,5 +126,71 @@ int tls_random(void *p, size_t n);
 #define TLS_HMAC_LEN 32
 int tls_hmac_sha256(const void *key, size_t key_len, const void *data, size_t n,
     unsigned char out[TLS_HMAC_LEN]);
+
+
+/*
+ * Private keys for signing (DKIM, RFC 6376 and RFC 8463): Ed25519, or RSA
+ * of TLS_RSA_BITS_MIN to TLS_RSA_BITS_MAX bits. A key is immutable once
+ * loaded and may be used by any thread at once (GnuTLS signs without
+ * changing the key).
+ */
+struct tls_privkey;
+
+enum tls_key_alg {
+	TLS_KEY_ED25519 = 1,
+	TLS_KEY_RSA = 2,
+};
+
+/* RFC 8301 3.2: at least 1024 bits; we make 2048 and refuse the short ones */
+#define TLS_RSA_BITS_MIN 2048
+#define TLS_RSA_BITS_GEN 2048
+/* a signature fits TLS_SIG_MAX octets: RSA 4096 bits is 512, Ed25519 64 */
+#define TLS_RSA_BITS_MAX 4096
+#define TLS_SIG_MAX 512
+/* a public key as DKIM's p= carries it: RSA SubjectPublicKeyInfo (DER), Ed25519 32 octets */
+#define TLS_PUBKEY_MAX 1024
+#define TLS_SHA256_LEN 32
+
+/*
+ * Load a PEM private key (PKCS#8 or PKCS#1, unencrypted) from file.
+ * 0, ERR_IO (unreadable), ERR_SYNTAX (not a key; GnuTLS's message logged
+ * at debug), ERR_PERM (another algorithm, or an RSA size out of range).
+ */
+int tls_privkey_load(const char *file, struct tls_privkey **out);
+void tls_privkey_free(struct tls_privkey *k);
+enum tls_key_alg tls_privkey_alg(const struct tls_privkey *k);
+
+/*
+ * Sign n octets at data: RSA with PKCS#1 v1.5 over their SHA-256
+ * (GNUTLS_SIGN_RSA_SHA256), Ed25519 over the octets themselves (PureEdDSA;
+ * DKIM gives it a SHA-256 digest, RFC 8463 3). The signature goes to out
+ * (cap at least TLS_SIG_MAX), its length to len_out. 0 or ERR_TLS.
+ */
+int tls_privkey_sign(const struct tls_privkey *k, const void *data, size_t n,
+    unsigned char *out, size_t cap, size_t *len_out);
+
+/*
+ * The public half as DKIM's p= wants it (RFC 6376 3.6.1, RFC 8463 4):
+ * DER SubjectPublicKeyInfo for RSA, the 32 raw octets for Ed25519.
+ * 0, ERR_TLS or ERR_LIMIT (longer than cap).
+ */
+int tls_privkey_public(const struct tls_privkey *k, unsigned char *out, size_t cap, size_t *len_out);
+
+/*
+ * A new key of alg (RSA: TLS_RSA_BITS_GEN bits) as unencrypted PKCS#8 PEM,
+ * appended to pem_out (flag it secret). 0 or ERR_TLS.
+ */
+int tls_privkey_generate(enum tls_key_alg alg, struct buf *pem_out);
+
+/* SHA-256, all at once or in pieces. A context belongs to one thread. */
+struct tls_sha256;
+int tls_sha256(const void *data, size_t n, unsigned char out[TLS_SHA256_LEN]);
+/* 0 or ERR_TLS */
+int tls_sha256_new(struct tls_sha256 **out);
+void tls_sha256_update(struct tls_sha256 *h, const void *data, size_t n);
+/* The digest; the context is freed. */
+void tls_sha256_final(struct tls_sha256 *h, unsigned char out[TLS_SHA256_LEN]);
+/* Free without a digest. NULL is fine. */
+void tls_sha256_free(struct tls_sha256 *h);
 
 #endif

@@ -11,8 +11,8 @@ tools_bench_bench_idle_LDADD = tools/bench/libbench.a server/libtls.a core/libco
 
 sbin_PROGRAMS += tools/postiectl
 tools_postiectl_SOURCES = tools/postiectl.c
-tools_postiectl_LDADD = storage/libstore.a core/libconf.a core/libcore.a \
-	$(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
+tools_postiectl_LDADD = storage/libstore.a $(DKIM_LIBS) core/libconf.a core/libcore.a \
+	$(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 tools_postiectl_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
 
 noinst_PROGRAMS += tools/bench/bench-store

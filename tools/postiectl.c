@@ -5,6 +5,9 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -12,12 +15,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/config.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/privdrop.h"
+#include "auth/sasl.h"
+#include "server/dkim_keys.h"
+#include "server/tls.h"
 #include "storage/store.h"
 #include "core/compat.h"
 
@@ -61,7 +68,10 @@ usage(FILE *f)
 	    "  stats\n"
 	    "  backup DIR\n"
 	    "  verify\n"
-	    "  check-config\n", f);
+	    "  check-config\n"
+	    "  dkim generate DOMAIN [--selector S] [--algorithm ed25519|rsa]\n"
+	    "  dkim list [--dns]\n"
+	    "  dkim retire DOMAIN SELECTOR\n", f);
 }
 
 /* A JSON string: quotes, backslashes and control characters escaped. */
@@ -460,6 +470,234 @@ cmd_stats(struct store *st)
 	return 0;
 }
 
+/* ------------------------------------------------------------ dkim */
+
+static const char *
+alg_name(enum tls_key_alg alg)
+{
+	return alg == TLS_KEY_ED25519 ? "ed25519" : "rsa";
+}
+
+/*
+ * A directory of the key tree: 0750, and as root owned by root with the
+ * group of the daemon's user, so postied reads it after its drop and no one
+ * else can.
+ */
+static void
+key_dir(const char *path, bool as_root, gid_t gid)
+{
+	if (mkdir(path, 0750) && errno != EEXIST)
+		fail("dkim: cannot make %s: %s", path, strerror(errno));
+	if ((as_root && chown(path, 0, gid)) || chmod(path, 0750))
+		fail("dkim: cannot set the owner and mode of %s: %s", path, strerror(errno));
+}
+
+/* The TXT record a receiver looks up (RFC 6376 3.6.2.2), as a zone-file line. */
+static void
+print_dns(const char *domain, const char *selector, const struct tls_privkey *k)
+{
+	unsigned char pub[TLS_PUBKEY_MAX];
+	struct buf b64, txt;
+	size_t n, i;
+
+	if (tls_privkey_public(k, pub, sizeof(pub), &n))
+		fail("dkim: cannot export the public key of %s/%s", domain, selector);
+	buf_init(&b64, 0);
+	buf_init(&txt, 0);
+	sasl_base64_encode(pub, n, &b64);
+	buf_printf(&txt, "v=DKIM1; k=%s; p=%.*s", alg_name(tls_privkey_alg(k)), (int)b64.len, (const char *)b64.data);
+	/* TXT character-strings are at most 255 octets (RFC 1035 3.3.14): cut into several */
+	printf("%s._domainkey.%s. IN TXT (", selector, domain);
+	for (i = 0; i < txt.len; i += 250)
+		printf(" \"%.*s\"", (int)(txt.len - i < 250 ? txt.len - i : 250), (const char *)txt.data + i);
+	printf(" )\n");
+	buf_free(&b64);
+	buf_free(&txt);
+}
+
+struct list_state {
+	bool dns;
+	int seen;
+};
+
+static int
+list_key(void *arg, const char *domain, const char *selector, const char *path)
+{
+	struct list_state *ls = arg;
+	struct tls_privkey *k;
+
+	if (tls_privkey_load(path, &k)) {
+		fprintf(stderr, "postiectl: dkim: %s is not a usable key (postied skips it)\n", path);
+		return 0;
+	}
+	if (ls->dns) {
+		print_dns(domain, selector, k);
+	} else if (json) {
+		printf("%s{\"domain\":", ls->seen ? "," : "");
+		json_str(domain);
+		printf(",\"selector\":");
+		json_str(selector);
+		printf(",\"algorithm\":\"%s\",\"file\":", alg_name(tls_privkey_alg(k)));
+		json_str(path);
+		putchar('}');
+	} else {
+		printf("%s %s %s %s\n", domain, selector, alg_name(tls_privkey_alg(k)), path);
+	}
+	ls->seen++;
+	tls_privkey_free(k);
+	return 0;
+}
+
+static void
+dkim_generate(const struct config *cfg, const char *domain_arg, const char *selector, int algs,
+    bool as_root, gid_t gid)
+{
+	char domain[DKIM_DOMAIN_MAX + 1], dir[4096], path[4096], sel[DKIM_SELECTOR_MAX + 1], date[16];
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t i;
+	int a, len;
+
+	if (strlen(domain_arg) > DKIM_DOMAIN_MAX || !dkim_name_ok(domain_arg, DKIM_DOMAIN_MAX))
+		fail("dkim generate: %s is not a domain name", domain_arg);
+	for (i = 0; domain_arg[i]; i++)
+		domain[i] = (char)tolower((unsigned char)domain_arg[i]);
+	domain[i] = '\0';
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y%m%d", &tm);
+	key_dir(cfg->dkim.directory, as_root, gid);
+	len = snprintf(dir, sizeof(dir), "%s/%s", cfg->dkim.directory, domain);
+	if (len < 0 || (size_t)len >= sizeof(dir))
+		fail("dkim generate: path too long");
+	key_dir(dir, as_root, gid);
+	for (a = TLS_KEY_ED25519; a <= TLS_KEY_RSA; a++) {
+		struct tls_privkey *k;
+		struct buf pem;
+		int fd;
+
+		if (!(algs & (1 << a)))
+			continue;
+		/* one selector per key: a name given for both algorithms gets each one's suffix */
+		if (selector && algs != ((1 << TLS_KEY_ED25519) | (1 << TLS_KEY_RSA)))
+			len = snprintf(sel, sizeof(sel), "%s", selector);
+		else
+			len = snprintf(sel, sizeof(sel), "%s-%s", selector ? selector : date, alg_name((enum tls_key_alg)a));
+		if (len < 0 || (size_t)len >= sizeof(sel) || !dkim_name_ok(sel, DKIM_SELECTOR_MAX))
+			fail("dkim generate: %s is not a selector (letters, digits, '-', '.')", sel);
+		len = snprintf(path, sizeof(path), "%s/%s.key", dir, sel);
+		if (len < 0 || (size_t)len >= sizeof(path))
+			fail("dkim generate: path too long");
+		buf_init(&pem, 0);
+		pem.secret = true;
+		if (tls_privkey_generate((enum tls_key_alg)a, &pem))
+			fail("dkim generate: cannot make a key");
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			fail("dkim generate: %s: %s", path, errno == EEXIST ? "already exists" : strerror(errno));
+		if ((as_root && fchown(fd, 0, gid)) || fchmod(fd, 0640) ||
+		    write(fd, pem.data, pem.len) != (ssize_t)pem.len || fsync(fd) || close(fd)) {
+			unlink(path);
+			fail("dkim generate: cannot write %s: %s", path, strerror(errno));
+		}
+		buf_free(&pem);
+		if (tls_privkey_load(path, &k))
+			fail("dkim generate: %s cannot be read back", path);
+		if (!json)
+			printf("%s %s %s %s\n", domain, sel, alg_name((enum tls_key_alg)a), path);
+		print_dns(domain, sel, k);
+		tls_privkey_free(k);
+	}
+	if (!json)
+		printf("publish the TXT records above, then reload postied (SIGHUP) to sign with the keys\n");
+}
+
+static void
+dkim_retire(const struct config *cfg, const char *domain, const char *selector, bool as_root, gid_t gid)
+{
+	char from[4096], dir[4096], to[4096];
+	int l1, l2, l3;
+
+	if (!dkim_name_ok(domain, DKIM_DOMAIN_MAX) || !dkim_name_ok(selector, DKIM_SELECTOR_MAX))
+		fail("dkim retire: no such key %s %s", domain, selector);
+	l1 = snprintf(from, sizeof(from), "%s/%s/%s.key", cfg->dkim.directory, domain, selector);
+	l2 = snprintf(dir, sizeof(dir), "%s/%s/retired", cfg->dkim.directory, domain);
+	l3 = snprintf(to, sizeof(to), "%s/%s.key", dir, selector);
+	if (l1 < 0 || l2 < 0 || l3 < 0 || (size_t)l1 >= sizeof(from) || (size_t)l2 >= sizeof(dir) ||
+	    (size_t)l3 >= sizeof(to))
+		fail("dkim retire: path too long");
+	if (access(from, F_OK))
+		fail("dkim retire: no such key %s", from);
+	key_dir(dir, as_root, gid);
+	if (access(to, F_OK) == 0)
+		fail("dkim retire: %s already exists", to);
+	if (rename(from, to))
+		fail("dkim retire: cannot move %s: %s", from, strerror(errno));
+	if (!json)
+		printf("retired %s %s: postied stops signing with it at its next reload (SIGHUP); "
+		    "keep its TXT record published a few days for mail already sent\n", domain, selector);
+}
+
+/* Runs before the store is opened and before any privilege drop: keys belong to root. */
+static int
+cmd_dkim(const struct config *cfg, int argc, char **argv)
+{
+	bool as_root = geteuid() == 0;
+	uid_t uid;
+	gid_t gid = getegid();
+
+	if (as_root && privdrop_lookup(cfg->user, &uid, &gid))
+		fail("dkim: no user %s", cfg->user);
+	if (tls_global_init())
+		fail("dkim: cannot start GnuTLS");
+	if (argc >= 2 && strcmp(argv[0], "generate") == 0) {
+		const char *selector = NULL;
+		int i, algs = 0;
+
+		for (i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--selector") == 0 && i + 1 < argc)
+				selector = argv[++i];
+			else if (strcmp(argv[i], "--algorithm") == 0 && i + 1 < argc) {
+				i++;
+				if (strcmp(argv[i], "ed25519") == 0)
+					algs |= 1 << TLS_KEY_ED25519;
+				else if (strcmp(argv[i], "rsa") == 0)
+					algs |= 1 << TLS_KEY_RSA;
+				else
+					fail("dkim generate: algorithm %s: ed25519 or rsa", argv[i]);
+			} else
+				fail("usage: dkim generate DOMAIN [--selector S] [--algorithm ed25519|rsa]");
+		}
+		dkim_generate(cfg, argv[1], selector, algs ? algs : (1 << TLS_KEY_ED25519) | (1 << TLS_KEY_RSA),
+		    as_root, gid);
+	} else if (argc >= 1 && strcmp(argv[0], "list") == 0) {
+		struct list_state ls = { false, 0 };
+		int i, rc;
+
+		for (i = 1; i < argc; i++) {
+			if (strcmp(argv[i], "--dns") == 0)
+				ls.dns = true;
+			else if (strcmp(argv[i], "--json") == 0)
+				json = true;
+			else
+				fail("usage: dkim list [--dns] [--json]");
+		}
+		if (json && !ls.dns)
+			putchar('[');
+		rc = dkim_keys_scan(cfg->dkim.directory, list_key, &ls);
+		if (json && !ls.dns)
+			puts("]");
+		if (rc)
+			fail("dkim list: cannot read %s", cfg->dkim.directory);
+	} else if (argc == 3 && strcmp(argv[0], "retire") == 0) {
+		dkim_retire(cfg, argv[1], argv[2], as_root, gid);
+	} else {
+		fail("usage: dkim generate DOMAIN [--selector S] [--algorithm ed25519|rsa] | dkim list [--dns] | "
+		    "dkim retire DOMAIN SELECTOR");
+	}
+	tls_global_deinit();
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -497,6 +735,12 @@ main(int argc, char **argv)
 			printf("%s: configuration OK\n", path);
 		config_unref(cfg);
 		return 0;
+	}
+	loaded_config = cfg;
+	if (strcmp(cmd, "dkim") == 0) {
+		rc = cmd_dkim(cfg, argc - optind, argv + optind);
+		config_unref(cfg);
+		return rc;
 	}
 	/* on a fresh machine postiectl may run before postied ever did */
 	if (geteuid() == 0 && (privdrop_own_dir(cfg->storage.path, cfg->user, true) ||

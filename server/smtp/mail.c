@@ -18,6 +18,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "server/dkim_keys.h"
 #include "server/server.h"
 #include "server/smtp/hourly.h"
 #include "server/smtp/internal.h"
@@ -636,6 +637,123 @@ build_prefix(struct smtp_session *s, struct buf *b)
 		buf_printf(b, "Message-ID: <%s.%u.%ld@%s>\r\n", c->sid, s->messages + 1, (long)now, c->cfg->hostname);
 }
 
+/* Reading the message back for the signer: the From: domain is decided when the header ends. */
+struct dkim_read {
+	struct dkim_signer sg;
+	const struct dkim_keyset *ks;
+	char domain[DKIM_DOMAIN_MAX + 1];
+	int from_rc;		/* 1 until decided */
+};
+
+static int
+dkim_feed(void *arg, const unsigned char *p, size_t n)
+{
+	struct dkim_read *r = arg;
+
+	dkim_signer_feed(&r->sg, p, n);
+	if (r->sg.err)
+		return r->from_rc = r->sg.err;	/* the header section too long: nothing to sign */
+	if (r->from_rc == 1 && dkim_signer_in_body(&r->sg)) {
+		r->from_rc = dkim_signer_from(&r->sg, r->domain, sizeof(r->domain));
+		/* no keys for that domain: the body need not be read at all */
+		if (!r->from_rc && !dkim_keyset_find(r->ks, r->domain, TLS_KEY_ED25519) &&
+		    !dkim_keyset_find(r->ks, r->domain, TLS_KEY_RSA))
+			return ERR_NOTFOUND;
+	}
+	return r->from_rc == 1 ? 0 : r->from_rc;	/* a From: that cannot be signed: stop too */
+}
+
+/* Why a message with keys for no From: domain goes unsigned, for the log. */
+static const char *
+dkim_unsigned_reason(int rc)
+{
+	switch (rc) {
+	case ERR_NOTFOUND: return "no From: address";
+	case ERR_SYNTAX: return "not one From: address with a host name domain";
+	case ERR_LIMIT: return "header section too long";
+	default: return err_str(rc);
+	}
+}
+
+/*
+ * DKIM (RFC 6376, RFC 8463): a message submitted after AUTH with a remote
+ * recipient, whose single From: address has a domain with keys, gets an
+ * Ed25519-SHA256 and an RSA-SHA256 signature, once, at acceptance. They go
+ * right after our Return-Path line, which the relay drops: what is sent is
+ * the signatures, the rest of the prefix and the message, all signed over.
+ * The message is read back from the spool in pieces (spool_each), so memory
+ * stays bounded by the signer's DKIM_HEAD_MAX. On the worker: hashing the
+ * largest message (smtp.max_message_size) from the spool file costs it
+ * about as long as writing it there did.
+ */
+static void
+dkim_sign(struct smtp_session *s, struct buf *prefix)
+{
+	static const enum tls_key_alg algs[] = { TLS_KEY_ED25519, TLS_KEY_RSA };
+	struct conn *c = s->conn;
+	struct smtp_txn *t = s->txn;
+	struct dkim_keyset *ks;
+	struct dkim_read r;
+	struct buf out;
+	char selectors[2 * DKIM_SELECTOR_MAX + 2] = "";
+	const unsigned char *rest;
+	size_t first, i;
+	int rc;
+
+	if (!s->authenticated || !t->nremote || !(ks = dkim_keys_current()))
+		return;
+	if (!dkim_keyset_count(ks)) {
+		dkim_keyset_unref(ks);
+		return;
+	}
+	/* the signed part: the prefix after its Return-Path line, then the message */
+	rest = memchr(prefix->data, '\n', prefix->len);
+	ASSERT(rest);
+	first = (size_t)(rest + 1 - prefix->data);
+	buf_init(&out, 0);
+	r.ks = ks;
+	r.from_rc = 1;
+	rc = dkim_signer_init(&r.sg);
+	if (!rc)
+		rc = dkim_feed(&r, prefix->data + first, prefix->len - first);
+	if (!rc)
+		rc = spool_each(&t->spool, dkim_feed, &r);
+	if (!rc && r.from_rc == 1)	/* a message without a body: the header ends at its end */
+		rc = r.from_rc = dkim_signer_from(&r.sg, r.domain, sizeof(r.domain));
+	if (rc && rc == r.from_rc)	/* not "no keys for the domain": that is silent */
+		log_msg(LOG_LEVEL_INFO, "sid=%s event=dkim_unsigned reason=\"%s\"", c->sid, dkim_unsigned_reason(rc));
+	for (i = 0; !rc && i < sizeof(algs) / sizeof(algs[0]); i++) {
+		const struct dkim_key *k = dkim_keyset_find(ks, r.domain, algs[i]);
+
+		if (!k)
+			continue;
+		if ((rc = dkim_signer_sign(&r.sg, k, (uint64_t)time(NULL), &out)))
+			log_msg(LOG_LEVEL_ERR, "sid=%s event=dkim_unsigned domain=%s error=\"%s\"", c->sid, r.domain, err_str(rc));
+		else
+			snprintf(selectors + strlen(selectors), sizeof(selectors) - strlen(selectors), "%s%s",
+			    *selectors ? "," : "", k->selector);
+	}
+	if (!rc && out.len) {
+		struct buf next;
+
+		buf_init(&next, 0);
+		buf_append(&next, prefix->data, first);
+		buf_append(&next, out.data, out.len);
+		buf_append(&next, prefix->data + first, prefix->len - first);
+		if (!next.err) {
+			buf_free(prefix);
+			*prefix = next;
+			log_msg(LOG_LEVEL_INFO, "sid=%s event=dkim_signed domain=%s selectors=%s", c->sid, r.domain, selectors);
+		} else {
+			buf_free(&next);
+		}
+	}
+	/* a failure leaves the message unsigned, never refused: receivers treat it as before */
+	dkim_signer_free(&r.sg);
+	buf_free(&out);
+	dkim_keyset_unref(ks);
+}
+
 /* Alias members whose copy the commit queued, for lack of room in their mailbox. */
 static void
 log_deferred(const struct delivery *d)
@@ -773,6 +891,7 @@ delivery_new(struct smtp_session *s)
 	d->txn = t;
 	buf_init(&d->prefix, 0);
 	build_prefix(s, &d->prefix);
+	dkim_sign(s, &d->prefix);
 	s->txn = NULL;	/* the delivery owns it now */
 	d->req.op = STORE_OP_DELIVER;
 	d->req.u.deliver.prefix = d->prefix.data;

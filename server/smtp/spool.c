@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "server/smtp/spool.h"
 #include "core/compat.h"
 
@@ -61,6 +63,34 @@ spool_emit(void *arg, const unsigned char *p, size_t n)
 		p += w;
 		n -= (size_t)w;
 	}
+}
+
+int
+spool_each(const struct spool *sp, int (*fn)(void *arg, const unsigned char *p, size_t n), void *arg)
+{
+	unsigned char *piece;
+	uint64_t off = 0;
+	int rc = 0;
+
+	if (sp->fd < 0)
+		return sp->mem.len ? fn(arg, sp->mem.data, sp->mem.len) : 0;
+	piece = xmalloc(SPOOL_READ_PIECE);
+	while (!rc && off < sp->len) {
+		size_t want = sp->len - off < SPOOL_READ_PIECE ? (size_t)(sp->len - off) : SPOOL_READ_PIECE;
+		ssize_t got = pread(sp->fd, piece, want, (off_t)off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			log_msg(LOG_LEVEL_ERR, "event=spool error=\"%s\"", got < 0 ? strerror(errno) : "short file");
+			rc = ERR_IO;
+			break;
+		}
+		rc = fn(arg, piece, (size_t)got);
+		off += (uint64_t)got;
+	}
+	free(piece);
+	return rc;
 }
 
 void

@@ -46,6 +46,17 @@ void spool_begin(struct spool *sp);
  */
 void spool_emit(void *arg, const unsigned char *p, size_t n);
 
+/* A message read back in pieces of at most this size (the file case): bounded memory. */
+#define SPOOL_READ_PIECE (64 * 1024)
+
+/*
+ * The message taken so far, from its first octet, given to fn in order in
+ * pieces (one for a message in memory, SPOOL_READ_PIECE at most from the
+ * file). The spool is not changed. 0, ERR_IO (a read failed; logged), or
+ * fn's first non-zero return.
+ */
+int spool_each(const struct spool *sp, int (*fn)(void *arg, const unsigned char *p, size_t n), void *arg);
+
 /* Free the memory and close the file. The spool can then only be freed again. */
 void spool_free(struct spool *sp);
 

@@ -215,6 +215,7 @@ class Server:
                 'user = "%s";\n' % server_user() +
                 'storage = { path = "%s"; };\n' % os.path.join(self.dir, "store") +
                 'tls = { certificate = "%s"; key = "%s"; };\n' % (self.cert, self.key) +
+                'dkim = { directory = "%s"; };\n' % os.path.join(self.dir, "dkim") +
                 group("limits", limits) + group("auth", auth) + group("smtp", smtp) +
                 group("relay", relay) +
                 "listen = (\n%s\n);\n" % listen + extra)
@@ -373,3 +374,15 @@ def main(namespace):
                 print("# " + line)
         sys.stdout.flush()
     print("1..%d" % len(tests))
+
+
+def dkim_txt_records(srv):
+    """The DKIM TXT records of srv's keys (postiectl dkim list --dns), as
+    {b"selector._domainkey.domain.": b"v=DKIM1; k=...; p=..."}."""
+    rc, out, err = srv.ctl("dkim", "list", "--dns")
+    assert rc == 0, err
+    records = {}
+    for line in out.splitlines():
+        name, _, rest = line.partition(" IN TXT ")
+        records[name.encode()] = "".join(re.findall(r'"([^"]*)"', rest)).encode()
+    return records

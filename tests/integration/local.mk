@@ -1,5 +1,5 @@
 # integration tests: the real postied on loopback, real clients (TAP via harness.py)
-INTEGRATION_TESTS = tests/integration/test_core.py tests/integration/test_postiectl.py tests/integration/test_auth.py tests/integration/test_pop3.py tests/integration/test_smtp.py tests/integration/test_delivery.py
+INTEGRATION_TESTS = tests/integration/test_core.py tests/integration/test_postiectl.py tests/integration/test_auth.py tests/integration/test_pop3.py tests/integration/test_smtp.py tests/integration/test_delivery.py tests/integration/test_dkim.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += tests/integration/harness.py tests/integration/clients.py tests/integration/sinks.py $(INTEGRATION_TESTS) tools/dev .ci/run \
 	tests/dev/lib.sh tests/dev/test_first_run.sh tests/dev/test_tsan.sh tests/dev/test_fuzz.sh

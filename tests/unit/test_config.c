@@ -80,6 +80,11 @@ test_defaults(void)
 	CHECK(cfg->storage.map_size == (uint64_t)1 << 30);
 	CHECK(cfg->smtp.sender_must_match && !cfg->auth.allow_plaintext_loopback);
 	CHECK(strncmp(cfg->tls.priority, "NORMAL:-VERS-ALL:+VERS-TLS1.3", 29) == 0);
+	CHECK(strcmp(cfg->dkim.directory, SYSCONFDIR "/postie/dkim") == 0);
+	config_unref(cfg);
+	cfg = NULL;
+	CHECK(load("dkim = { directory = \"/srv/dkim\"; };\n", false, &cfg) == 0 && cfg &&
+	    strcmp(cfg->dkim.directory, "/srv/dkim") == 0);
 	CHECK(config_is_local_domain(cfg, span_cstr("EXAMPLE.test")));
 	CHECK(!config_is_local_domain(cfg, span_cstr("example.tes")));
 	CHECK(config_threads(cfg) >= 1);
