@@ -38,7 +38,7 @@
 #define PAM_WRAPPER_LIB "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so"
 #define PAM_MATRIX "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so"
 #define PAM_MODDIR "/usr/lib/x86_64-linux-gnu/security/"
-#define WAIT_S 10	/* no single answer may take longer */
+#define WAIT_S 30	/* no single answer may take longer (a bound, not a pace: polls end at the event) */
 
 static char dir[TESTLIB_DIR_MAX], helper[512];
 
