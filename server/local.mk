@@ -98,3 +98,13 @@ check_PROGRAMS += tests/unit/test_notify
 TESTS += tests/unit/test_notify
 tests_unit_test_notify_SOURCES = tests/unit/test_notify.c
 tests_unit_test_notify_LDADD = tests/unit/libtesthelp.a server/libserver.a core/libcore.a
+
+# conn.c and worker.c for real, with a GnuTLS client: a TLS read that must write
+check_PROGRAMS += tests/unit/test_conn_tls
+TESTS += tests/unit/test_conn_tls
+tests_unit_test_conn_tls_SOURCES = tests/unit/test_conn_tls.c
+tests_unit_test_conn_tls_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS) $(PTHREAD_CFLAGS) -I$(top_srcdir)/tests/unit
+# (the test helpers last: their fake_conn.o must not stand in for conn.c here)
+tests_unit_test_conn_tls_LDADD = server/libserver.a $(DELIVERY_LIBS) auth/libauth.a \
+	server/libtls.a storage/libstore.a core/libconf.a core/libcore.a tests/unit/libtesthelp.a \
+	$(GNUTLS_LIBS) $(LMDB_LIBS) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
