@@ -7,5 +7,5 @@ EXTRA_DIST += tests/integration/harness.py tests/integration/clients.py tests/in
 # a fixture: puts messages into a mailbox without SMTP
 check_PROGRAMS += tests/integration/postie-seed
 tests_integration_postie_seed_SOURCES = tests/integration/seed.c
-tests_integration_postie_seed_LDADD = $(STORE_LIBS)
-tests_integration_postie_seed_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS)
+tests_integration_postie_seed_LDADD = tests/unit/libtesthelp.a $(STORE_LIBS)
+tests_integration_postie_seed_CFLAGS = $(AM_CFLAGS) $(PTHREAD_CFLAGS) -I$(top_srcdir)/tests/unit

@@ -186,59 +186,11 @@ test_maildrop(void)
 	fake_server.store = NULL;
 }
 
-/* Deliveries waiting for their commit (deliver_many), on the store's writer thread. */
-struct window {
-	pthread_mutex_t m;
-	pthread_cond_t c;
-	size_t pending;
-	int rc;		/* the first failure */
-};
-
-static void
-delivered(void *arg, int rc)
-{
-	struct window *w = arg;
-
-	pthread_mutex_lock(&w->m);
-	if (rc && !w->rc)
-		w->rc = rc;
-	w->pending--;
-	pthread_cond_signal(&w->c);
-	pthread_mutex_unlock(&w->m);
-}
-
-/* n copies of text for alice, a window at a time, so that they share commits. */
+/* n copies of text for alice, sharing group commits. */
 static void
 deliver_many(const char *text, size_t n)
 {
-	static struct store_req reqs[256];
-	static const char *alice[] = { "alice" };	/* read by the writer: outlives the loop */
-	struct window w = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
-	size_t i, j;
-
-	for (i = 0; i < n; i += j) {
-		for (j = 0; j < sizeof(reqs) / sizeof(reqs[0]) && i + j < n; j++) {
-			struct store_req *r = &reqs[j];
-
-			memset(r, 0, sizeof(*r));
-			r->op = STORE_OP_DELIVER;
-			r->u.deliver.mem = (const unsigned char *)text;
-			r->u.deliver.mem_len = strlen(text);
-			r->u.deliver.fd = -1;
-			r->u.deliver.logins = alice;
-			r->u.deliver.nlogins = 1;
-			pthread_mutex_lock(&w.m);
-			w.pending++;
-			pthread_mutex_unlock(&w.m);
-			if (store_submit(fake_server.store, r, delivered, &w))
-				delivered(&w, ERR_STATE);
-		}
-		pthread_mutex_lock(&w.m);
-		while (w.pending)
-			pthread_cond_wait(&w.c, &w.m);
-		pthread_mutex_unlock(&w.m);
-	}
-	CHECK(w.rc == 0);
+	CHECK(testlib_deliver_copies(fake_server.store, "alice", text, -1, 0, n) == 0);
 }
 
 /* Consume want at *p; false (and *p unchanged) when it is not there. */

@@ -74,4 +74,14 @@ void testlib_store_close(struct testlib_store *ts);
  */
 int testlib_deliver(struct store *st, const char *login, const char *text);
 
+/*
+ * count copies of one message for login, TESTLIB_COPIES_WINDOW requests in
+ * flight at a time so that they share group commits: the text when fd < 0,
+ * else fd_len octets read from fd (with pread: the copies share it).
+ * Returns 0 or the first error.
+ */
+#define TESTLIB_COPIES_WINDOW 256
+int testlib_deliver_copies(struct store *st, const char *login, const char *text, int fd, uint64_t fd_len,
+    size_t count);
+
 #endif
