@@ -59,8 +59,6 @@ child_thread(void *p)
 
 	for (i = 0;; i++) {
 		char login[16], text[128];
-		const char *logins[1] = { login };
-		struct store_req r;
 		struct ack a;
 
 		a.round = round;
@@ -68,14 +66,7 @@ child_thread(void *p)
 		a.mailbox = (uint8_t)(rand_r(&seed) % MAILBOXES);
 		login_of(a.mailbox, login, sizeof(login));
 		snprintf(text, sizeof(text), "X-Id: %u-%u\r\n\r\nbody %u\r\n", a.round, a.serial, i);
-		memset(&r, 0, sizeof(r));
-		r.op = STORE_OP_DELIVER;
-		r.u.deliver.mem = (const unsigned char *)text;
-		r.u.deliver.mem_len = strlen(text);
-		r.u.deliver.fd = -1;
-		r.u.deliver.logins = logins;
-		r.u.deliver.nlogins = 1;
-		if (store_submit_wait(child_store, &r) == 0)
+		if (testlib_deliver(child_store, login, text) == 0)
 			if (write(ack_fd, &a, sizeof(a)) != sizeof(a))	/* atomic: < PIPE_BUF */
 				_exit(3);
 	}
